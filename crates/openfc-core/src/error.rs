@@ -1,0 +1,51 @@
+//! Domain errors. The API layer maps each variant to a wire code with one exhaustive `match`.
+
+use crate::ports::{BlobError, MetaError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("payload size exceeds maximum allowed size ({0} bytes)")]
+    EntityTooLarge(u64),
+    #[error("service '{0}' does not exist")]
+    ServiceNotFound(String),
+    #[error("function '{function}' does not exist in service '{service}'")]
+    FunctionNotFound { service: String, function: String },
+    #[error("service '{0}' already exists")]
+    ServiceAlreadyExists(String),
+    #[error("function '{function}' already exists in service '{service}'")]
+    FunctionAlreadyExists { service: String, function: String },
+    #[error("service '{service}' is not empty: {detail}")]
+    ServiceNotEmpty { service: String, detail: String },
+    #[error("the resource being modified has been changed")]
+    PreconditionFailed,
+    #[error("version '{qualifier}' of service '{service}' does not exist")]
+    VersionNotFound { service: String, qualifier: String },
+    #[error("alias '{qualifier}' of service '{service}' does not exist")]
+    AliasNotFound { service: String, qualifier: String },
+    /// A failure of a backend or of openfc itself; the detail is logged, never sent.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl CoreError {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        CoreError::InvalidArgument(msg.into())
+    }
+}
+
+impl From<BlobError> for CoreError {
+    fn from(e: BlobError) -> Self {
+        CoreError::Internal(format!("code store: {e}"))
+    }
+}
+
+/// Meta errors that reach here unhandled are internal; each use case converts the semantic ones itself.
+impl From<MetaError> for CoreError {
+    fn from(e: MetaError) -> Self {
+        CoreError::Internal(format!("metadata store: {e}"))
+    }
+}
+
+pub type CoreResult<T> = Result<T, CoreError>;

@@ -1,0 +1,16 @@
+//! The domain of openfc: FC 2.0 resources (services, functions, code packages), their validation rules and
+//! defaults, the use cases that act on them, and the ports (`MetaStore`, `CodeStore`, `Clock`) that backends
+//! implement. It also holds the wire vocabulary that does no I/O: the error-code table and lenient JSON decoding.
+//! Nothing here knows about HTTP frameworks, SQL drivers or process APIs.
+
+pub mod code;
+pub mod error;
+pub mod function;
+pub mod names;
+pub mod page;
+pub mod ports;
+pub mod service;
+pub mod usecase;
+pub mod wire;
+
+pub use error::CoreError;

@@ -1,0 +1,118 @@
+//! Validated resource names. Past the edge, code takes these newtypes rather than `&str`.
+
+use crate::error::CoreError;
+use std::fmt;
+
+/// FC name rule: `[A-Za-z_][A-Za-z0-9_-]*` within a length range.
+fn check_name(kind: &str, value: &str, max: usize) -> Result<(), CoreError> {
+    let ok_len = !value.is_empty() && value.len() <= max;
+    let mut chars = value.chars();
+    let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    let ok_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok_len && ok_first && ok_rest {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(format!(
+            "{kind} name '{value}' is invalid: it must be 1 to {max} characters of letters, digits, '_' and '-', \
+             and start with a letter or '_'"
+        )))
+    }
+}
+
+macro_rules! name_type {
+    ($ty:ident, $kind:literal, $max:literal) => {
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $ty(String);
+
+        impl $ty {
+            pub const MAX_LEN: usize = $max;
+            pub fn parse(value: &str) -> Result<Self, CoreError> {
+                check_name($kind, value, $max)?;
+                Ok(Self(value.to_owned()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+name_type!(ServiceName, "service", 128);
+name_type!(FunctionName, "function", 64);
+
+/// What a request addresses: `LATEST`, a version id or an alias name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Qualifier {
+    Latest,
+    Version(u64),
+    Alias(String),
+}
+
+impl Qualifier {
+    pub fn parse(value: &str) -> Result<Self, CoreError> {
+        if value.is_empty() || value == "LATEST" {
+            return Ok(Qualifier::Latest);
+        }
+        if value.bytes().all(|b| b.is_ascii_digit()) {
+            return value
+                .parse()
+                .map(Qualifier::Version)
+                .map_err(|_| CoreError::invalid(format!("qualifier '{value}' is invalid")));
+        }
+        check_name("alias", value, 128)?;
+        Ok(Qualifier::Alias(value.to_owned()))
+    }
+}
+
+impl fmt::Display for Qualifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Qualifier::Latest => f.write_str("LATEST"),
+            Qualifier::Version(v) => write!(f, "{v}"),
+            Qualifier::Alias(a) => f.write_str(a),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(value: &str, service_ok: bool, function_ok: bool) {
+        assert_eq!(ServiceName::parse(value).is_ok(), service_ok, "service {value:?}");
+        assert_eq!(FunctionName::parse(value).is_ok(), function_ok, "function {value:?}");
+    }
+
+    #[test]
+    fn name_rules() {
+        check("svc", true, true);
+        check("_a-b_9", true, true);
+        check("A", true, true);
+        check("", false, false);
+        check("9abc", false, false);
+        check("-abc", false, false);
+        check("a.b", false, false);
+        check("a b", false, false);
+        check("é", false, false);
+        check(&"a".repeat(64), true, true);
+        check(&"a".repeat(65), true, false);
+        check(&"a".repeat(128), true, false);
+        check(&"a".repeat(129), false, false);
+    }
+
+    #[test]
+    fn qualifiers() {
+        assert_eq!(Qualifier::parse("LATEST").unwrap(), Qualifier::Latest);
+        assert_eq!(Qualifier::parse("").unwrap(), Qualifier::Latest);
+        assert_eq!(Qualifier::parse("12").unwrap(), Qualifier::Version(12));
+        assert_eq!(Qualifier::parse("prod").unwrap(), Qualifier::Alias("prod".into()));
+        assert!(Qualifier::parse("a.b").is_err());
+        assert!(Qualifier::parse("99999999999999999999999").is_err());
+    }
+}

@@ -1,0 +1,418 @@
+//! The use cases behind each FC operation, on top of the ports. Handlers call these with validated
+//! names and the raw body; everything FC-specific about the resources is decided here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+
+use crate::code::{self, Package, PackageLimits};
+use crate::error::{CoreError, CoreResult};
+use crate::function::{CodeSource, FunctionFields, parse_function_request};
+use crate::names::{FunctionName, Qualifier, ServiceName};
+use crate::page::PageQuery;
+use crate::ports::{
+    Clock, CodeRef, CodeStore, FunctionRecord, MetaError, MetaStore, ServiceRecord, TouchOutcome,
+};
+use crate::service::{SERVICE_SHAPE, ServiceFields};
+use crate::wire::lenient::parse_body;
+
+/// How often an unconditional update is retried when a concurrent writer got there first.
+const UPDATE_ATTEMPTS: usize = 8;
+
+pub struct Fc {
+    pub meta: Arc<dyn MetaStore>,
+    pub code: Arc<dyn CodeStore>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: PackageLimits,
+    /// Unreferenced packages younger than this are never collected (uploads in flight reference them soon).
+    pub gc_grace: Duration,
+}
+
+fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// `If-Match` values may arrive quoted.
+fn etag_matches(if_match: Option<&str>, etag: &str) -> bool {
+    if_match.is_none_or(|m| m.trim().trim_matches('"') == etag || m.trim() == "*")
+}
+
+fn to_config<T: serde::Serialize>(fields: &T) -> CoreResult<Value> {
+    serde_json::to_value(fields).map_err(|e| CoreError::Internal(format!("serialise config: {e}")))
+}
+
+fn from_config<T: serde::de::DeserializeOwned>(config: &Value) -> CoreResult<T> {
+    serde_json::from_value(config.clone()).map_err(|e| CoreError::Internal(format!("stored config unreadable: {e}")))
+}
+
+/// Only LATEST exists until versions and aliases land; other qualifiers name something missing.
+fn require_latest(service: &ServiceName, qualifier: &Qualifier) -> CoreResult<()> {
+    match qualifier {
+        Qualifier::Latest => Ok(()),
+        Qualifier::Version(_) => {
+            Err(CoreError::VersionNotFound { service: service.to_string(), qualifier: qualifier.to_string() })
+        }
+        Qualifier::Alias(_) => {
+            Err(CoreError::AliasNotFound { service: service.to_string(), qualifier: qualifier.to_string() })
+        }
+    }
+}
+
+/// A package named by a request, before or after it is read.
+enum PackageInput {
+    Ready(Package),
+    Oss { bucket: String, object: String },
+}
+
+impl Fc {
+    pub fn timestamp(&self) -> String {
+        let now = self.clock.now();
+        let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
+        now.format(&Rfc3339).unwrap_or_default()
+    }
+
+    fn service_missing(name: &ServiceName) -> impl Fn(MetaError) -> CoreError + '_ {
+        move |e| match e {
+            MetaError::NotFound => CoreError::ServiceNotFound(name.to_string()),
+            other => other.into(),
+        }
+    }
+
+    fn function_missing<'a>(svc: &'a ServiceName, f: &'a FunctionName) -> impl Fn(MetaError) -> CoreError + 'a {
+        move |e| match e {
+            MetaError::NotFound => {
+                CoreError::FunctionNotFound { service: svc.to_string(), function: f.to_string() }
+            }
+            other => other.into(),
+        }
+    }
+
+    // ---- services ----
+
+    pub async fn create_service(&self, account: &str, body: &[u8]) -> CoreResult<ServiceRecord> {
+        let fields: ServiceFields = parse_body(body, &SERVICE_SHAPE)?;
+        let name = ServiceName::parse(
+            fields.service_name.as_deref().ok_or_else(|| CoreError::invalid("serviceName is required"))?,
+        )?;
+        let fields = fields.with_defaults();
+        fields.validate()?;
+        let now = self.timestamp();
+        let rec = ServiceRecord {
+            account_id: account.to_owned(),
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4().to_string(),
+            config: to_config(&fields)?,
+            etag: new_etag(),
+            created_time: now.clone(),
+            modified_time: now,
+        };
+        self.meta.create_service(&rec).await.map_err(|e| match e {
+            MetaError::AlreadyExists => CoreError::ServiceAlreadyExists(name.to_string()),
+            other => other.into(),
+        })?;
+        Ok(rec)
+    }
+
+    pub async fn get_service(&self, account: &str, name: &ServiceName, q: &Qualifier) -> CoreResult<ServiceRecord> {
+        let rec = self.meta.get_service(account, name.as_str()).await.map_err(Self::service_missing(name))?;
+        require_latest(name, q)?;
+        Ok(rec)
+    }
+
+    pub async fn update_service(
+        &self,
+        account: &str,
+        name: &ServiceName,
+        if_match: Option<&str>,
+        body: &[u8],
+    ) -> CoreResult<ServiceRecord> {
+        let patch: ServiceFields = parse_body(body, &SERVICE_SHAPE)?;
+        patch.validate()?;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let mut rec = self.meta.get_service(account, name.as_str()).await.map_err(Self::service_missing(name))?;
+            if !etag_matches(if_match, &rec.etag) {
+                return Err(CoreError::PreconditionFailed);
+            }
+            let mut fields: ServiceFields = from_config(&rec.config)?;
+            fields.apply(patch.clone());
+            fields.validate()?;
+            let expected = std::mem::replace(&mut rec.etag, new_etag());
+            rec.config = to_config(&fields)?;
+            rec.modified_time = self.timestamp();
+            match self.meta.update_service(&rec, &expected).await {
+                Ok(()) => return Ok(rec),
+                Err(MetaError::PreconditionFailed) if if_match.is_none() => continue,
+                Err(MetaError::PreconditionFailed) => return Err(CoreError::PreconditionFailed),
+                Err(e) => return Err(Self::service_missing(name)(e)),
+            }
+        }
+        Err(CoreError::Internal(format!("service '{name}' kept changing during the update")))
+    }
+
+    pub async fn delete_service(&self, account: &str, name: &ServiceName, if_match: Option<&str>) -> CoreResult<()> {
+        let rec = self.meta.get_service(account, name.as_str()).await.map_err(Self::service_missing(name))?;
+        if !etag_matches(if_match, &rec.etag) {
+            return Err(CoreError::PreconditionFailed);
+        }
+        let not_empty = |n: u64| CoreError::ServiceNotEmpty {
+            service: name.to_string(),
+            detail: format!("it still has {n} function(s); delete them first"),
+        };
+        let functions = self.meta.count_functions(account, name.as_str()).await?;
+        if functions > 0 {
+            return Err(not_empty(functions));
+        }
+        match self.meta.delete_service(account, name.as_str(), if_match.map(|m| m.trim_matches('"'))).await {
+            Ok(()) => Ok(()),
+            Err(MetaError::Conflict(_)) => Err(not_empty(self.meta.count_functions(account, name.as_str()).await?)),
+            Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
+            Err(e) => Err(Self::service_missing(name)(e)),
+        }
+    }
+
+    pub async fn list_services(
+        &self,
+        account: &str,
+        page: &PageQuery,
+    ) -> CoreResult<(Vec<ServiceRecord>, Option<String>)> {
+        let items = self.meta.list_services(account, page).await?;
+        Ok(page.finish(items, |s| &s.name))
+    }
+
+    // ---- functions ----
+
+    pub async fn create_function(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        body: Bytes,
+        checksum_header: Option<&str>,
+    ) -> CoreResult<FunctionRecord> {
+        self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
+        let (fields, package) = self.parse_function_body(body).await?;
+        let name = FunctionName::parse(
+            fields.function_name.as_deref().ok_or_else(|| CoreError::invalid("functionName is required"))?,
+        )?;
+        let fields = fields.with_defaults();
+        fields.validate()?;
+        let code = match package {
+            Some(input) => Some(self.store_package(input, checksum_header).await?),
+            None if fields.is_container() => None,
+            None => return Err(CoreError::invalid("code is required: give code.zipFile or code.ossBucketName/ossObjectName")),
+        };
+        let now = self.timestamp();
+        let rec = FunctionRecord {
+            account_id: account.to_owned(),
+            service_name: service.to_string(),
+            name: name.to_string(),
+            id: uuid::Uuid::new_v4().to_string(),
+            config: to_config(&fields)?,
+            code,
+            etag: new_etag(),
+            created_time: now.clone(),
+            modified_time: now,
+        };
+        self.meta.create_function(&rec).await.map_err(|e| match e {
+            MetaError::AlreadyExists => {
+                CoreError::FunctionAlreadyExists { service: service.to_string(), function: name.to_string() }
+            }
+            MetaError::NotFound | MetaError::Conflict(_) => CoreError::ServiceNotFound(service.to_string()),
+            other => other.into(),
+        })?;
+        Ok(rec)
+    }
+
+    pub async fn get_function(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        name: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<FunctionRecord> {
+        self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
+        require_latest(service, q)?;
+        self.meta
+            .get_function(account, service.as_str(), name.as_str())
+            .await
+            .map_err(Self::function_missing(service, name))
+    }
+
+    pub async fn get_function_code(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        name: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<CodeRef> {
+        let rec = self.get_function(account, service, name, q).await?;
+        rec.code.ok_or_else(|| CoreError::invalid(format!("function '{name}' has no code package (custom-container)")))
+    }
+
+    pub async fn update_function(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        name: &FunctionName,
+        if_match: Option<&str>,
+        body: Bytes,
+        checksum_header: Option<&str>,
+    ) -> CoreResult<FunctionRecord> {
+        let current = self.get_function(account, service, name, &Qualifier::Latest).await?;
+        if !etag_matches(if_match, &current.etag) {
+            return Err(CoreError::PreconditionFailed);
+        }
+        let (patch, package) = self.parse_function_body(body).await?;
+        let new_code = match package {
+            Some(input) => Some(self.store_package(input, checksum_header).await?),
+            None => None,
+        };
+        for _ in 0..UPDATE_ATTEMPTS {
+            let mut rec = self
+                .meta
+                .get_function(account, service.as_str(), name.as_str())
+                .await
+                .map_err(Self::function_missing(service, name))?;
+            if !etag_matches(if_match, &rec.etag) {
+                return Err(CoreError::PreconditionFailed);
+            }
+            let mut fields: FunctionFields = from_config(&rec.config)?;
+            fields.apply(patch.clone());
+            fields.validate()?;
+            if let Some(code) = &new_code {
+                rec.code = Some(code.clone());
+            }
+            let expected = std::mem::replace(&mut rec.etag, new_etag());
+            rec.config = to_config(&fields)?;
+            rec.modified_time = self.timestamp();
+            match self.meta.update_function(&rec, &expected).await {
+                Ok(()) => return Ok(rec),
+                Err(MetaError::PreconditionFailed) if if_match.is_none() => continue,
+                Err(MetaError::PreconditionFailed) => return Err(CoreError::PreconditionFailed),
+                Err(e) => return Err(Self::function_missing(service, name)(e)),
+            }
+        }
+        Err(CoreError::Internal(format!("function '{name}' kept changing during the update")))
+    }
+
+    pub async fn delete_function(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        name: &FunctionName,
+        if_match: Option<&str>,
+    ) -> CoreResult<()> {
+        let rec = self.get_function(account, service, name, &Qualifier::Latest).await?;
+        if !etag_matches(if_match, &rec.etag) {
+            return Err(CoreError::PreconditionFailed);
+        }
+        match self.meta.delete_function(account, service.as_str(), name.as_str(), Some(&rec.etag)).await {
+            Ok(()) => Ok(()),
+            Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
+            Err(e) => Err(Self::function_missing(service, name)(e)),
+        }
+    }
+
+    pub async fn list_functions(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        q: &Qualifier,
+        page: &PageQuery,
+    ) -> CoreResult<(Vec<FunctionRecord>, Option<String>)> {
+        self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
+        require_latest(service, q)?;
+        let items = self.meta.list_functions(account, service.as_str(), page).await?;
+        Ok(page.finish(items, |f| &f.name))
+    }
+
+    // ---- code packages ----
+
+    /// Parses a function body off the async runtime: decoding and checking a large package is CPU work.
+    async fn parse_function_body(&self, body: Bytes) -> CoreResult<(FunctionFields, Option<PackageInput>)> {
+        let limits = self.limits;
+        tokio::task::spawn_blocking(move || {
+            let req = parse_function_request(&body)?;
+            let package = match req.code {
+                None => None,
+                Some(CodeSource::Zip(text)) => {
+                    let bytes = code::decode_zip_file(&text, limits.max_size)?;
+                    Some(PackageInput::Ready(code::inspect(Bytes::from(bytes), &limits)?))
+                }
+                Some(CodeSource::Oss { bucket, object }) => Some(PackageInput::Oss { bucket, object }),
+            };
+            Ok((req.fields, package))
+        })
+        .await
+        .map_err(|e| CoreError::Internal(format!("package task failed: {e}")))?
+    }
+
+    /// Stores a package once (content-addressed) after checking it against the client's checksum.
+    async fn store_package(&self, input: PackageInput, checksum_header: Option<&str>) -> CoreResult<CodeRef> {
+        let package = match input {
+            PackageInput::Ready(p) => p,
+            PackageInput::Oss { bucket, object } => {
+                let bytes = self.code.read_external(&bucket, &object, self.limits.max_size).await.map_err(|e| {
+                    match e {
+                        crate::ports::BlobError::NotFound => CoreError::invalid(format!(
+                            "the code object '{object}' does not exist in bucket '{bucket}'"
+                        )),
+                        crate::ports::BlobError::TooLarge(max) => CoreError::EntityTooLarge(max),
+                        other => other.into(),
+                    }
+                })?;
+                let limits = self.limits;
+                tokio::task::spawn_blocking(move || code::inspect(bytes, &limits))
+                    .await
+                    .map_err(|e| CoreError::Internal(format!("package task failed: {e}")))??
+            }
+        };
+        if let Some(expected) = checksum_header.map(str::trim).filter(|s| !s.is_empty()) {
+            let actual = package.code.checksum.to_string();
+            if expected != actual {
+                return Err(CoreError::invalid(format!(
+                    "X-Fc-Code-Checksum '{expected}' does not match the code package's CRC-64 checksum '{actual}'"
+                )));
+            }
+        }
+        self.pin_package(&package.code).await?;
+        if !self.code.exists(&package.code.key).await? {
+            self.code.put(&package.code.key, package.bytes).await?;
+        }
+        Ok(package.code)
+    }
+
+    /// Renews the package's grace period so no collector deletes it before the function row references it.
+    async fn pin_package(&self, code: &CodeRef) -> CoreResult<()> {
+        for _ in 0..200 {
+            match self.meta.touch_package(code, self.clock.now().unix_timestamp()).await? {
+                TouchOutcome::Live => return Ok(()),
+                TouchOutcome::BeingDeleted => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        Err(CoreError::Internal(format!("package {} stayed in deletion", code.key)))
+    }
+
+    /// Deletes packages nothing references any more. Returns how many were deleted.
+    pub async fn collect_garbage(&self) -> CoreResult<usize> {
+        let now = self.clock.now().unix_timestamp();
+        let cutoff = now - self.gc_grace.as_secs() as i64;
+        let mut deleted = 0;
+        loop {
+            let keys = self.meta.claim_garbage(cutoff, now, 100).await?;
+            if keys.is_empty() {
+                return Ok(deleted);
+            }
+            for key in keys {
+                match self.code.delete(&key).await {
+                    Ok(()) | Err(crate::ports::BlobError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.meta.forget_package(&key).await?;
+                deleted += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit/conformance tests (cargo nextest) and the end-to-end suite (pytest driving a
+# real `openfc` binary with the official SDKs). CI runs this through .ci/run.
+#
+# Usage: scripts/test.sh [--infra-only | --no-nextest] [PYTEST ARGS...]
+#   --infra-only  set up the venv, PostgreSQL and moto, check them, collect the e2e tests, tear down; no cargo
+#   --no-nextest  build the binary and run only the e2e suite
+#   PYTEST ARGS   passed to pytest, e.g. scripts/test.sh --no-nextest -k pagination -x
+#
+# Side effects are confined to .testenv/ (gitignored): the venv, a throw-away PostgreSQL cluster per run and the
+# service logs. Idempotent; the cluster and moto are stopped and the cluster removed on any exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+MODE=all
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --infra-only) MODE=infra; shift ;;
+        --no-nextest) MODE=e2e; shift ;;
+        --) shift; break ;;
+        *) break ;;
+    esac
+done
+
+TESTENV=$ROOT/.testenv
+VENV=$TESTENV/venv
+REQS=$ROOT/tests/e2e/requirements.txt
+mkdir -p "$TESTENV"
+
+PHASE_NAME=
+PHASE_START=$SECONDS
+phase() {
+    phase_end
+    PHASE_NAME=$1
+    PHASE_START=$SECONDS
+    echo "==> [$(date -u +%H:%M:%S)] $PHASE_NAME"
+}
+phase_end() {
+    if [[ -n $PHASE_NAME ]]; then
+        echo "<== $PHASE_NAME: $((SECONDS - PHASE_START))s (total ${SECONDS}s)"
+        PHASE_NAME=
+    fi
+}
+die() { echo "test.sh: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cleanup: registered before anything is started.
+PG_BIN=
+PG_DIR=
+PG_SOCK_DIR=
+PG_STARTED=0
+MOTO_PID=
+as_pg() {
+    if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+cleanup() {
+    local rc=$?
+    set +e
+    phase_end
+    if [[ -n $MOTO_PID ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
+        kill "$MOTO_PID" 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$MOTO_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$MOTO_PID" 2>/dev/null
+    fi
+    if [[ $PG_STARTED -eq 1 ]]; then
+        as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1
+    fi
+    if [[ -n $PG_DIR && -d $PG_DIR ]]; then
+        if [[ $rc -ne 0 && -f $PG_DIR/postgres.log ]]; then
+            echo "--- tail of the PostgreSQL log ($PG_DIR/postgres.log)"; tail -n 20 "$PG_DIR/postgres.log"
+        fi
+        rm -rf "$PG_DIR"
+    fi
+    [[ -n $PG_SOCK_DIR && -d $PG_SOCK_DIR ]] && rm -rf "$PG_SOCK_DIR"
+    echo "test.sh: exit $rc after ${SECONDS}s"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+phase "python venv ($VENV)"
+pick_python() {
+    # Debian's interpreter first (no pyenv shim start-up cost); any python3 >= 3.9 with venv+ensurepip will do.
+    local cand
+    for cand in /usr/bin/python3 python3.11 python3; do
+        if command -v "$cand" >/dev/null 2>&1 &&
+            "$cand" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 9))' >/dev/null 2>&1; then
+            command -v "$cand"; return 0
+        fi
+    done
+    return 1
+}
+if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    BASE_PY=$(pick_python) || {
+        echo "no python3 with venv/ensurepip; installing python3-venv"
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        BASE_PY=$(pick_python) || die "no usable python3"
+    }
+    echo "creating venv with $BASE_PY ($("$BASE_PY" --version 2>&1))"
+    "$BASE_PY" -m venv "$VENV"
+fi
+PY=$VENV/bin/python
+STAMP=$VENV/.requirements.stamp
+WANT_STAMP="$(sha256sum "$REQS" | cut -d' ' -f1) $("$PY" -c 'import sys; print(sys.version.split()[0])')"
+if [[ -f $STAMP && "$(cat "$STAMP")" == "$WANT_STAMP" ]]; then
+    echo "requirements unchanged; skipping pip install"
+else
+    if ! "$PY" -m pip install --disable-pip-version-check --no-input -q -r "$REQS" >"$TESTENV/pip.log" 2>&1; then
+        cat "$TESTENV/pip.log"; die "pip install failed"
+    fi
+    echo "$WANT_STAMP" >"$STAMP"
+fi
+"$PY" -c 'import fc2, alibabacloud_fc_open20210406.client, pytest, requests, moto' || die "venv is incomplete"
+
+# ---------------------------------------------------------------------------------------------------------------
+phase "PostgreSQL (private throw-away cluster)"
+find_pg_bin() {
+    local d
+    [[ -x /usr/lib/postgresql/15/bin/initdb ]] && { echo /usr/lib/postgresql/15/bin; return 0; }
+    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [[ -n $d && -x $d/initdb ]] && { echo "$d"; return 0; }
+    return 1
+}
+if ! PG_BIN=$(find_pg_bin); then
+    echo "PostgreSQL binaries missing; installing the postgresql package"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    PG_BIN=$(find_pg_bin) || die "postgresql installed but no initdb found"
+fi
+if [[ $EUID -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+PG_DIR=$TESTENV/pg-$$
+rm -rf "$PG_DIR"
+mkdir -p "$PG_DIR"
+[[ $EUID -eq 0 ]] && chown postgres: "$PG_DIR"
+# The postgres user must be able to reach the directory; a clone under a private home (e.g. /root) is not.
+if ! as_pg test -w "$PG_DIR" 2>/dev/null; then
+    rm -rf "$PG_DIR"
+    PG_DIR=$(mktemp -d /tmp/openfc-pg.XXXXXX)
+    [[ $EUID -eq 0 ]] && chown postgres: "$PG_DIR"
+    echo "(.testenv is not reachable by the postgres user; cluster in $PG_DIR)"
+fi
+# Unix socket paths are limited to ~107 bytes.
+if [[ ${#PG_DIR} -le 80 ]]; then
+    SOCK=$PG_DIR
+else
+    PG_SOCK_DIR=$(mktemp -d /tmp/openfc-pgsock.XXXXXX)
+    [[ $EUID -eq 0 ]] && chown postgres: "$PG_SOCK_DIR"
+    SOCK=$PG_SOCK_DIR
+fi
+as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 --no-sync >"$PG_DIR/initdb.log" 2>&1 ||
+    { cat "$PG_DIR/initdb.log"; die "initdb failed"; }
+PG_PORT=
+for _ in 1 2 3; do
+    PG_PORT=$(free_port)
+    if as_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w -t 60 \
+        -o "-p $PG_PORT -k $SOCK -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+        start >/dev/null; then
+        PG_STARTED=1
+        break
+    fi
+done
+[[ $PG_STARTED -eq 1 ]] || { tail -n 20 "$PG_DIR/postgres.log"; die "PostgreSQL did not start"; }
+export OPENFC_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+export OPENFC_TEST_PSQL="$PG_BIN/psql"
+"$PG_BIN/psql" "$OPENFC_TEST_DATABASE_URL" -qAtc 'select 1' >/dev/null || die "PostgreSQL does not answer"
+echo "OPENFC_TEST_DATABASE_URL=$OPENFC_TEST_DATABASE_URL ($("$PG_BIN/postgres" --version))"
+
+# ---------------------------------------------------------------------------------------------------------------
+phase "moto S3 server"
+MOTO_LOG=$TESTENV/moto.log
+for _ in 1 2 3; do
+    MOTO_PORT=$(free_port)
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+    MOTO_PID=$!
+    if "$PY" - "$MOTO_PORT" "$MOTO_PID" <<'EOF'
+import os, sys, time, urllib.request
+port, pid = sys.argv[1], int(sys.argv[2])
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+        sys.exit(0)
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            sys.exit(1)
+        time.sleep(0.1)
+sys.exit(1)
+EOF
+    then
+        break
+    fi
+    kill "$MOTO_PID" 2>/dev/null || true
+    MOTO_PID=
+done
+[[ -n $MOTO_PID ]] || { tail -n 20 "$MOTO_LOG"; die "moto_server did not start"; }
+export OPENFC_TEST_S3_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+echo "OPENFC_TEST_S3_ENDPOINT=$OPENFC_TEST_S3_ENDPOINT (pid $MOTO_PID)"
+
+export OPENFC_REQUIRE_EXTERNAL=1
+
+if [[ $MODE == infra ]]; then
+    phase "infra self-check"
+    "$PY" - <<'EOF'
+import os, subprocess, uuid, requests
+s3 = os.environ["OPENFC_TEST_S3_ENDPOINT"]
+bucket = "selfcheck-" + uuid.uuid4().hex[:8]
+assert requests.put(f"{s3}/{bucket}", timeout=10).status_code == 200
+assert requests.put(f"{s3}/{bucket}/a/b.zip", data=b"xyz", timeout=10).status_code == 200
+r = requests.get(f"{s3}/{bucket}/a/b.zip", timeout=10)
+assert r.status_code == 200 and r.content == b"xyz", r
+db = "selfcheck_" + uuid.uuid4().hex[:8]
+url = os.environ["OPENFC_TEST_DATABASE_URL"]
+subprocess.run([os.environ["OPENFC_TEST_PSQL"], url, "-qAtc", f"CREATE DATABASE {db}"], check=True)
+out = subprocess.run([os.environ["OPENFC_TEST_PSQL"], url.rsplit("/", 1)[0] + "/" + db, "-qAtc",
+                      "select current_database()"], check=True, capture_output=True, text=True).stdout.strip()
+assert out == db, out
+print("moto: bucket + object OK; postgres: CREATE DATABASE + connect OK")
+EOF
+    phase "pytest --collect-only"
+    OPENFC_BIN=${OPENFC_BIN:-$ROOT/target/debug/openfc} "$PY" -m pytest --collect-only -q tests/e2e "$@"
+    phase_end
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+phase "cargo build --workspace --bins"
+cargo build --workspace --bins
+
+if [[ $MODE == all ]]; then
+    phase "cargo nextest run --workspace"
+    cargo nextest run --workspace --no-tests=warn
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+phase "pytest tests/e2e"
+export OPENFC_BIN=$ROOT/target/debug/openfc
+[[ -x $OPENFC_BIN ]] || die "$OPENFC_BIN was not built"
+set +e
+"$PY" -m pytest -q tests/e2e "$@"
+rc=$?
+set -e
+if [[ $rc -eq 5 ]]; then
+    echo "pytest selected no tests (exit 5)"
+    rc=0
+fi
+phase_end
+exit "$rc"
