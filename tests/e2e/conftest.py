@@ -93,7 +93,7 @@ def create_s3_bucket(name=None):
 class Server:
     """One `openfc serve` process; survives kill()/restart() with the same port, data dir and database."""
 
-    def __init__(self, backend, workdir, args=(), env=None, name="openfc"):
+    def __init__(self, backend, workdir, args=(), env=None, name="openfc", config_via_env=False):
         self.backend = backend
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
@@ -108,6 +108,9 @@ class Server:
         self.s3_endpoint = None
         self.proc = None
         self._clients = {}
+        # config_via_env: data dir, listen address, database URL and code store go in OPENFC_* variables
+        # instead of flags (each flag has an environment twin).
+        self.config_via_env = config_via_env
         if backend == "postgres":
             require_external()
             self.database_url = create_pg_database()
@@ -125,9 +128,11 @@ class Server:
 
     def command(self):
         args = [a.replace("{port}", str(self.port)) for a in self.extra_args]
-        cmd = [str(openfc_bin()), "serve", *self.backend_args(), "--listen", f"127.0.0.1:{self.port}"]
-        if self.bucket:
-            cmd += ["--code-store", f"s3://{self.bucket}"]
+        cmd = [str(openfc_bin()), "serve"]
+        if not self.config_via_env:
+            cmd += [*self.backend_args(), "--listen", f"127.0.0.1:{self.port}"]
+            if self.bucket:
+                cmd += ["--code-store", f"s3://{self.bucket}"]
         return cmd + args
 
     def environment(self):
@@ -136,6 +141,12 @@ class Server:
         if self.s3_endpoint:
             env.update(OPENFC_S3_ENDPOINT=self.s3_endpoint, OPENFC_S3_REGION=S3_REGION,
                        OPENFC_S3_ACCESS_KEY_ID=S3_KEY, OPENFC_S3_SECRET_ACCESS_KEY=S3_SECRET)
+        if self.config_via_env:
+            env.update(OPENFC_DATA_DIR=str(self.data_dir), OPENFC_LISTEN=f"127.0.0.1:{self.port}")
+            if self.database_url:
+                env["OPENFC_DATABASE_URL"] = self.database_url
+            if self.bucket:
+                env["OPENFC_CODE_STORE"] = f"s3://{self.bucket}"
         env.update({k: v.replace("{port}", str(self.port)) for k, v in self.extra_env.items()})
         return env
 
@@ -294,11 +305,11 @@ class ServerFactory:
         self.tmp = tmp_path_factory
         self.count = 0
 
-    def start(self, backend="sqlite", args=(), env=None, name=None):
+    def start(self, backend="sqlite", args=(), env=None, name=None, config_via_env=False):
         self.count += 1
         name = name or f"openfc-{self.count}-{backend}"
         workdir = self.tmp.mktemp(name, numbered=True)
-        return Server(backend, workdir, args=args, env=env, name=name).start()
+        return Server(backend, workdir, args=args, env=env, name=name, config_via_env=config_via_env).start()
 
 
 @pytest.fixture(scope="session")
@@ -336,8 +347,8 @@ def start_server(server_factory):
     """Start extra servers inside one test (own flags/env); all are stopped when the test ends."""
     started = []
 
-    def start(args=(), env=None, backend="sqlite"):
-        srv = server_factory.start(backend, args=args, env=env)
+    def start(args=(), env=None, backend="sqlite", config_via_env=False):
+        srv = server_factory.start(backend, args=args, env=env, config_via_env=config_via_env)
         started.append(srv)
         return srv
 

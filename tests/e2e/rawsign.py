@@ -10,6 +10,7 @@ import email.utils
 import hashlib
 import hmac
 import json as jsonlib
+import re
 import time
 from urllib.parse import unquote, urlsplit
 
@@ -72,7 +73,10 @@ class RawClient:
         return RawClient(self.endpoint, ak, secret, self.prefix)
 
     def full_path(self, path):
-        if path.startswith("/20") or path.startswith("/_") or path in ("/health", "/metrics"):
+        """'/services/x' -> prefix + path; paths that start with a version ('/2099-01-01/...'), with '/_' or are
+        '/', '/health', '/metrics' are sent as they are."""
+        if re.match(r"^/\d{4}-\d{2}-\d{2}(/|$)", path) or path.startswith("/_") or \
+                path in ("/", "/health", "/metrics"):
             return path
         return self.prefix + path
 

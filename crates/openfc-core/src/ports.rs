@@ -106,7 +106,8 @@ pub enum TouchOutcome {
 
 #[async_trait]
 pub trait MetaStore: Send + Sync {
-    async fn create_account(&self, account: &AccountRecord, root_key: &AccessKeyRecord) -> Result<(), MetaError>;
+    /// Creates the first account with its root key; `AlreadyExists` when another process won that race.
+    async fn create_first_account(&self, account: &AccountRecord, root_key: &AccessKeyRecord) -> Result<(), MetaError>;
     /// The oldest account, if any (the embedded single-tenant default).
     async fn first_account(&self) -> Result<Option<AccountRecord>, MetaError>;
 

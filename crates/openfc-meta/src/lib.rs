@@ -109,9 +109,10 @@ impl SqlMeta {
 
 #[async_trait]
 impl MetaStore for SqlMeta {
-    async fn create_account(&self, account: &AccountRecord, root: &AccessKeyRecord) -> Result<(), MetaError> {
+    async fn create_first_account(&self, account: &AccountRecord, root: &AccessKeyRecord) -> Result<(), MetaError> {
         on_pool!(self, p => {
             let mut tx = p.begin().await.map_err(map_err)?;
+            sqlx::query(sql::INSERT_BOOTSTRAP).bind(&account.id).execute(&mut *tx).await.map_err(map_err)?;
             sqlx::query(sql::INSERT_ACCOUNT).bind(&account.id).bind(&account.created_time)
                 .execute(&mut *tx).await.map_err(map_err)?;
             sqlx::query(sql::INSERT_KEY).bind(&root.id).bind(&root.account_id).bind(&root.sealed_secret)

@@ -3,6 +3,7 @@
 use openfc_core::page::PageQuery;
 use openfc_core::ports::CodeRef;
 
+pub const INSERT_BOOTSTRAP: &str = "INSERT INTO bootstrap (id, account_id) VALUES (1, $1)";
 pub const INSERT_ACCOUNT: &str = "INSERT INTO accounts (id, created_time) VALUES ($1, $2)";
 pub const FIRST_ACCOUNT: &str = "SELECT id, created_time FROM accounts ORDER BY created_time, id LIMIT 1";
 

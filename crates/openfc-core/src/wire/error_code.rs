@@ -18,6 +18,7 @@ pub enum ErrorCode {
     FunctionAlreadyExists,
     ServiceNotEmpty,
     PreconditionFailed,
+    InvalidRange,
     InternalServerError,
 }
 
@@ -42,6 +43,7 @@ impl ErrorCode {
             FunctionAlreadyExists => ("FunctionAlreadyExists", 409),
             ServiceNotEmpty => ("ServiceNotEmpty", 409),
             PreconditionFailed => ("PreconditionFailed", 412),
+            InvalidRange => ("InvalidRange", 416),
             InternalServerError => ("InternalServerError", 500),
         }
     }

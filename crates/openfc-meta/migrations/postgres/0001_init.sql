@@ -50,3 +50,9 @@ CREATE TABLE code_packages (
     touched_at BIGINT NOT NULL,
     deleting_since BIGINT
 );
+
+-- One row, inserted with the first account: nodes racing through first start create one account, not two.
+CREATE TABLE bootstrap (
+    id INTEGER PRIMARY KEY,
+    account_id TEXT NOT NULL
+);

@@ -1,0 +1,146 @@
+//! The HTTP face of openfc: one pipeline for every FC API request — request id, endpoint parse, body
+//! (bounded), authentication, handler, render — plus the code download route, `/health` and `/metrics`.
+//! Handlers never build status codes for errors: they return `ApiError`, rendered in one place.
+
+mod auth;
+pub mod download;
+pub mod endpoint;
+pub mod error;
+mod handlers;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::BytesMut;
+use http_body_util::BodyExt;
+use metrics_exporter_prometheus::PrometheusHandle;
+use openfc_core::usecase::Fc;
+use openfc_core::wire::ErrorCode;
+
+use crate::keys::Keyring;
+use endpoint::{ParseError, Query};
+use error::ApiError;
+
+/// Everything a request needs, shared by all of them.
+pub struct App {
+    pub fc: Fc,
+    pub keyring: Keyring,
+    pub region: String,
+    pub public_url: String,
+    pub url_key: [u8; 32],
+    pub code_url_ttl: u64,
+    /// Largest request body accepted: a base64 package at the size limit, plus room for the rest.
+    pub max_body: usize,
+    pub metrics: PrometheusHandle,
+    pub health: serde_json::Value,
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(entry)
+        .with_state(app)
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    handlers::json(app.health.clone())
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let mut resp = app.metrics.render().into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    resp
+}
+
+/// Every request but /health and /metrics comes through here.
+async fn entry(State(app): State<Arc<App>>, req: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let (operation, result) = match path.strip_prefix(download::PREFIX) {
+        Some(key) => {
+            let query = Query::parse(parts.uri.query());
+            ("DownloadCode", download::serve(&app, &parts.method, key, &query, &parts.headers).await)
+        }
+        None => api(&app, parts, body).await,
+    };
+    let mut resp = match result {
+        Ok(resp) => resp,
+        Err(e) => {
+            if let Some(detail) = &e.detail {
+                tracing::error!(request_id = %request_id, operation, detail = %detail, "internal error");
+            }
+            e.render(&request_id)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-fc-request-id", v);
+    }
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    crate::metrics::record_request(operation, status, elapsed.as_secs_f64());
+    tracing::info!(
+        request_id = %request_id,
+        operation,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        path = %path,
+        "request"
+    );
+    resp
+}
+
+async fn api(app: &App, parts: axum::http::request::Parts, body: Body) -> (&'static str, Result<Response, ApiError>) {
+    let query = Query::parse(parts.uri.query());
+    let parsed = endpoint::parse(parts.method.as_str(), parts.uri.path(), &query);
+    let operation = match &parsed {
+        Ok((_, e)) => e.action(),
+        Err(_) => "Unknown",
+    };
+
+    let result = async {
+        let body = read_body(body, &parts.headers, app.max_body).await?;
+        let account = auth::authenticate(&app.keyring, &parts, &body).await?;
+        let (version, endpoint) = parsed.map_err(|e| match e {
+            ParseError::NotSupported => ApiError::path_not_supported(parts.method.as_str(), parts.uri.path()),
+            ParseError::Invalid(core) => core.into(),
+        })?;
+        tracing::debug!(account = %account, resource = %endpoint.resource(&app.region, &account), "authorized");
+        handlers::handle(app, handlers::Call { version, endpoint, account, query, headers: &parts.headers, body }).await
+    }
+    .await;
+    (operation, result)
+}
+
+/// Collects the body into one buffer sized from Content-Length, refusing more than `max` bytes.
+async fn read_body(body: Body, headers: &axum::http::HeaderMap, max: usize) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::new(ErrorCode::EntityTooLarge, format!("payload size exceeds maximum allowed size ({max} bytes)"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+    let mut body = body;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::new(ErrorCode::InvalidArgument, format!("reading the request body failed: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+

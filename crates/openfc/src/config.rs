@@ -1,0 +1,207 @@
+//! Configuration: command-line flags, each also readable from an `OPENFC_*` environment variable, over an
+//! optional TOML file (`--config`), over built-in defaults. `openfc serve --help` lists them all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9900";
+
+/// Storage settings shared by `serve` and the `keys` commands.
+#[derive(Debug, Clone, Args, Default)]
+pub struct StoreArgs {
+    /// TOML file with any of these settings (keys as the long flag names, `-` → `_`).
+    #[arg(long, env = "OPENFC_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory: SQLite metadata, local code store, master key, credentials.
+    #[arg(long, env = "OPENFC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata database: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` [default: SQLite in the data dir].
+    #[arg(long, env = "OPENFC_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Master key file (sealing AccessKey secrets, signing code URLs); share it between nodes.
+    /// [default: DATA_DIR/master.key, created on first start]
+    #[arg(long, env = "OPENFC_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:9900].
+    #[arg(long, env = "OPENFC_LISTEN")]
+    pub listen: Option<String>,
+    /// Base URL clients reach openfc at, used in code download URLs [default: http://LISTEN].
+    #[arg(long, env = "OPENFC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Where code packages live: `local` (DATA_DIR/code) or `s3://BUCKET` [default: local].
+    #[arg(long, env = "OPENFC_CODE_STORE")]
+    pub code_store: Option<String>,
+    /// S3-compatible endpoint for `s3://` code stores (e.g. http://127.0.0.1:9000).
+    #[arg(long, env = "OPENFC_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "OPENFC_S3_REGION")]
+    pub s3_region: Option<String>,
+    #[arg(long, env = "OPENFC_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    #[arg(long, env = "OPENFC_S3_SECRET_ACCESS_KEY")]
+    pub s3_secret_access_key: Option<String>,
+    /// Largest code package accepted, in bytes (decoded zip) [default: 104857600].
+    #[arg(long, env = "OPENFC_MAX_CODE_SIZE")]
+    pub max_code_size: Option<u64>,
+    /// Most entries a code package may hold [default: 65536].
+    #[arg(long, env = "OPENFC_MAX_CODE_ENTRIES")]
+    pub max_code_entries: Option<usize>,
+    /// Most bytes a code package may unpack to [default: 2147483648].
+    #[arg(long, env = "OPENFC_MAX_UNZIPPED_SIZE")]
+    pub max_unzipped_size: Option<u64>,
+    /// Lifetime of GetFunctionCode URLs, in seconds [default: 600].
+    #[arg(long, env = "OPENFC_CODE_URL_TTL")]
+    pub code_url_ttl: Option<u64>,
+    /// Seconds between garbage collections of unreferenced packages [default: 300].
+    #[arg(long, env = "OPENFC_GC_INTERVAL")]
+    pub gc_interval: Option<u64>,
+    /// Seconds an unreferenced package is kept before it may be collected [default: 600].
+    #[arg(long, env = "OPENFC_GC_GRACE")]
+    pub gc_grace: Option<u64>,
+    /// Seconds an AccessKey lookup is cached (disabling a key takes effect after at most this) [default: 1].
+    #[arg(long, env = "OPENFC_KEY_CACHE_TTL")]
+    pub key_cache_ttl: Option<u64>,
+    /// Region reported in ARNs and account settings [default: cn-hangzhou].
+    #[arg(long, env = "OPENFC_REGION")]
+    pub region: Option<String>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "OPENFC_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The same settings as read from `--config`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    code_store: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_access_key_id: Option<String>,
+    s3_secret_access_key: Option<String>,
+    max_code_size: Option<u64>,
+    max_code_entries: Option<usize>,
+    max_unzipped_size: Option<u64>,
+    code_url_ttl: Option<u64>,
+    gc_interval: Option<u64>,
+    gc_grace: Option<u64>,
+    key_cache_ttl: Option<u64>,
+    region: Option<String>,
+    log_format: Option<String>,
+}
+
+fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let Some(path) = path else { return Ok(FileConfig::default()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[derive(Debug, Clone)]
+pub enum CodeStoreKind {
+    Local,
+    S3 { bucket: String },
+}
+
+/// Resolved storage settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub master_key_file: PathBuf,
+}
+
+/// Resolved server settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub store: StoreConfig,
+    pub listen: String,
+    pub public_url: Option<String>,
+    pub code_store: CodeStoreKind,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: String,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub max_code_size: u64,
+    pub max_code_entries: usize,
+    pub max_unzipped_size: u64,
+    pub code_url_ttl: u64,
+    pub gc_interval: u64,
+    pub gc_grace: u64,
+    pub key_cache_ttl: u64,
+    pub region: String,
+    pub log_json: bool,
+}
+
+fn resolve_store(a: &StoreArgs, f: &FileConfig) -> StoreConfig {
+    let data_dir = a.data_dir.clone().or_else(|| f.data_dir.clone()).unwrap_or_else(|| PathBuf::from("openfc-data"));
+    let database_url = a
+        .database_url
+        .clone()
+        .or_else(|| f.database_url.clone())
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("meta.db").display()));
+    let master_key_file =
+        a.master_key_file.clone().or_else(|| f.master_key_file.clone()).unwrap_or_else(|| data_dir.join("master.key"));
+    StoreConfig { data_dir, database_url, master_key_file }
+}
+
+impl StoreConfig {
+    pub fn resolve(a: &StoreArgs) -> anyhow::Result<Self> {
+        Ok(resolve_store(a, &read_file(a.config.as_deref())?))
+    }
+}
+
+impl ServeConfig {
+    pub fn resolve(a: ServeArgs) -> anyhow::Result<Self> {
+        let f = read_file(a.store.config.as_deref())?;
+        let code_store = match a.code_store.or(f.code_store.clone()).as_deref() {
+            None | Some("local") => CodeStoreKind::Local,
+            Some(s) => match s.strip_prefix("s3://") {
+                Some(bucket) if !bucket.is_empty() => CodeStoreKind::S3 { bucket: bucket.trim_end_matches('/').into() },
+                _ => bail!("--code-store must be `local` or `s3://BUCKET`, not `{s}`"),
+            },
+        };
+        let log_format = a.log_format.or(f.log_format.clone()).unwrap_or_else(|| "text".into());
+        if log_format != "text" && log_format != "json" {
+            bail!("--log-format must be `text` or `json`, not `{log_format}`");
+        }
+        let store = resolve_store(&a.store, &f);
+        Ok(ServeConfig {
+            store,
+            listen: a.listen.or(f.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
+            public_url: a.public_url.or(f.public_url).map(|u| u.trim_end_matches('/').to_owned()),
+            code_store,
+            s3_endpoint: a.s3_endpoint.or(f.s3_endpoint),
+            s3_region: a.s3_region.or(f.s3_region).unwrap_or_else(|| "us-east-1".into()),
+            s3_access_key_id: a.s3_access_key_id.or(f.s3_access_key_id),
+            s3_secret_access_key: a.s3_secret_access_key.or(f.s3_secret_access_key),
+            max_code_size: a.max_code_size.or(f.max_code_size).unwrap_or(100 * 1024 * 1024),
+            max_code_entries: a.max_code_entries.or(f.max_code_entries).unwrap_or(65_536),
+            max_unzipped_size: a.max_unzipped_size.or(f.max_unzipped_size).unwrap_or(2 * 1024 * 1024 * 1024),
+            code_url_ttl: a.code_url_ttl.or(f.code_url_ttl).unwrap_or(600),
+            gc_interval: a.gc_interval.or(f.gc_interval).unwrap_or(300),
+            gc_grace: a.gc_grace.or(f.gc_grace).unwrap_or(600),
+            key_cache_ttl: a.key_cache_ttl.or(f.key_cache_ttl).unwrap_or(1),
+            region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),
+            log_json: log_format == "json",
+        })
+    }
+
+    /// The public base URL: configured, or the address actually bound.
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{bound}"))
+    }
+}

@@ -1,0 +1,228 @@
+//! Wiring: open the stores, bootstrap the account, start the HTTP server and the package collector,
+//! shut down gracefully; and the `keys` subcommands.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use clap::Subcommand;
+use openfc_blob::{ObjectCodeStore, S3Settings};
+use openfc_core::code::PackageLimits;
+use openfc_core::ports::{CodeStore, KeyStatus, MetaStore, SystemClock};
+use openfc_core::usecase::Fc;
+use openfc_meta::SqlMeta;
+use serde_json::json;
+
+use crate::api::{self, App};
+use crate::config::{CodeStoreKind, ServeConfig, StoreConfig};
+use crate::keys::{self, Keyring, MasterKey};
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OPENFC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn timestamp() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+async fn open_meta(store: &StoreConfig) -> anyhow::Result<Arc<SqlMeta>> {
+    if !store.data_dir.exists() {
+        std::fs::create_dir_all(&store.data_dir)
+            .with_context(|| format!("creating data directory {}", store.data_dir.display()))?;
+        // The data directory holds the master key and credentials: owner only.
+        std::fs::set_permissions(&store.data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    }
+    SqlMeta::connect(&store.database_url).await.with_context(|| format!("opening database {}", redact(&store.database_url)))
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => match url[s + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+fn open_code_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn CodeStore>> {
+    let data = &cfg.store.data_dir;
+    let store = match &cfg.code_store {
+        CodeStoreKind::Local => ObjectCodeStore::local(data.join("code"), data.join("oss"))?,
+        CodeStoreKind::S3 { bucket } => ObjectCodeStore::s3(
+            bucket,
+            S3Settings {
+                endpoint: cfg.s3_endpoint.clone(),
+                region: cfg.s3_region.clone(),
+                access_key_id: cfg.s3_access_key_id.clone(),
+                secret_access_key: cfg.s3_secret_access_key.clone(),
+            },
+        )?,
+    };
+    Ok(Arc::new(store))
+}
+
+pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    init_logging(cfg.log_json);
+    let meta = open_meta(&cfg.store).await?;
+    let master = Arc::new(MasterKey::load_or_create(&cfg.store.master_key_file)?);
+    let code = open_code_store(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let bound: SocketAddr = listener.local_addr()?;
+    let public_url = cfg.public_url_for(bound);
+
+    let (account, created) = keys::ensure_account(meta.as_ref(), &master, &timestamp()).await?;
+    if let Some(b) = created {
+        let creds = json!({
+            "accountId": b.account_id, "accessKeyId": b.access_key_id, "accessKeySecret": b.secret,
+            "region": cfg.region, "endpoint": public_url,
+        });
+        let path = cfg.store.data_dir.join("credentials.json");
+        keys::write_credentials(&path, &creds)?;
+        println!("openfc: created account {} with root AccessKey (shown once; also in {}):", b.account_id, path.display());
+        println!("  AccessKeyId:     {}", b.access_key_id);
+        println!("  AccessKeySecret: {}", b.secret);
+    }
+
+    let meta_dyn: Arc<dyn MetaStore> = meta.clone();
+    let limits = PackageLimits {
+        max_size: cfg.max_code_size,
+        max_entries: cfg.max_code_entries,
+        max_unzipped: cfg.max_unzipped_size,
+    };
+    let fc = Fc {
+        meta: meta_dyn.clone(),
+        code,
+        clock: Arc::new(SystemClock),
+        limits,
+        gc_grace: Duration::from_secs(cfg.gc_grace),
+    };
+    let app = Arc::new(App {
+        fc,
+        keyring: Keyring::new(meta_dyn, master.clone(), Duration::from_secs(cfg.key_cache_ttl)),
+        region: cfg.region.clone(),
+        public_url: public_url.clone(),
+        url_key: master.derive("openfc code url v1"),
+        code_url_ttl: cfg.code_url_ttl,
+        max_body: (cfg.max_code_size as usize / 3 + 1) * 4 + 1024 * 1024,
+        metrics: crate::metrics::handle(),
+        health: json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "database": meta.dialect(),
+            "codeStore": match &cfg.code_store { CodeStoreKind::Local => "local".to_owned(), CodeStoreKind::S3 { bucket } => format!("s3://{bucket}") },
+        }),
+    });
+
+    let gc = tokio::spawn(collect_garbage(app.clone(), Duration::from_secs(cfg.gc_interval.max(1))));
+    println!("openfc listening on {public_url} (account {account}, database {}, data dir {})",
+        meta.dialect(), cfg.store.data_dir.display());
+    println!("  try: curl {public_url}/health");
+    tracing::info!(listen = %bound, public_url = %public_url, database = meta.dialect(), "openfc started");
+
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
+    gc.abort();
+    meta.close().await;
+    tracing::info!("openfc stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Collects unreferenced packages off the request path, forever.
+async fn collect_garbage(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match app.fc.collect_garbage().await {
+            Ok(0) => {}
+            Ok(n) => {
+                crate::metrics::record_gc(n);
+                tracing::info!(deleted = n, "garbage-collected unreferenced code packages");
+            }
+            Err(e) => tracing::warn!(error = %e, "code package collection failed; will retry"),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum KeyAction {
+    /// Create an AccessKey for the account; prints it (the secret is shown only here).
+    Create,
+    /// List AccessKeys (never their secrets).
+    List,
+    /// Disable an AccessKey: requests signed with it get AccessDenied.
+    Disable { access_key_id: String },
+    /// Enable a disabled AccessKey.
+    Enable { access_key_id: String },
+    /// Delete an AccessKey.
+    Delete { access_key_id: String },
+}
+
+pub async fn keys(store: StoreConfig, action: KeyAction) -> anyhow::Result<()> {
+    let meta = open_meta(&store).await?;
+    let master = MasterKey::load_or_create(&store.master_key_file)?;
+    let result = async {
+        match action {
+            KeyAction::Create => {
+                let (account, _) = keys::ensure_account(meta.as_ref(), &master, &timestamp()).await?;
+                let (rec, secret) = keys::new_access_key(&master, &account, &timestamp());
+                meta.put_access_key(&rec).await?;
+                println!("{}", json!({"accountId": account, "accessKeyId": rec.id, "accessKeySecret": secret}));
+            }
+            KeyAction::List => {
+                for k in meta.list_access_keys().await? {
+                    println!("{}", json!({"accessKeyId": k.id, "accountId": k.account_id, "status": k.status.as_str(), "createdTime": k.created_time}));
+                }
+            }
+            KeyAction::Disable { access_key_id } => {
+                meta.set_access_key_status(&access_key_id, KeyStatus::Inactive).await.with_context(|| format!("disabling {access_key_id}"))?;
+                println!("disabled {access_key_id}");
+            }
+            KeyAction::Enable { access_key_id } => {
+                meta.set_access_key_status(&access_key_id, KeyStatus::Active).await.with_context(|| format!("enabling {access_key_id}"))?;
+                println!("enabled {access_key_id}");
+            }
+            KeyAction::Delete { access_key_id } => {
+                meta.delete_access_key(&access_key_id).await.with_context(|| format!("deleting {access_key_id}"))?;
+                println!("deleted {access_key_id}");
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    meta.close().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact("postgres://u:pw@h:1/db"), "postgres://u:***@h:1/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://x"), "sqlite://x");
+    }
+}
