@@ -1,0 +1,177 @@
+//! One conformance suite for `MetaStore`, run against SQLite always and PostgreSQL when
+//! `OPENFC_TEST_DATABASE_URL` names a server (required when `OPENFC_REQUIRE_EXTERNAL=1`).
+//! Each run uses a fresh database so the suite can run repeatedly.
+
+use std::sync::Arc;
+
+use openfc_core::page::PageQuery;
+use openfc_core::ports::{
+    AccessKeyRecord, AccountRecord, CodeRef, FunctionRecord, KeyStatus, MetaError, MetaStore, ServiceRecord,
+    TouchOutcome,
+};
+use openfc_meta::SqlMeta;
+use serde_json::json;
+
+fn key(id: &str, account: &str) -> AccessKeyRecord {
+    AccessKeyRecord {
+        id: id.into(),
+        account_id: account.into(),
+        sealed_secret: format!("sealed-{id}"),
+        status: KeyStatus::Active,
+        created_time: "2026-01-01T00:00:00Z".into(),
+    }
+}
+
+fn service(name: &str) -> ServiceRecord {
+    ServiceRecord {
+        account_id: "1".into(),
+        name: name.into(),
+        id: format!("id-{name}"),
+        config: json!({"description": name}),
+        etag: format!("etag-{name}"),
+        created_time: "t0".into(),
+        modified_time: "t0".into(),
+    }
+}
+
+fn function(svc: &str, name: &str, code: Option<&str>) -> FunctionRecord {
+    FunctionRecord {
+        account_id: "1".into(),
+        service_name: svc.into(),
+        name: name.into(),
+        id: format!("id-{name}"),
+        config: json!({"runtime": "custom"}),
+        code: code.map(|k| CodeRef { key: k.into(), checksum: u64::MAX, size: 7 }),
+        etag: format!("etag-{name}"),
+        created_time: "t0".into(),
+        modified_time: "t0".into(),
+    }
+}
+
+fn page(prefix: Option<&str>, start: Option<&str>, limit: usize) -> PageQuery {
+    PageQuery { prefix: prefix.map(Into::into), start: start.map(Into::into), limit }
+}
+
+async fn names(meta: &dyn MetaStore, q: PageQuery) -> Vec<String> {
+    meta.list_services("1", &q).await.unwrap().into_iter().map(|s| s.name).collect()
+}
+
+async fn conformance(meta: Arc<SqlMeta>) {
+    let meta: &dyn MetaStore = meta.as_ref();
+
+    // Accounts and keys.
+    assert_eq!(meta.first_account().await.unwrap(), None);
+    let acct = AccountRecord { id: "1".into(), created_time: "t0".into() };
+    meta.create_first_account(&acct, &key("K1", "1")).await.unwrap();
+    let other = AccountRecord { id: "2".into(), created_time: "t0".into() };
+    assert_eq!(meta.create_first_account(&other, &key("K2", "2")).await, Err(MetaError::AlreadyExists));
+    assert_eq!(meta.first_account().await.unwrap(), Some(acct));
+    assert!(meta.get_access_key("K2").await.is_err(), "the losing bootstrap left nothing behind");
+    meta.put_access_key(&key("K3", "1")).await.unwrap();
+    assert_eq!(meta.put_access_key(&key("K3", "1")).await, Err(MetaError::AlreadyExists));
+    meta.set_access_key_status("K3", KeyStatus::Inactive).await.unwrap();
+    assert_eq!(meta.get_access_key("K3").await.unwrap().status, KeyStatus::Inactive);
+    assert_eq!(meta.list_access_keys().await.unwrap().len(), 2);
+    meta.delete_access_key("K3").await.unwrap();
+    assert_eq!(meta.delete_access_key("K3").await, Err(MetaError::NotFound));
+    assert_eq!(meta.set_access_key_status("K3", KeyStatus::Active).await, Err(MetaError::NotFound));
+    assert_eq!(meta.get_access_key("K3").await, Err(MetaError::NotFound));
+
+    // Services: create, conflicts, conditional update and delete.
+    let s = service("svc");
+    meta.create_service(&s).await.unwrap();
+    assert_eq!(meta.create_service(&s).await, Err(MetaError::AlreadyExists));
+    assert_eq!(meta.get_service("1", "svc").await.unwrap(), s);
+    assert_eq!(meta.get_service("1", "nope").await, Err(MetaError::NotFound));
+    let mut s2 = s.clone();
+    s2.etag = "etag-2".into();
+    s2.config = json!({"description": "changed", "nested": {"a": [1, 2]}});
+    assert_eq!(meta.update_service(&s2, "wrong").await, Err(MetaError::PreconditionFailed));
+    meta.update_service(&s2, "etag-svc").await.unwrap();
+    assert_eq!(meta.get_service("1", "svc").await.unwrap(), s2);
+    assert_eq!(meta.update_service(&service("ghost"), "x").await, Err(MetaError::NotFound));
+    assert_eq!(meta.delete_service("1", "svc", Some("etag-svc")).await, Err(MetaError::PreconditionFailed));
+    assert_eq!(meta.delete_service("1", "ghost", None).await, Err(MetaError::NotFound));
+
+    // Functions belong to an existing service; a service with functions cannot be deleted.
+    let f = function("svc", "fn", Some("packages/a"));
+    meta.create_function(&f).await.unwrap();
+    assert_eq!(meta.create_function(&f).await, Err(MetaError::AlreadyExists));
+    assert!(matches!(meta.create_function(&function("ghost", "fn", None)).await, Err(MetaError::Conflict(_))));
+    assert_eq!(meta.get_function("1", "svc", "fn").await.unwrap(), f);
+    assert_eq!(meta.count_functions("1", "svc").await.unwrap(), 1);
+    assert!(matches!(meta.delete_service("1", "svc", None).await, Err(MetaError::Conflict(_))));
+    let mut f2 = f.clone();
+    f2.etag = "etag-f2".into();
+    f2.code = None;
+    assert_eq!(meta.update_function(&f2, "wrong").await, Err(MetaError::PreconditionFailed));
+    meta.update_function(&f2, "etag-fn").await.unwrap();
+    assert_eq!(meta.get_function("1", "svc", "fn").await.unwrap(), f2);
+    assert_eq!(meta.delete_function("1", "svc", "fn", Some("etag-fn")).await, Err(MetaError::PreconditionFailed));
+    meta.delete_function("1", "svc", "fn", Some("etag-f2")).await.unwrap();
+    assert_eq!(meta.delete_function("1", "svc", "fn", None).await, Err(MetaError::NotFound));
+    meta.delete_service("1", "svc", Some("etag-2")).await.unwrap();
+
+    // Listing: byte order, inclusive start, prefix (with LIKE metacharacters), limit + 1.
+    for n in ["b", "a_c", "aXc", "B", "abc", "ab", "a%"] {
+        meta.create_service(&service(n)).await.unwrap();
+    }
+    assert_eq!(names(meta, page(None, None, 100)).await, ["B", "a%", "aXc", "a_c", "ab", "abc", "b"]);
+    assert_eq!(names(meta, page(Some("a_"), None, 100)).await, ["a_c"]);
+    assert_eq!(names(meta, page(Some("a%"), None, 100)).await, ["a%"]);
+    assert_eq!(names(meta, page(Some("ab"), Some("abc"), 100)).await, ["abc"]);
+    assert_eq!(names(meta, page(None, Some("ab"), 1)).await, ["ab", "abc"], "limit + 1 rows");
+    assert_eq!(names(meta, page(Some("zz"), None, 5)).await, Vec::<String>::new());
+    for n in ["f3", "f1", "f2"] {
+        meta.create_function(&function("b", n, None)).await.unwrap();
+    }
+    let fns: Vec<String> =
+        meta.list_functions("1", "b", &page(None, Some("f2"), 5)).await.unwrap().into_iter().map(|f| f.name).collect();
+    assert_eq!(fns, ["f2", "f3"]);
+
+    // Package rows: touch, claim only the unreferenced and untouched, forget after deletion.
+    let pkg = |k: &str| CodeRef { key: k.into(), checksum: 1, size: 2 };
+    assert_eq!(meta.touch_package(&pkg("p/used"), 100).await.unwrap(), TouchOutcome::Live);
+    assert_eq!(meta.touch_package(&pkg("p/free"), 100).await.unwrap(), TouchOutcome::Live);
+    assert_eq!(meta.touch_package(&pkg("p/young"), 500).await.unwrap(), TouchOutcome::Live);
+    meta.create_function(&function("b", "user", Some("p/used"))).await.unwrap();
+    assert_eq!(meta.claim_garbage(200, 1000, 10).await.unwrap(), ["p/free"]);
+    assert_eq!(meta.claim_garbage(200, 1000, 10).await.unwrap(), Vec::<String>::new(), "claimed once");
+    assert_eq!(meta.touch_package(&pkg("p/free"), 1001).await.unwrap(), TouchOutcome::BeingDeleted);
+    meta.forget_package("p/free").await.unwrap();
+    assert_eq!(meta.touch_package(&pkg("p/free"), 1002).await.unwrap(), TouchOutcome::Live, "re-created");
+    // A collector that died mid-deletion is taken over after the stale period.
+    assert_eq!(meta.claim_garbage(2000, 2000, 10).await.unwrap().len(), 2);
+    assert_eq!(meta.claim_garbage(2000, 2000 + 301, 10).await.unwrap().len(), 2, "stale claims are re-claimed");
+    assert_eq!(meta.touch_package(&pkg("p/young"), 2301 + 1).await.unwrap(), TouchOutcome::BeingDeleted);
+    assert_eq!(meta.touch_package(&pkg("p/young"), 2301 + 301).await.unwrap(), TouchOutcome::Live, "taken over");
+}
+
+#[tokio::test]
+async fn sqlite_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("meta.db").display());
+    conformance(SqlMeta::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_conforms() {
+    let Ok(base) = std::env::var("OPENFC_TEST_DATABASE_URL") else {
+        assert!(std::env::var("OPENFC_REQUIRE_EXTERNAL").is_err(), "OPENFC_TEST_DATABASE_URL is required");
+        eprintln!("skipped: OPENFC_TEST_DATABASE_URL not set");
+        return;
+    };
+    // A fresh database per run, created through the server's maintenance database.
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    let db = format!("conformance_{}_{}", std::process::id(), uuid_like());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&admin).await.unwrap();
+    let url = match base.rfind('/') {
+        Some(i) if base[..i].contains("://") && i > base.find("://").unwrap() + 2 => format!("{}/{db}", &base[..i]),
+        _ => format!("{base}/{db}"),
+    };
+    conformance(SqlMeta::connect(&url).await.unwrap()).await;
+}
+
+fn uuid_like() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+}
