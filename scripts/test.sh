@@ -2,9 +2,10 @@
 # The whole test suite: Rust unit/conformance tests (cargo nextest) and the end-to-end suite (pytest driving a
 # real `openfc` binary with the official SDKs). CI runs this through .ci/run.
 #
-# Usage: scripts/test.sh [--infra-only | --no-nextest] [PYTEST ARGS...]
+# Usage: scripts/test.sh [--infra-only | --no-nextest | --e2e-only] [PYTEST ARGS...]
 #   --infra-only  set up the venv, PostgreSQL and moto, check them, collect the e2e tests, tear down; no cargo
 #   --no-nextest  build the binary and run only the e2e suite
+#   --e2e-only    no cargo at all: run the e2e suite against $OPENFC_BIN (default target/debug/openfc)
 #   PYTEST ARGS   passed to pytest, e.g. scripts/test.sh --no-nextest -k pagination -x
 #
 # Side effects are confined to .testenv/ (gitignored): the venv, a throw-away PostgreSQL cluster per run and the
@@ -19,6 +20,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --infra-only) MODE=infra; shift ;;
         --no-nextest) MODE=e2e; shift ;;
+        --e2e-only) MODE=nocargo; shift ;;
         --) shift; break ;;
         *) break ;;
     esac
@@ -235,8 +237,11 @@ EOF
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
-phase "cargo build --workspace --bins"
-cargo build --workspace --bins
+if [[ $MODE != nocargo ]]; then
+    phase "cargo build --workspace --bins"
+    cargo build --workspace --bins
+    export OPENFC_BIN=$ROOT/target/debug/openfc
+fi
 
 if [[ $MODE == all ]]; then
     phase "cargo nextest run --workspace"
@@ -245,8 +250,9 @@ fi
 
 # ---------------------------------------------------------------------------------------------------------------
 phase "pytest tests/e2e"
-export OPENFC_BIN=$ROOT/target/debug/openfc
-[[ -x $OPENFC_BIN ]] || die "$OPENFC_BIN was not built"
+export OPENFC_BIN=${OPENFC_BIN:-$ROOT/target/debug/openfc}
+[[ -x $OPENFC_BIN ]] || die "$OPENFC_BIN does not exist or is not executable"
+echo "OPENFC_BIN=$OPENFC_BIN"
 set +e
 "$PY" -m pytest -q tests/e2e "$@"
 rc=$?
