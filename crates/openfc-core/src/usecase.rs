@@ -232,12 +232,20 @@ impl Fc {
         name: &FunctionName,
         q: &Qualifier,
     ) -> CoreResult<FunctionRecord> {
-        self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
-        require_latest(service, q)?;
-        self.meta
-            .get_function(account, service.as_str(), name.as_str())
-            .await
-            .map_err(Self::function_missing(service, name))
+        if *q != Qualifier::Latest {
+            self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
+            require_latest(service, q)?;
+        }
+        // One read on the hot path: a function row implies its service (foreign key); only a miss needs
+        // the second read that tells a missing service from a missing function.
+        match self.meta.get_function(account, service.as_str(), name.as_str()).await {
+            Ok(rec) => Ok(rec),
+            Err(MetaError::NotFound) => {
+                self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
+                Err(Self::function_missing(service, name)(MetaError::NotFound))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub async fn get_function_code(
