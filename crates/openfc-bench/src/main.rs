@@ -1,0 +1,205 @@
+//! `openfc-bench`: the figures behind `scripts/bench.sh`. It starts `openfc serve` (temp data dir, free
+//! port) and, as a baseline measured in the same run, this binary's own `bare-server` mode: an axum
+//! handler answering a GetFunctionCode-sized JSON body, under the same runtime and TCP settings. A
+//! closed-loop load generator signs every request like an fc2 client (also those to the baseline, so
+//! client cost is equal) and measures throughput, latency percentiles and CPU per request at
+//! concurrency 1 and 16; then it times CreateFunction with 1 MB and 50 MB packages while watching the
+//! server's peak memory, and measures the download rate of a 50 MB package's code URL. It prints one
+//! table of figures against their targets. It is a measurement, not a test: it fails only when it
+//! cannot measure.
+
+mod client;
+mod load;
+mod package;
+mod procs;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::serve::ListenerExt;
+use bytes::Bytes;
+use hyper::Method;
+
+use client::{Conn, Signer};
+use package::FUNCTIONS;
+use procs::Servers;
+
+const USAGE: &str = "usage: openfc-bench [--openfc PATH] [--seconds N]";
+const FUNCTION_PATH: &str = "/2016-08-15/services/bench/functions/f";
+const CODE_PATH: &str = "/2016-08-15/services/bench/functions/f/code";
+/// Shaped and sized like openfc's GetFunctionCode answer (273 bytes).
+const BARE_BODY: &str = concat!(
+    r#"{"checksum":"175337865456933622","url":"http://127.0.0.1:36509/_openfc/code/packages/sha256/"#,
+    r#"31089f15d5a424012c2b857266d5ecb582c28dd9ed640f04575b6937e73b0fa6.zip?Expires=1795978312"#,
+    r#"&Checksum=175337865456933622&Size=1100&Signature=5l-aDSjcfYpc_o22JRW-OThqdW4ggzhZYGvVRJaGd7g"}"#
+);
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    if args.first().map(String::as_str) == Some("bare-server") {
+        return bare_server(flag("--port").map_or(Ok(0), |p| p.parse())?).await;
+    }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let openfc = PathBuf::from(flag("--openfc").map_or("target/release/openfc", String::as_str));
+    let seconds: u64 = flag("--seconds").map_or(Ok(5), |s| s.parse()).context(USAGE)?;
+    let rows = tokio::select! {
+        rows = bench(openfc, Duration::from_secs(seconds)) => rows?,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+    };
+    print_table(&rows);
+    Ok(())
+}
+
+/// The baseline: any path answers 200 with `BARE_BODY`; TCP_NODELAY on accepted sockets.
+async fn bare_server(port: u16) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("listening on {}", listener.local_addr()?);
+    let app = axum::Router::new().fallback(|| async { ([("content-type", "application/json; charset=utf-8")], BARE_BODY) });
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    Ok(axum::serve(listener, app).await?)
+}
+
+struct Row {
+    metric: String,
+    figure: String,
+    target: &'static str,
+    status: &'static str,
+}
+
+fn info(metric: impl Into<String>, figure: impl Into<String>) -> Row {
+    Row { metric: metric.into(), figure: figure.into(), target: "", status: "" }
+}
+
+fn check(metric: impl Into<String>, figure: impl Into<String>, target: &'static str, met: bool) -> Row {
+    Row { status: if met { "MET" } else { "MISSED" }, target, ..info(metric, figure) }
+}
+
+fn us(d: Duration) -> String {
+    match d.as_micros() {
+        n if n < 10_000 => format!("{n} µs"),
+        _ => format!("{:.1} ms", d.as_secs_f64() * 1e3),
+    }
+}
+
+fn mb(bytes: f64) -> f64 {
+    bytes / 1e6
+}
+
+async fn bench(openfc: PathBuf, seconds: Duration) -> anyhow::Result<Vec<Row>> {
+    let servers = Servers::start(&openfc).await?;
+    eprintln!("openfc on {}, bare handler on {}, data in {}", servers.openfc.addr, servers.bare.addr, servers.dir.path().display());
+    let signer = Arc::new(Signer::from_credentials(&servers.credentials, servers.openfc.addr)?);
+    let bare_signer = Arc::new(Signer::from_credentials(&servers.credentials, servers.bare.addr)?);
+    let mut conn = Conn::open(signer.addr).await?;
+    conn.call_ok(signer.request(Method::POST, "/2016-08-15/services", Bytes::from(r#"{"serviceName":"bench"}"#))).await?;
+    conn.call_ok(signer.request(Method::POST, FUNCTIONS, package::create_body("f", &package::random_zip(1024)?))).await?;
+
+    let mut rows = Vec::new();
+    let (mut errors, mut throughput) = (0, Vec::new());
+    let scenarios = [
+        ("bare handler", &bare_signer, servers.bare.pid(), CODE_PATH),
+        ("signed GetFunction", &signer, servers.openfc.pid(), FUNCTION_PATH),
+        ("signed GetFunctionCode", &signer, servers.openfc.pid(), CODE_PATH),
+    ];
+    for workers in [1, 16] {
+        for (name, signer, pid, path) in &scenarios {
+            eprintln!("load: {name}, concurrency {workers}, 1 s warm-up + {} s", seconds.as_secs());
+            let r = load::run((*signer).clone(), path, workers, *pid, Duration::from_secs(1), seconds).await?;
+            if let Some(e) = &r.first_error {
+                eprintln!("  {} errors; first: {e}", r.errors);
+            }
+            errors += r.errors;
+            rows.push(info(
+                format!("c={workers} {name}"),
+                format!(
+                    "{:.0} req/s, p50 {}, p99 {}, cpu {}+{} µs",
+                    r.per_sec, us(r.p50), us(r.p99), r.server_cpu.as_micros(), r.client_cpu.as_micros()
+                ),
+            ));
+            throughput.push(((workers, *name), r.per_sec));
+        }
+    }
+    let rate = |w, n| throughput.iter().find(|(k, _)| *k == (w, n)).map_or(0.0, |(_, v)| *v);
+    for workers in [1, 16] {
+        for name in ["signed GetFunction", "signed GetFunctionCode"] {
+            let ratio = rate(workers, name) / rate(workers, "bare handler");
+            let metric = format!("c={workers} {name} / bare throughput");
+            rows.push(match (workers, name) {
+                (16, "signed GetFunctionCode") => check(metric, format!("{ratio:.2}"), "≥ 0.30", ratio >= 0.30),
+                _ => info(metric, format!("{ratio:.2}")),
+            });
+        }
+    }
+    rows.push(check("non-2xx or failed requests under load", errors.to_string(), "0", errors == 0));
+
+    for (label, size, prefix) in [("1 MB", 1_000_000, "p1m-"), ("50 MB", 50_000_000, "p50m-")] {
+        eprintln!("CreateFunction with {label} packages, 3 calls");
+        match package::create_functions(&signer, servers.openfc.pid(), prefix, size, 3).await {
+            Ok(r) => {
+                let metric = format!("CreateFunction {label} zip ({:.2} MB): median of 3", mb(r.zip_bytes as f64));
+                rows.push(if size == 50_000_000 {
+                    check(metric, us(r.median), "< 1 s", r.median < Duration::from_secs(1))
+                } else {
+                    info(metric, us(r.median))
+                });
+                let times = r.peak_extra as f64 / r.zip_bytes as f64;
+                rows.push(check(
+                    format!("CreateFunction {label}: server peak extra memory (max of 3)"),
+                    format!("{:.1} MB = {times:.1}× zip", mb(r.peak_extra as f64)),
+                    "< 4× zip",
+                    times < 4.0,
+                ));
+            }
+            Err(e) => {
+                eprintln!("CreateFunction {label} failed: {e:#}\n{}", servers.log_tail());
+                rows.push(check(format!("CreateFunction {label}"), "FAILED (see above)", "", false));
+            }
+        }
+    }
+
+    eprintln!("download of the 50 MB package, 10 times");
+    match package::download(&signer, "p50m-2", 10).await {
+        Ok(d) => {
+            let median = mb(d.rates[d.rates.len() / 2]);
+            let best = mb(*d.rates.last().unwrap_or(&0.0));
+            rows.push(check("download 50 MB package: median of 10", format!("{median:.0} MB/s"), "≥ 1000 MB/s", median >= 1000.0));
+            rows.push(info("download 50 MB package: best of 10", format!("{best:.0} MB/s")));
+            let n = d.rates.len();
+            rows.push(check("downloads whose bytes = Content-Length", format!("{}/{n}", d.complete), "all", d.complete == n));
+        }
+        Err(e) => {
+            eprintln!("download failed: {e:#}\n{}", servers.log_tail());
+            rows.push(check("download 50 MB package", "FAILED (see above)", "", false));
+        }
+    }
+    Ok(rows)
+}
+
+fn print_table(rows: &[Row]) {
+    let width = |f: fn(&Row) -> usize, title: &str| rows.iter().map(f).max().unwrap_or(0).max(title.chars().count());
+    let (m, f, t) = (
+        width(|r| r.metric.chars().count(), "metric"),
+        width(|r| r.figure.chars().count(), "figure"),
+        width(|r| r.target.chars().count(), "target"),
+    );
+    let line = |a: &str, b: &str, c: &str, d: &str| {
+        let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+        println!("{}  {}  {}  {d}", pad(a, m), pad(b, f), pad(c, t));
+    };
+    println!();
+    line("metric", "figure", "target", "status");
+    line(&"-".repeat(m), &"-".repeat(f), &"-".repeat(t), "------");
+    for r in rows {
+        line(&r.metric, &r.figure, r.target, r.status);
+    }
+    println!("\ncpu S+C µs = server + load-generator CPU time per request; c = concurrent keep-alive connections.");
+}
