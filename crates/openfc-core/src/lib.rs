@@ -3,6 +3,7 @@
 //! implement. It also holds the wire vocabulary that does no I/O: the error-code table and lenient JSON decoding.
 //! Nothing here knows about HTTP frameworks, SQL drivers or process APIs.
 
+pub mod cache;
 pub mod code;
 pub mod error;
 pub mod function;

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 
+use crate::cache::ReadCache;
 use crate::code::{self, Package, PackageLimits};
 use crate::error::{CoreError, CoreResult};
 use crate::function::{CodeSource, FunctionFields, parse_function_request};
@@ -29,6 +30,15 @@ pub struct Fc {
     pub limits: PackageLimits,
     /// Unreferenced packages younger than this are never collected (uploads in flight reference them soon).
     pub gc_grace: Duration,
+    /// LATEST functions as the hot read paths last saw them; see `cache`.
+    pub functions: ReadCache<FunctionKey, FunctionRecord>,
+}
+
+/// (account, service, function)
+pub type FunctionKey = (String, String, String);
+
+fn function_key(account: &str, service: &ServiceName, name: &FunctionName) -> FunctionKey {
+    (account.to_owned(), service.to_string(), name.to_string())
 }
 
 fn new_etag() -> String {
@@ -236,8 +246,19 @@ impl Fc {
             self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
             require_latest(service, q)?;
         }
-        // One read on the hot path: a function row implies its service (foreign key); only a miss needs
-        // the second read that tells a missing service from a missing function.
+        let key = function_key(account, service, name);
+        if let Some(rec) = self.functions.get(&key) {
+            return Ok(rec);
+        }
+        let rec = self.fresh_function(account, service, name).await?;
+        self.functions.put(key, rec.clone());
+        Ok(rec)
+    }
+
+    /// The stored function, bypassing the read cache (mutations check ETags against this). One read when
+    /// it exists: a function row implies its service (foreign key); only a miss needs the second read that
+    /// tells a missing service from a missing function.
+    async fn fresh_function(&self, account: &str, service: &ServiceName, name: &FunctionName) -> CoreResult<FunctionRecord> {
         match self.meta.get_function(account, service.as_str(), name.as_str()).await {
             Ok(rec) => Ok(rec),
             Err(MetaError::NotFound) => {
@@ -268,7 +289,7 @@ impl Fc {
         body: Bytes,
         checksum_header: Option<&str>,
     ) -> CoreResult<FunctionRecord> {
-        let current = self.get_function(account, service, name, &Qualifier::Latest).await?;
+        let current = self.fresh_function(account, service, name).await?;
         if !etag_matches(if_match, &current.etag) {
             return Err(CoreError::PreconditionFailed);
         }
@@ -295,7 +316,9 @@ impl Fc {
             let expected = std::mem::replace(&mut rec.etag, new_etag());
             rec.config = to_config(&fields)?;
             rec.modified_time = self.timestamp();
-            match self.meta.update_function(&rec, &expected).await {
+            let result = self.meta.update_function(&rec, &expected).await;
+            self.functions.invalidate(&function_key(account, service, name));
+            match result {
                 Ok(()) => return Ok(rec),
                 Err(MetaError::PreconditionFailed) if if_match.is_none() => continue,
                 Err(MetaError::PreconditionFailed) => return Err(CoreError::PreconditionFailed),
@@ -312,11 +335,13 @@ impl Fc {
         name: &FunctionName,
         if_match: Option<&str>,
     ) -> CoreResult<()> {
-        let rec = self.get_function(account, service, name, &Qualifier::Latest).await?;
+        let rec = self.fresh_function(account, service, name).await?;
         if !etag_matches(if_match, &rec.etag) {
             return Err(CoreError::PreconditionFailed);
         }
-        match self.meta.delete_function(account, service.as_str(), name.as_str(), Some(&rec.etag)).await {
+        let result = self.meta.delete_function(account, service.as_str(), name.as_str(), Some(&rec.etag)).await;
+        self.functions.invalidate(&function_key(account, service, name));
+        match result {
             Ok(()) => Ok(()),
             Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
             Err(e) => Err(Self::function_missing(service, name)(e)),

@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// Seconds an AccessKey lookup is cached (disabling a key takes effect after at most this) [default: 1].
     #[arg(long, env = "OPENFC_KEY_CACHE_TTL")]
     pub key_cache_ttl: Option<u64>,
+    /// Milliseconds a function read may be served from this node's cache; other nodes' writes become visible
+    /// after at most this long (this node's own writes at once). 0 disables the cache [default: 1000].
+    #[arg(long, env = "OPENFC_META_CACHE_TTL_MS")]
+    pub meta_cache_ttl_ms: Option<u64>,
     /// Region reported in ARNs and account settings [default: cn-hangzhou].
     #[arg(long, env = "OPENFC_REGION")]
     pub region: Option<String>,
@@ -100,6 +104,7 @@ struct FileConfig {
     gc_interval: Option<u64>,
     gc_grace: Option<u64>,
     key_cache_ttl: Option<u64>,
+    meta_cache_ttl_ms: Option<u64>,
     region: Option<String>,
     log_format: Option<String>,
 }
@@ -142,6 +147,7 @@ pub struct ServeConfig {
     pub gc_interval: u64,
     pub gc_grace: u64,
     pub key_cache_ttl: u64,
+    pub meta_cache_ttl_ms: u64,
     pub region: String,
     pub log_json: bool,
 }
@@ -195,6 +201,7 @@ impl ServeConfig {
             gc_interval: a.gc_interval.or(f.gc_interval).unwrap_or(300),
             gc_grace: a.gc_grace.or(f.gc_grace).unwrap_or(600),
             key_cache_ttl: a.key_cache_ttl.or(f.key_cache_ttl).unwrap_or(1),
+            meta_cache_ttl_ms: a.meta_cache_ttl_ms.or(f.meta_cache_ttl_ms).unwrap_or(1000),
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),
             log_json: log_format == "json",
         })

@@ -9,6 +9,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Subcommand;
 use openfc_blob::{ObjectCodeStore, S3Settings};
+use openfc_core::cache::ReadCache;
 use openfc_core::code::PackageLimits;
 use openfc_core::ports::{CodeStore, KeyStatus, MetaStore, SystemClock};
 use openfc_core::usecase::Fc;
@@ -107,6 +108,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         limits,
         gc_grace: Duration::from_secs(cfg.gc_grace),
+        functions: ReadCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms), 100_000),
     };
     let app = Arc::new(App {
         fc,

@@ -1,0 +1,78 @@
+//! A node-local read cache for the hot read paths (GetFunction, GetFunctionCode). This node's writes
+//! invalidate it at once; writes made by other nodes sharing the database become visible within the TTL.
+//! Mutations never read through it: their ETag checks always see the database.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+pub struct ReadCache<K, V> {
+    ttl: Duration,
+    max_entries: usize,
+    map: RwLock<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
+    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+        ReadCache { ttl, max_entries, map: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let map = self.map.read().expect("cache lock");
+        map.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+    }
+
+    pub fn put(&self, key: K, value: V) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut map = self.map.write().expect("cache lock");
+        if map.len() >= self.max_entries {
+            let ttl = self.ttl;
+            map.retain(|_, (at, _)| at.elapsed() < ttl);
+            if map.len() >= self.max_entries {
+                map.clear();
+            }
+        }
+        map.insert(key, (Instant::now(), value));
+    }
+
+    pub fn invalidate(&self, key: &K) {
+        self.map.write().expect("cache lock").remove(key);
+    }
+
+    pub fn invalidate_where(&self, pred: impl Fn(&K) -> bool) {
+        self.map.write().expect("cache lock").retain(|k, _| !pred(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_invalidation_and_bounds() {
+        let c = ReadCache::new(Duration::from_millis(50), 2);
+        c.put("a", 1);
+        assert_eq!(c.get(&"a"), Some(1));
+        c.invalidate(&"a");
+        assert_eq!(c.get(&"a"), None);
+        c.put("a", 1);
+        c.put("b", 2);
+        c.put("c", 3);
+        assert_eq!(c.get(&"c"), Some(3));
+        assert!(c.get(&"a").is_none() || c.get(&"b").is_none(), "bounded");
+        c.invalidate_where(|k| *k == "c");
+        assert_eq!(c.get(&"c"), None);
+        c.put("d", 4);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(c.get(&"d"), None);
+        let off = ReadCache::new(Duration::ZERO, 2);
+        off.put("a", 1);
+        assert_eq!(off.get(&"a"), None);
+    }
+}
