@@ -26,6 +26,11 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
+# cargo from rustup may not be on a non-login PATH.
+if ! command -v cargo >/dev/null 2>&1 && [[ -x ${HOME:-/root}/.cargo/bin/cargo ]]; then
+    PATH=${HOME:-/root}/.cargo/bin:$PATH
+fi
+
 TESTENV=$ROOT/.testenv
 VENV=$TESTENV/venv
 REQS=$ROOT/tests/e2e/requirements.txt
@@ -220,7 +225,10 @@ s3 = os.environ["OPENFC_TEST_S3_ENDPOINT"]
 bucket = "selfcheck-" + uuid.uuid4().hex[:8]
 assert requests.put(f"{s3}/{bucket}", timeout=10).status_code == 200
 assert requests.put(f"{s3}/{bucket}/a/b.zip", data=b"xyz", timeout=10).status_code == 200
-r = requests.get(f"{s3}/{bucket}/a/b.zip", timeout=10)
+# moto refuses anonymous reads; any (unverified) signature makes the request authenticated.
+auth = {"Authorization": "AWS4-HMAC-SHA256 Credential=test/20200101/us-east-1/s3/aws4_request, "
+                         "SignedHeaders=host, Signature=00"}
+r = requests.get(f"{s3}/{bucket}/a/b.zip", headers=auth, timeout=10)
 assert r.status_code == 200 and r.content == b"xyz", r
 db = "selfcheck_" + uuid.uuid4().hex[:8]
 url = os.environ["OPENFC_TEST_DATABASE_URL"]
@@ -231,7 +239,8 @@ assert out == db, out
 print("moto: bucket + object OK; postgres: CREATE DATABASE + connect OK")
 EOF
     phase "pytest --collect-only"
-    OPENFC_BIN=${OPENFC_BIN:-$ROOT/target/debug/openfc} "$PY" -m pytest --collect-only -q tests/e2e "$@"
+    OPENFC_BIN=${OPENFC_BIN:-$ROOT/target/debug/openfc} "$PY" -m pytest --collect-only -q \
+        -o cache_dir="$TESTENV/pytest_cache" tests/e2e "$@"
     phase_end
     exit 0
 fi
@@ -254,7 +263,7 @@ export OPENFC_BIN=${OPENFC_BIN:-$ROOT/target/debug/openfc}
 [[ -x $OPENFC_BIN ]] || die "$OPENFC_BIN does not exist or is not executable"
 echo "OPENFC_BIN=$OPENFC_BIN"
 set +e
-"$PY" -m pytest -q tests/e2e "$@"
+"$PY" -m pytest -q -o cache_dir="$TESTENV/pytest_cache" tests/e2e "$@"
 rc=$?
 set -e
 if [[ $rc -eq 5 ]]; then

@@ -30,7 +30,7 @@ import rawsign
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = ROOT / "target" / "debug" / "openfc"
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 30.0
 S3_REGION = "us-east-1"
 S3_KEY = "test"
 S3_SECRET = "test"
@@ -266,9 +266,10 @@ class Server:
         return fc2.Client(endpoint=self.endpoint, accessKeyID=ak, accessKeySecret=secret, Timeout=30)
 
     # --- helpers ---------------------------------------------------------------------------------------
-    def cli(self, *args, check=True):
-        """`openfc ARGS... --data-dir D [--database-url U]` (e.g. cli('keys', 'list'))."""
-        cmd = [str(openfc_bin()), *args, *self.backend_args()]
+    def cli(self, group, *args, check=True):
+        """`openfc GROUP --data-dir D [--database-url U] ARGS...`, e.g. cli('keys', 'disable', AK). The storage
+        flags go right after the command group (they belong to `openfc keys`, not to its actions)."""
+        cmd = [str(openfc_bin()), group, *self.backend_args(), *args]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=self.environment(),
                            cwd=str(self.workdir))
         if check:

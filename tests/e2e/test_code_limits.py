@@ -28,6 +28,9 @@ def create_raw(server, svc, zip_file, name=None):
         "code": {"zipFile": zip_file}})
 
 
+# At the default limits. The contract caps the unpacked total at 1 GiB and the entries at 65536; the sizes here
+# are above 2 GiB (openfc's --max-unzipped-size default) so they hold for either cap. Exact boundaries are tested
+# below with a server started with small --max-unzipped-size / --max-code-entries.
 BAD_PACKAGES = {
     "bad base64": lambda: "this is not base64!!",
     "empty package": lambda: "",
@@ -38,8 +41,8 @@ BAD_PACKAGES = {
     "nested parent entry a/../../x": lambda: b64(zips.zip_with_entry_name("a/../../x")),
     "symlink entry": lambda: b64(zips.symlink_zip("/etc/passwd")),
     "declared size 4 GiB in one entry": lambda: b64(zips.declared_size_zip([0xFFFFFFF0])),
-    "declared sizes 3 x 400 MiB": lambda: b64(zips.declared_size_zip([400 * MIB] * 3)),
-    "deflate bomb 1 GiB + 1 MiB of zeros": lambda: b64(zips.deflate_bomb(GIB + MIB)),
+    "declared sizes 3 x 1 GiB": lambda: b64(zips.declared_size_zip([GIB] * 3)),
+    "deflate bomb 2 GiB + 1 MiB of zeros": lambda: b64(zips.deflate_bomb(2 * GIB + MIB)),
     "65537 entries": lambda: b64(zips.many_entries_zip(65537)),
 }
 
@@ -137,3 +140,42 @@ def test_public_url_and_region_flags(start_server):
     url = api(s, "fc21").get_function_code(svc, name).body["url"]
     assert url.startswith(public + "/_openfc/code/"), url
     assert requests.get(url, timeout=30).content == PKG
+
+
+UNZIPPED_MAX = MIB
+ENTRIES_MAX = 100
+
+
+@pytest.fixture(scope="module")
+def tight_server(server_factory):
+    srv = server_factory.start("sqlite", args=["--max-unzipped-size", str(UNZIPPED_MAX),
+                                               "--max-code-entries", str(ENTRIES_MAX)])
+    yield srv
+    srv.close()
+
+
+def _zeros_zip(total):
+    """index.py plus zeros.bin, `total` unpacked bytes in all (deflated: a few KiB on the wire)."""
+    return zips.make_zip({"index.py": zips.INDEX_PY, "zeros.bin": bytes(total - len(zips.INDEX_PY))})
+
+
+LIMIT_CASES = [
+    ("unpacked size at the limit", lambda: _zeros_zip(UNZIPPED_MAX), 200),
+    ("unpacked size one byte over", lambda: _zeros_zip(UNZIPPED_MAX + 1), 400),
+    ("declared sizes over the limit", lambda: zips.declared_size_zip([600 * 1024, 600 * 1024]), 400),
+    ("entries at the limit", lambda: zips.many_entries_zip(ENTRIES_MAX), 200),
+    ("one entry too many", lambda: zips.many_entries_zip(ENTRIES_MAX + 1), 400),
+]
+
+
+@pytest.mark.parametrize("what, package, expected", LIMIT_CASES, ids=[c[0] for c in LIMIT_CASES])
+def test_unpacked_size_and_entry_limits(tight_server, what, package, expected):
+    s = tight_server
+    svc = unique("tightsvc")
+    api(s, "raw16").create_service({"serviceName": svc})
+    data = package()
+    r = create_raw(s, svc, b64(data))
+    if expected == 200:
+        assert assert_ok(r)["codeChecksum"] == crc64_str(data)
+    else:
+        assert_fc_error(r, 400, "InvalidArgument")

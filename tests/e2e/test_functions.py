@@ -52,7 +52,7 @@ FC2_FULL = {
     "caPort": 8080,
 }
 REQUIRED_KEYS = {"functionName", "functionId", "runtime", "handler", "codeChecksum", "codeSize", "createdTime",
-                 "lastModifiedTime", "memorySize", "timeout", "instanceType", "description"}
+                 "lastModifiedTime", "memorySize", "timeout", "instanceType"}
 
 
 @pytest.fixture(scope="module")

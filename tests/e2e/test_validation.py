@@ -67,7 +67,8 @@ def test_function_name_rules(sqlite_server, name, expected):
 FIELD_CASES = [
     # memorySize: multiple of 64 in 128..=32768
     ({"memorySize": 128}, OK), ({"memorySize": 192}, OK), ({"memorySize": 32768}, OK),
-    ({"memorySize": 64}, BAD), ({"memorySize": 100}, BAD), ({"memorySize": 32832}, BAD), ({"memorySize": 0}, BAD),
+    ({"memorySize": 64}, BAD), ({"memorySize": 100}, BAD), ({"memorySize": 200}, BAD), ({"memorySize": 1000}, BAD),
+    ({"memorySize": 32832}, BAD), ({"memorySize": 0}, BAD),
     ({"memorySize": -128}, BAD),
     # timeout 1..=86400
     ({"timeout": 1}, OK), ({"timeout": 86400}, OK), ({"timeout": 0}, BAD), ({"timeout": 86401}, BAD),
