@@ -18,6 +18,26 @@ pub enum CoreError {
     FunctionAlreadyExists { service: String, function: String },
     #[error("service '{service}' is not empty: {detail}")]
     ServiceNotEmpty { service: String, detail: String },
+    #[error("alias {alias} of service {service} already exists")]
+    AliasAlreadyExists { service: String, alias: String },
+    #[error("function '{function}' has active triggers: delete them first")]
+    FunctionNotEmpty { function: String },
+    #[error("trigger '{trigger}' does not exist in service '{service}' and function '{function}'")]
+    TriggerNotFound { service: String, function: String, trigger: String },
+    #[error("trigger '{trigger}' already exists in service '{service}' and function '{function}'")]
+    TriggerAlreadyExists { service: String, function: String, trigger: String },
+    #[error("domain name '{0}' does not exist")]
+    DomainNameNotFound(String),
+    #[error("domain name {0} already exists")]
+    DomainNameAlreadyExists(String),
+    #[error("AsyncConfig for {0} does not exist.")]
+    AsyncConfigNotExists(String),
+    #[error("on-demand config for {0} does not exist")]
+    OnDemandConfigNotFound(String),
+    #[error("layer '{0}' does not exist")]
+    LayerNotFound(String),
+    #[error("version {version} of layer '{layer}' does not exist")]
+    LayerVersionNotFound { layer: String, version: String },
     #[error("the resource being modified has been changed")]
     PreconditionFailed,
     #[error("version '{qualifier}' of service '{service}' does not exist")]

@@ -200,6 +200,13 @@ pub struct FunctionRequest<'a> {
 
 /// Splits a CreateFunction/UpdateFunction body into its fields and its code source.
 pub fn parse_function_request(body: &[u8]) -> CoreResult<FunctionRequest<'_>> {
+    let (rest, code) = split_code(body)?;
+    let fields = from_value(rest, &FUNCTION_SHAPE)?;
+    Ok(FunctionRequest { fields, code })
+}
+
+/// Splits a body with a `code` member (any case) into the rest, as JSON, and the code source.
+pub fn split_code(body: &[u8]) -> CoreResult<(Value, Option<CodeSource<'_>>)> {
     let top: BTreeMap<&str, &RawValue> = if body.iter().all(u8::is_ascii_whitespace) {
         BTreeMap::new()
     } else {
@@ -217,8 +224,7 @@ pub fn parse_function_request(body: &[u8]) -> CoreResult<FunctionRequest<'_>> {
             rest.insert(key.to_owned(), value);
         }
     }
-    let fields = from_value(Value::Object(rest), &FUNCTION_SHAPE)?;
-    Ok(FunctionRequest { fields, code })
+    Ok((Value::Object(rest), code))
 }
 
 fn parse_code(raw: &RawValue) -> CoreResult<Option<CodeSource<'_>>> {

@@ -5,13 +5,18 @@
 
 pub mod cache;
 pub mod code;
+pub mod configs;
 pub mod error;
 pub mod function;
+pub mod layers;
 pub mod names;
 pub mod page;
 pub mod ports;
 pub mod service;
+pub mod tags;
+pub mod triggers;
 pub mod usecase;
+pub mod versions;
 pub mod wire;
 
 pub use error::CoreError;

@@ -96,6 +96,43 @@ pub struct FunctionRecord {
     pub modified_time: String,
 }
 
+/// An immutable snapshot of a service (its functions live beside it, read per function).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRecord {
+    pub account_id: String,
+    pub service_name: String,
+    pub version_id: u64,
+    pub description: String,
+    pub service_config: serde_json::Value,
+    pub created_time: String,
+    pub modified_time: String,
+}
+
+/// A resource that is one JSON document under a key (aliases, triggers, configs, tags...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub account_id: String,
+    pub kind: &'static str,
+    pub key: String,
+    pub body: serde_json::Value,
+    pub etag: String,
+    pub created_time: String,
+    pub modified_time: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerVersionRecord {
+    pub account_id: String,
+    pub layer_name: String,
+    pub version: u64,
+    /// description, compatibleRuntime, license
+    pub body: serde_json::Value,
+    pub code: CodeRef,
+    /// 0 private, 1 public (a property of the layer, shared by its versions)
+    pub acl: i64,
+    pub created_time: String,
+}
+
 /// What `touch_package` found: the package row is live (and its grace period renewed), or a collector
 /// is deleting it right now and the caller must wait and try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +181,89 @@ pub trait MetaStore: Send + Sync {
         service: &str,
         page: &PageQuery,
     ) -> Result<Vec<FunctionRecord>, MetaError>;
+
+    /// Snapshots the service and all its functions as the next version, in one transaction, unless nothing
+    /// changed since the newest existing version (`Conflict("unchanged")`). `PreconditionFailed` when
+    /// `if_match` is given and is not the service's ETag.
+    async fn publish_version(
+        &self,
+        account: &str,
+        service: &str,
+        description: &str,
+        if_match: Option<&str>,
+        now: &str,
+    ) -> Result<VersionRecord, MetaError>;
+    async fn get_version(&self, account: &str, service: &str, id: u64) -> Result<VersionRecord, MetaError>;
+    /// Up to `limit + 1` versions from `start` (inclusive) in the given direction.
+    async fn list_versions(
+        &self,
+        account: &str,
+        service: &str,
+        forward: bool,
+        start: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<VersionRecord>, MetaError>;
+    async fn delete_version(&self, account: &str, service: &str, id: u64) -> Result<(), MetaError>;
+    async fn count_versions(&self, account: &str, service: &str) -> Result<u64, MetaError>;
+    async fn get_version_function(
+        &self,
+        account: &str,
+        service: &str,
+        id: u64,
+        name: &str,
+    ) -> Result<FunctionRecord, MetaError>;
+    async fn list_version_functions(
+        &self,
+        account: &str,
+        service: &str,
+        id: u64,
+        page: &PageQuery,
+    ) -> Result<Vec<FunctionRecord>, MetaError>;
+
+    async fn create_doc(&self, doc: &Document) -> Result<(), MetaError>;
+    async fn get_doc(&self, account: &str, kind: &'static str, key: &str) -> Result<Document, MetaError>;
+    async fn update_doc(&self, doc: &Document, expected_etag: &str) -> Result<(), MetaError>;
+    /// Creates or replaces; a replacement keeps the stored `created_time`. Returns the stored document.
+    async fn put_doc(&self, doc: &Document) -> Result<Document, MetaError>;
+    async fn delete_doc(
+        &self,
+        account: &str,
+        kind: &'static str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), MetaError>;
+    /// Up to `limit + 1` documents whose key starts with `prefix`, from `start` (inclusive), in key order.
+    async fn list_docs(
+        &self,
+        account: &str,
+        kind: &'static str,
+        prefix: &str,
+        start: &str,
+        limit: usize,
+    ) -> Result<Vec<Document>, MetaError>;
+
+    /// Adds the next version of a layer (creating the layer on its first version).
+    async fn create_layer_version(
+        &self,
+        account: &str,
+        name: &str,
+        body: &serde_json::Value,
+        code: &CodeRef,
+        now: &str,
+    ) -> Result<LayerVersionRecord, MetaError>;
+    async fn get_layer_version(&self, account: &str, name: &str, version: u64) -> Result<LayerVersionRecord, MetaError>;
+    /// Up to `limit + 1` versions of one layer from `start_version` (inclusive), ascending.
+    async fn list_layer_versions(
+        &self,
+        account: &str,
+        name: &str,
+        start_version: u64,
+        limit: usize,
+    ) -> Result<Vec<LayerVersionRecord>, MetaError>;
+    /// The newest version of each layer, up to `limit + 1` layers by name, as `list_services` pages.
+    async fn list_latest_layers(&self, account: &str, page: &PageQuery) -> Result<Vec<LayerVersionRecord>, MetaError>;
+    async fn delete_layer_version(&self, account: &str, name: &str, version: u64) -> Result<(), MetaError>;
+    async fn set_layer_acl(&self, account: &str, name: &str, acl: i64) -> Result<(), MetaError>;
 
     /// Records that a package is about to be (or is) referenced, renewing its grace period to `now`.
     async fn touch_package(&self, code: &CodeRef, now: i64) -> Result<TouchOutcome, MetaError>;

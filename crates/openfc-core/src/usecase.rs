@@ -9,9 +9,10 @@ use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cache::ReadCache;
+use crate::versions::Resolved;
 use crate::code::{self, Package, PackageLimits};
 use crate::error::{CoreError, CoreResult};
-use crate::function::{CodeSource, FunctionFields, parse_function_request};
+use crate::function::{CodeSource, FunctionFields};
 use crate::names::{FunctionName, Qualifier, ServiceName};
 use crate::page::PageQuery;
 use crate::ports::{
@@ -30,6 +31,8 @@ pub struct Fc {
     pub limits: PackageLimits,
     /// Unreferenced packages younger than this are never collected (uploads in flight reference them soon).
     pub gc_grace: Duration,
+    /// Region used in ARNs.
+    pub region: String,
     /// LATEST functions as the hot read paths last saw them; see `cache`.
     pub functions: ReadCache<FunctionKey, FunctionRecord>,
 }
@@ -41,38 +44,25 @@ fn function_key(account: &str, service: &ServiceName, name: &FunctionName) -> Fu
     (account.to_owned(), service.to_string(), name.to_string())
 }
 
-fn new_etag() -> String {
+pub(crate) fn new_etag() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// `If-Match` values may arrive quoted.
-fn etag_matches(if_match: Option<&str>, etag: &str) -> bool {
+pub(crate) fn etag_matches(if_match: Option<&str>, etag: &str) -> bool {
     if_match.is_none_or(|m| m.trim().trim_matches('"') == etag || m.trim() == "*")
 }
 
-fn to_config<T: serde::Serialize>(fields: &T) -> CoreResult<Value> {
+pub(crate) fn to_config<T: serde::Serialize>(fields: &T) -> CoreResult<Value> {
     serde_json::to_value(fields).map_err(|e| CoreError::Internal(format!("serialise config: {e}")))
 }
 
-fn from_config<T: serde::de::DeserializeOwned>(config: &Value) -> CoreResult<T> {
+pub(crate) fn from_config<T: serde::de::DeserializeOwned>(config: &Value) -> CoreResult<T> {
     serde_json::from_value(config.clone()).map_err(|e| CoreError::Internal(format!("stored config unreadable: {e}")))
 }
 
-/// Only LATEST exists until versions and aliases land; other qualifiers name something missing.
-fn require_latest(service: &ServiceName, qualifier: &Qualifier) -> CoreResult<()> {
-    match qualifier {
-        Qualifier::Latest => Ok(()),
-        Qualifier::Version(_) => {
-            Err(CoreError::VersionNotFound { service: service.to_string(), qualifier: qualifier.to_string() })
-        }
-        Qualifier::Alias(_) => {
-            Err(CoreError::AliasNotFound { service: service.to_string(), qualifier: qualifier.to_string() })
-        }
-    }
-}
-
 /// A package named by a request, before or after it is read.
-enum PackageInput {
+pub(crate) enum PackageInput {
     Ready(Package),
     Oss { bucket: String, object: String },
 }
@@ -84,14 +74,14 @@ impl Fc {
         now.format(&Rfc3339).unwrap_or_default()
     }
 
-    fn service_missing(name: &ServiceName) -> impl Fn(MetaError) -> CoreError + '_ {
+    pub(crate) fn service_missing(name: &ServiceName) -> impl Fn(MetaError) -> CoreError + '_ {
         move |e| match e {
             MetaError::NotFound => CoreError::ServiceNotFound(name.to_string()),
             other => other.into(),
         }
     }
 
-    fn function_missing<'a>(svc: &'a ServiceName, f: &'a FunctionName) -> impl Fn(MetaError) -> CoreError + 'a {
+    pub(crate) fn function_missing<'a>(svc: &'a ServiceName, f: &'a FunctionName) -> impl Fn(MetaError) -> CoreError + 'a {
         move |e| match e {
             MetaError::NotFound => {
                 CoreError::FunctionNotFound { service: svc.to_string(), function: f.to_string() }
@@ -127,8 +117,16 @@ impl Fc {
     }
 
     pub async fn get_service(&self, account: &str, name: &ServiceName, q: &Qualifier) -> CoreResult<ServiceRecord> {
-        let rec = self.meta.get_service(account, name.as_str()).await.map_err(Self::service_missing(name))?;
-        require_latest(name, q)?;
+        let mut rec = self.meta.get_service(account, name.as_str()).await.map_err(Self::service_missing(name))?;
+        if let Resolved::Version(v) = self.resolve(account, name, q).await? {
+            // The snapshot taken at publish time, described by the version's description.
+            let version = self.version(account, name, v).await?;
+            rec.config = version.service_config;
+            if let Some(obj) = rec.config.as_object_mut() {
+                obj.insert("description".into(), version.description.into());
+            }
+            rec.modified_time = version.modified_time;
+        }
         Ok(rec)
     }
 
@@ -167,20 +165,40 @@ impl Fc {
         if !etag_matches(if_match, &rec.etag) {
             return Err(CoreError::PreconditionFailed);
         }
-        let not_empty = |n: u64| CoreError::ServiceNotEmpty {
-            service: name.to_string(),
-            detail: format!("it still has {n} function(s); delete them first"),
-        };
-        let functions = self.meta.count_functions(account, name.as_str()).await?;
-        if functions > 0 {
-            return Err(not_empty(functions));
-        }
+        self.check_service_empty(account, name).await?;
         match self.meta.delete_service(account, name.as_str(), if_match.map(|m| m.trim_matches('"'))).await {
-            Ok(()) => Ok(()),
-            Err(MetaError::Conflict(_)) => Err(not_empty(self.meta.count_functions(account, name.as_str()).await?)),
+            Ok(()) => {
+                // Tags die with their service; a failure here leaves only an orphaned tag document.
+                let _ = self.meta.delete_doc(account, crate::tags::KIND, &self.service_arn(account, name), None).await;
+                Ok(())
+            }
+            Err(MetaError::Conflict(_)) => {
+                self.check_service_empty(account, name).await?;
+                Err(CoreError::Internal(format!("service '{name}' could not be deleted")))
+            }
             Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
             Err(e) => Err(Self::service_missing(name)(e)),
         }
+    }
+
+    /// Refuses, naming what is in the way, when the service still has functions, versions or aliases.
+    async fn check_service_empty(&self, account: &str, name: &ServiceName) -> CoreResult<()> {
+        let functions = self.meta.count_functions(account, name.as_str()).await?;
+        let versions = self.meta.count_versions(account, name.as_str()).await?;
+        let aliases = self.meta.list_docs(account, crate::versions::ALIAS, &format!("{name}/"), "", 100).await?.len();
+        let mut blocking = Vec::new();
+        for (n, what) in [(functions, "function(s)"), (versions, "version(s)"), (aliases as u64, "alias(es)")] {
+            if n > 0 {
+                blocking.push(format!("{n} {what}"));
+            }
+        }
+        if blocking.is_empty() {
+            return Ok(());
+        }
+        Err(CoreError::ServiceNotEmpty {
+            service: name.to_string(),
+            detail: format!("it still has {}; delete them first", blocking.join(", ")),
+        })
     }
 
     pub async fn list_services(
@@ -208,6 +226,7 @@ impl Fc {
         )?;
         let fields = fields.with_defaults();
         fields.validate()?;
+        self.check_layers(account, fields.layers.as_deref().unwrap_or_default()).await?;
         let code = match package {
             Some(input) => Some(self.store_package(input, checksum_header).await?),
             None if fields.is_container() => None,
@@ -242,9 +261,12 @@ impl Fc {
         name: &FunctionName,
         q: &Qualifier,
     ) -> CoreResult<FunctionRecord> {
-        if *q != Qualifier::Latest {
-            self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
-            require_latest(service, q)?;
+        if let Resolved::Version(v) = self.resolve(account, service, q).await? {
+            return self
+                .meta
+                .get_version_function(account, service.as_str(), v, name.as_str())
+                .await
+                .map_err(Self::function_missing(service, name));
         }
         let key = function_key(account, service, name);
         if let Some(rec) = self.functions.get(&key) {
@@ -258,7 +280,7 @@ impl Fc {
     /// The stored function, bypassing the read cache (mutations check ETags against this). One read when
     /// it exists: a function row implies its service (foreign key); only a miss needs the second read that
     /// tells a missing service from a missing function.
-    async fn fresh_function(&self, account: &str, service: &ServiceName, name: &FunctionName) -> CoreResult<FunctionRecord> {
+    pub(crate) async fn fresh_function(&self, account: &str, service: &ServiceName, name: &FunctionName) -> CoreResult<FunctionRecord> {
         match self.meta.get_function(account, service.as_str(), name.as_str()).await {
             Ok(rec) => Ok(rec),
             Err(MetaError::NotFound) => {
@@ -294,6 +316,7 @@ impl Fc {
             return Err(CoreError::PreconditionFailed);
         }
         let (patch, package) = self.parse_function_body(body).await?;
+        self.check_layers(account, patch.layers.as_deref().unwrap_or_default()).await?;
         let new_code = match package {
             Some(input) => Some(self.store_package(input, checksum_header).await?),
             None => None,
@@ -339,6 +362,7 @@ impl Fc {
         if !etag_matches(if_match, &rec.etag) {
             return Err(CoreError::PreconditionFailed);
         }
+        self.check_no_triggers(account, service, name).await?;
         let result = self.meta.delete_function(account, service.as_str(), name.as_str(), Some(&rec.etag)).await;
         self.functions.invalidate(&function_key(account, service, name));
         match result {
@@ -356,8 +380,10 @@ impl Fc {
         page: &PageQuery,
     ) -> CoreResult<(Vec<FunctionRecord>, Option<String>)> {
         self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
-        require_latest(service, q)?;
-        let items = self.meta.list_functions(account, service.as_str(), page).await?;
+        let items = match self.resolve(account, service, q).await? {
+            Resolved::Latest => self.meta.list_functions(account, service.as_str(), page).await?,
+            Resolved::Version(v) => self.meta.list_version_functions(account, service.as_str(), v, page).await?,
+        };
         Ok(page.finish(items, |f| &f.name))
     }
 
@@ -365,10 +391,20 @@ impl Fc {
 
     /// Parses a function body off the async runtime: decoding and checking a large package is CPU work.
     async fn parse_function_body(&self, body: Bytes) -> CoreResult<(FunctionFields, Option<PackageInput>)> {
+        self.parse_with_package(body, &crate::function::FUNCTION_SHAPE).await
+    }
+
+    /// Splits `code` off a body, decodes and checks an inline package, and parses the rest as `T`.
+    pub(crate) async fn parse_with_package<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        body: Bytes,
+        shape: &'static crate::wire::lenient::Shape,
+    ) -> CoreResult<(T, Option<PackageInput>)> {
         let limits = self.limits;
         tokio::task::spawn_blocking(move || {
-            let req = parse_function_request(&body)?;
-            let package = match req.code {
+            let (rest, code) = crate::function::split_code(&body)?;
+            let fields = crate::wire::lenient::from_value(rest, shape)?;
+            let package = match code {
                 None => None,
                 Some(CodeSource::Zip(text)) => {
                     let bytes = code::decode_zip_file(&text, limits.max_size)?;
@@ -376,14 +412,14 @@ impl Fc {
                 }
                 Some(CodeSource::Oss { bucket, object }) => Some(PackageInput::Oss { bucket, object }),
             };
-            Ok((req.fields, package))
+            Ok((fields, package))
         })
         .await
         .map_err(|e| CoreError::Internal(format!("package task failed: {e}")))?
     }
 
     /// Stores a package once (content-addressed) after checking it against the client's checksum.
-    async fn store_package(&self, input: PackageInput, checksum_header: Option<&str>) -> CoreResult<CodeRef> {
+    pub(crate) async fn store_package(&self, input: PackageInput, checksum_header: Option<&str>) -> CoreResult<CodeRef> {
         let package = match input {
             PackageInput::Ready(p) => p,
             PackageInput::Oss { bucket, object } => {

@@ -13,13 +13,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use openfc_core::page::PageQuery;
 use openfc_core::ports::{
-    AccessKeyRecord, AccountRecord, CodeRef, FunctionRecord, KeyStatus, MetaError, MetaStore, ServiceRecord,
-    TouchOutcome,
+    AccessKeyRecord, AccountRecord, CodeRef, Document, FunctionRecord, KeyStatus, LayerVersionRecord, MetaError,
+    MetaStore, ServiceRecord, TouchOutcome, VersionRecord,
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use rows::{Cols, access_key_from_row, function_from_row, service_from_row};
+use rows::{Cols, access_key_from_row, doc_from_row, function_from_row, layer_from_row, service_from_row, version_from_row};
+use sha2::{Digest, Sha256};
 
 /// A package the collector gives up on (it crashed mid-deletion) may be taken over after this long.
 const STALE_DELETION_SECS: i64 = 300;
@@ -270,6 +271,278 @@ impl MetaStore for SqlMeta {
                 .bind(prefix).bind(limit).fetch_all(p).await.map_err(map_err)?;
             rows.iter().map(function_from_row).collect()
         })
+    }
+
+    async fn publish_version(
+        &self,
+        account: &str,
+        service: &str,
+        description: &str,
+        if_match: Option<&str>,
+        now: &str,
+    ) -> Result<VersionRecord, MetaError> {
+        let outcome = on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            let bumped = match if_match {
+                Some(etag) => sqlx::query(sql::BUMP_VERSION_IF).bind(account).bind(service).bind(etag)
+                    .fetch_optional(&mut *tx).await,
+                None => sqlx::query(sql::BUMP_VERSION).bind(account).bind(service).fetch_optional(&mut *tx).await,
+            }.map_err(map_err)?;
+            let Some(row) = bumped else {
+                tx.rollback().await.map_err(map_err)?;
+                return Err(self.missing_or_changed(self.get_service(account, service).await.is_ok()).await);
+            };
+            let id = row.int("last_version")?;
+            let config = row.text("config")?;
+            sqlx::query(sql::SNAPSHOT_FUNCTIONS).bind(account).bind(service).bind(id)
+                .execute(&mut *tx).await.map_err(map_err)?;
+            // What the snapshot holds, minus bookkeeping: equal fingerprints mean nothing changed.
+            let mut digest = Sha256::new();
+            digest.update(config.as_bytes());
+            for r in sqlx::query(sql::SNAPSHOT_CONTENT).bind(account).bind(service).bind(id)
+                .fetch_all(&mut *tx).await.map_err(map_err)? {
+                digest.update(b"\n");
+                digest.update(r.text("name")?.as_bytes());
+                digest.update(b"\0");
+                digest.update(r.text("config")?.as_bytes());
+                digest.update(b"\0");
+                digest.update(r.opt_text("code_key")?.unwrap_or_default().as_bytes());
+            }
+            let fingerprint = hex::encode(digest.finalize());
+            let newest = sqlx::query(sql::NEWEST_FINGERPRINT).bind(account).bind(service)
+                .fetch_optional(&mut *tx).await.map_err(map_err)?;
+            if let Some(r) = newest && r.text("fingerprint")? == fingerprint {
+                tx.rollback().await.map_err(map_err)?;
+                return Err(MetaError::Conflict("unchanged".into()));
+            }
+            sqlx::query(sql::INSERT_VERSION).bind(account).bind(service).bind(id).bind(description).bind(&config)
+                .bind(&fingerprint).bind(now).bind(now).execute(&mut *tx).await.map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            Ok::<_, MetaError>((id, config))
+        })?;
+        let (id, config) = outcome;
+        Ok(VersionRecord {
+            account_id: account.to_owned(),
+            service_name: service.to_owned(),
+            version_id: id as u64,
+            description: description.to_owned(),
+            service_config: serde_json::from_str(&config).map_err(|e| MetaError::Backend(e.to_string()))?,
+            created_time: now.to_owned(),
+            modified_time: now.to_owned(),
+        })
+    }
+
+    async fn get_version(&self, account: &str, service: &str, id: u64) -> Result<VersionRecord, MetaError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(sql::GET_VERSION).bind(account).bind(service).bind(id as i64)
+                .fetch_one(p).await.map_err(map_err)?;
+            version_from_row(&row)
+        })
+    }
+
+    async fn list_versions(
+        &self,
+        account: &str,
+        service: &str,
+        forward: bool,
+        start: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<VersionRecord>, MetaError> {
+        let (stmt, start) = match (forward, start) {
+            (true, s) => (sql::LIST_VERSIONS_FORWARD, s.unwrap_or(0) as i64),
+            (false, s) => (sql::LIST_VERSIONS_BACKWARD, s.map_or(i64::MAX, |v| v as i64)),
+        };
+        on_pool!(self, p => {
+            let rows = sqlx::query(stmt).bind(account).bind(service).bind(start).bind(limit as i64 + 1)
+                .fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(version_from_row).collect()
+        })
+    }
+
+    async fn delete_version(&self, account: &str, service: &str, id: u64) -> Result<(), MetaError> {
+        let done = on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            sqlx::query(sql::DELETE_VERSION_FUNCTIONS).bind(account).bind(service).bind(id as i64)
+                .execute(&mut *tx).await.map_err(map_err)?;
+            let n = sqlx::query(sql::DELETE_VERSION).bind(account).bind(service).bind(id as i64)
+                .execute(&mut *tx).await.map_err(map_err)?.rows_affected();
+            tx.commit().await.map_err(map_err)?;
+            n
+        });
+        if done == 1 { Ok(()) } else { Err(MetaError::NotFound) }
+    }
+
+    async fn count_versions(&self, account: &str, service: &str) -> Result<u64, MetaError> {
+        let n: i64 = on_pool!(self, p => sqlx::query(sql::COUNT_VERSIONS).bind(account).bind(service)
+            .fetch_one(p).await.map_err(map_err)?.int("n")?);
+        Ok(n as u64)
+    }
+
+    async fn get_version_function(
+        &self,
+        account: &str,
+        service: &str,
+        id: u64,
+        name: &str,
+    ) -> Result<FunctionRecord, MetaError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(sql::GET_VERSION_FUNCTION).bind(account).bind(service).bind(id as i64).bind(name)
+                .fetch_one(p).await.map_err(map_err)?;
+            function_from_row(&row)
+        })
+    }
+
+    async fn list_version_functions(
+        &self,
+        account: &str,
+        service: &str,
+        id: u64,
+        page: &PageQuery,
+    ) -> Result<Vec<FunctionRecord>, MetaError> {
+        let (prefix, prefix_len, start, limit) = sql::page_args(page);
+        on_pool!(self, p => {
+            let rows = sqlx::query(sql::LIST_VERSION_FUNCTIONS).bind(account).bind(service).bind(id as i64)
+                .bind(start).bind(prefix_len).bind(prefix).bind(limit).fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(function_from_row).collect()
+        })
+    }
+
+    async fn create_doc(&self, d: &Document) -> Result<(), MetaError> {
+        on_pool!(self, p => sqlx::query(sql::INSERT_DOC).bind(&d.account_id).bind(d.kind).bind(&d.key)
+            .bind(json_text(&d.body)).bind(&d.etag).bind(&d.created_time).bind(&d.modified_time)
+            .execute(p).await.map(|_| ()).map_err(map_err))
+    }
+
+    async fn get_doc(&self, account: &str, kind: &'static str, key: &str) -> Result<Document, MetaError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(sql::GET_DOC).bind(account).bind(kind).bind(key).fetch_one(p).await.map_err(map_err)?;
+            doc_from_row(&row, kind)
+        })
+    }
+
+    async fn update_doc(&self, d: &Document, expected_etag: &str) -> Result<(), MetaError> {
+        let done = on_pool!(self, p => sqlx::query(sql::UPDATE_DOC).bind(json_text(&d.body)).bind(&d.etag)
+            .bind(&d.modified_time).bind(&d.account_id).bind(d.kind).bind(&d.key).bind(expected_etag)
+            .execute(p).await.map_err(map_err)?.rows_affected());
+        if done == 1 {
+            return Ok(());
+        }
+        let exists = self.get_doc(&d.account_id, d.kind, &d.key).await.is_ok();
+        Err(self.missing_or_changed(exists).await)
+    }
+
+    async fn put_doc(&self, d: &Document) -> Result<Document, MetaError> {
+        let created = on_pool!(self, p => sqlx::query(sql::UPSERT_DOC).bind(&d.account_id).bind(d.kind).bind(&d.key)
+            .bind(json_text(&d.body)).bind(&d.etag).bind(&d.created_time).bind(&d.modified_time)
+            .fetch_one(p).await.map_err(map_err)?.text("created_time")?);
+        Ok(Document { created_time: created, ..d.clone() })
+    }
+
+    async fn delete_doc(
+        &self,
+        account: &str,
+        kind: &'static str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), MetaError> {
+        let done = on_pool!(self, p => match if_match {
+            Some(etag) => sqlx::query(sql::DELETE_DOC_IF).bind(account).bind(kind).bind(key).bind(etag).execute(p).await,
+            None => sqlx::query(sql::DELETE_DOC).bind(account).bind(kind).bind(key).execute(p).await,
+        }.map_err(map_err)?.rows_affected());
+        if done == 1 {
+            return Ok(());
+        }
+        let exists = self.get_doc(account, kind, key).await.is_ok();
+        Err(self.missing_or_changed(exists).await)
+    }
+
+    async fn list_docs(
+        &self,
+        account: &str,
+        kind: &'static str,
+        prefix: &str,
+        start: &str,
+        limit: usize,
+    ) -> Result<Vec<Document>, MetaError> {
+        let prefix_len = prefix.chars().count() as i32;
+        on_pool!(self, p => {
+            let rows = sqlx::query(sql::LIST_DOCS).bind(account).bind(kind).bind(start).bind(prefix_len).bind(prefix)
+                .bind(limit as i64 + 1).fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(|r| doc_from_row(r, kind)).collect()
+        })
+    }
+
+    async fn create_layer_version(
+        &self,
+        account: &str,
+        name: &str,
+        body: &serde_json::Value,
+        code: &CodeRef,
+        now: &str,
+    ) -> Result<LayerVersionRecord, MetaError> {
+        let (version, acl) = on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            let row = sqlx::query(sql::BUMP_LAYER).bind(account).bind(name).bind(now)
+                .fetch_one(&mut *tx).await.map_err(map_err)?;
+            let (version, acl) = (row.int("last_version")?, row.int("acl")?);
+            sqlx::query(sql::INSERT_LAYER_VERSION).bind(account).bind(name).bind(version).bind(json_text(body))
+                .bind(&code.key).bind(code.checksum.to_string()).bind(code.size as i64).bind(now)
+                .execute(&mut *tx).await.map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            (version, acl)
+        });
+        Ok(LayerVersionRecord {
+            account_id: account.to_owned(),
+            layer_name: name.to_owned(),
+            version: version as u64,
+            body: body.clone(),
+            code: code.clone(),
+            acl,
+            created_time: now.to_owned(),
+        })
+    }
+
+    async fn get_layer_version(&self, account: &str, name: &str, version: u64) -> Result<LayerVersionRecord, MetaError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(sql::GET_LAYER_VERSION).bind(account).bind(name).bind(version as i64)
+                .fetch_one(p).await.map_err(map_err)?;
+            layer_from_row(&row)
+        })
+    }
+
+    async fn list_layer_versions(
+        &self,
+        account: &str,
+        name: &str,
+        start_version: u64,
+        limit: usize,
+    ) -> Result<Vec<LayerVersionRecord>, MetaError> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(sql::LIST_LAYER_VERSIONS).bind(account).bind(name).bind(start_version as i64)
+                .bind(limit as i64 + 1).fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(layer_from_row).collect()
+        })
+    }
+
+    async fn list_latest_layers(&self, account: &str, page: &PageQuery) -> Result<Vec<LayerVersionRecord>, MetaError> {
+        let (prefix, prefix_len, start, limit) = sql::page_args(page);
+        on_pool!(self, p => {
+            let rows = sqlx::query(sql::LIST_LATEST_LAYERS).bind(account).bind(start).bind(prefix_len).bind(prefix)
+                .bind(limit).fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(layer_from_row).collect()
+        })
+    }
+
+    async fn delete_layer_version(&self, account: &str, name: &str, version: u64) -> Result<(), MetaError> {
+        let done = on_pool!(self, p => sqlx::query(sql::DELETE_LAYER_VERSION).bind(account).bind(name)
+            .bind(version as i64).execute(p).await.map_err(map_err)?.rows_affected());
+        if done == 1 { Ok(()) } else { Err(MetaError::NotFound) }
+    }
+
+    async fn set_layer_acl(&self, account: &str, name: &str, acl: i64) -> Result<(), MetaError> {
+        let done = on_pool!(self, p => sqlx::query(sql::SET_LAYER_ACL).bind(acl).bind(account).bind(name)
+            .execute(p).await.map_err(map_err)?.rows_affected());
+        if done == 1 { Ok(()) } else { Err(MetaError::NotFound) }
     }
 
     async fn touch_package(&self, code: &CodeRef, now: i64) -> Result<TouchOutcome, MetaError> {

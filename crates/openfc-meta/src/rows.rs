@@ -86,3 +86,44 @@ pub fn function_from_row(row: &impl Cols) -> Result<FunctionRecord, MetaError> {
         modified_time: row.text("modified_time")?,
     })
 }
+
+pub fn version_from_row(row: &impl Cols) -> Result<openfc_core::ports::VersionRecord, MetaError> {
+    Ok(openfc_core::ports::VersionRecord {
+        account_id: row.text("account_id")?,
+        service_name: row.text("service_name")?,
+        version_id: row.int("version_id")? as u64,
+        description: row.text("description")?,
+        service_config: json(row, "service_config")?,
+        created_time: row.text("created_time")?,
+        modified_time: row.text("modified_time")?,
+    })
+}
+
+pub fn doc_from_row(row: &impl Cols, kind: &'static str) -> Result<openfc_core::ports::Document, MetaError> {
+    Ok(openfc_core::ports::Document {
+        account_id: row.text("account_id")?,
+        kind,
+        key: row.text("key")?,
+        body: json(row, "body")?,
+        etag: row.text("etag")?,
+        created_time: row.text("created_time")?,
+        modified_time: row.text("modified_time")?,
+    })
+}
+
+pub fn layer_from_row(row: &impl Cols) -> Result<openfc_core::ports::LayerVersionRecord, MetaError> {
+    let checksum = row.text("code_checksum")?;
+    Ok(openfc_core::ports::LayerVersionRecord {
+        account_id: row.text("account_id")?,
+        layer_name: row.text("layer_name")?,
+        version: row.int("version")? as u64,
+        body: json(row, "body")?,
+        code: CodeRef {
+            key: row.text("code_key")?,
+            checksum: checksum.parse().map_err(|_| MetaError::Backend(format!("bad checksum {checksum}")))?,
+            size: row.int("code_size")? as u64,
+        },
+        acl: row.int("acl")?,
+        created_time: row.text("created_time")?,
+    })
+}

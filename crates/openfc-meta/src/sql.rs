@@ -49,7 +49,9 @@ pub const TOUCH_PACKAGE: &str = "INSERT INTO code_packages (key, checksum, size,
 pub const CLAIM_GARBAGE: &str = "UPDATE code_packages SET state = 'deleting', deleting_since = $1 \
      WHERE key IN (SELECT p.key FROM code_packages p \
          WHERE ((p.state = 'live' AND p.touched_at < $2) OR (p.state = 'deleting' AND p.deleting_since < $3)) \
-         AND NOT EXISTS (SELECT 1 FROM functions f WHERE f.code_key = p.key) LIMIT $4) \
+         AND NOT EXISTS (SELECT 1 FROM functions f WHERE f.code_key = p.key) \
+         AND NOT EXISTS (SELECT 1 FROM version_functions v WHERE v.code_key = p.key) \
+         AND NOT EXISTS (SELECT 1 FROM layer_versions l WHERE l.code_key = p.key) LIMIT $4) \
      AND ((state = 'live' AND touched_at < $2) OR (state = 'deleting' AND deleting_since < $3)) \
      RETURNING key";
 pub const FORGET_PACKAGE: &str = "DELETE FROM code_packages WHERE key = $1 AND state = 'deleting'";
@@ -67,3 +69,71 @@ pub fn code_args(code: &Option<CodeRef>) -> (Option<String>, Option<String>, Opt
         None => (None, None, None),
     }
 }
+
+// ---- versions ----
+
+pub const BUMP_VERSION: &str = "UPDATE services SET last_version = last_version + 1 \
+     WHERE account_id = $1 AND name = $2 RETURNING last_version, config";
+pub const BUMP_VERSION_IF: &str = "UPDATE services SET last_version = last_version + 1 \
+     WHERE account_id = $1 AND name = $2 AND etag = $3 RETURNING last_version, config";
+pub const SNAPSHOT_FUNCTIONS: &str = "INSERT INTO version_functions (account_id, service_name, version_id, name, id, \
+     config, code_key, code_checksum, code_size, etag, created_time, modified_time) \
+     SELECT account_id, service_name, $3, name, id, config, code_key, code_checksum, code_size, etag, created_time, \
+     modified_time FROM functions WHERE account_id = $1 AND service_name = $2";
+pub const SNAPSHOT_CONTENT: &str = "SELECT name, config, code_key FROM version_functions \
+     WHERE account_id = $1 AND service_name = $2 AND version_id = $3 ORDER BY name";
+pub const NEWEST_FINGERPRINT: &str = "SELECT fingerprint FROM versions WHERE account_id = $1 AND service_name = $2 \
+     ORDER BY version_id DESC LIMIT 1";
+pub const INSERT_VERSION: &str = "INSERT INTO versions (account_id, service_name, version_id, description, \
+     service_config, fingerprint, created_time, modified_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub const GET_VERSION: &str = "SELECT * FROM versions WHERE account_id = $1 AND service_name = $2 AND version_id = $3";
+pub const LIST_VERSIONS_FORWARD: &str = "SELECT * FROM versions WHERE account_id = $1 AND service_name = $2 \
+     AND version_id >= $3 ORDER BY version_id LIMIT $4";
+pub const LIST_VERSIONS_BACKWARD: &str = "SELECT * FROM versions WHERE account_id = $1 AND service_name = $2 \
+     AND version_id <= $3 ORDER BY version_id DESC LIMIT $4";
+pub const DELETE_VERSION_FUNCTIONS: &str =
+    "DELETE FROM version_functions WHERE account_id = $1 AND service_name = $2 AND version_id = $3";
+pub const DELETE_VERSION: &str = "DELETE FROM versions WHERE account_id = $1 AND service_name = $2 AND version_id = $3";
+pub const COUNT_VERSIONS: &str = "SELECT COUNT(*) AS n FROM versions WHERE account_id = $1 AND service_name = $2";
+pub const GET_VERSION_FUNCTION: &str = "SELECT * FROM version_functions WHERE account_id = $1 AND service_name = $2 \
+     AND version_id = $3 AND name = $4";
+pub const LIST_VERSION_FUNCTIONS: &str = "SELECT * FROM version_functions WHERE account_id = $1 \
+     AND service_name = $2 AND version_id = $3 AND name >= $4 AND substr(name, 1, $5) = $6 ORDER BY name LIMIT $7";
+
+// ---- documents ----
+
+pub const INSERT_DOC: &str = "INSERT INTO documents (account_id, kind, key, body, etag, created_time, modified_time) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const UPSERT_DOC: &str = "INSERT INTO documents (account_id, kind, key, body, etag, created_time, modified_time) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (account_id, kind, key) DO UPDATE SET body = excluded.body, \
+     etag = excluded.etag, modified_time = excluded.modified_time RETURNING created_time";
+pub const GET_DOC: &str = "SELECT * FROM documents WHERE account_id = $1 AND kind = $2 AND key = $3";
+pub const UPDATE_DOC: &str = "UPDATE documents SET body = $1, etag = $2, modified_time = $3 \
+     WHERE account_id = $4 AND kind = $5 AND key = $6 AND etag = $7";
+pub const DELETE_DOC: &str = "DELETE FROM documents WHERE account_id = $1 AND kind = $2 AND key = $3";
+pub const DELETE_DOC_IF: &str = "DELETE FROM documents WHERE account_id = $1 AND kind = $2 AND key = $3 AND etag = $4";
+pub const LIST_DOCS: &str = "SELECT * FROM documents WHERE account_id = $1 AND kind = $2 AND key >= $3 \
+     AND substr(key, 1, $4) = $5 ORDER BY key LIMIT $6";
+
+// ---- layers ----
+
+pub const BUMP_LAYER: &str = "INSERT INTO layers (account_id, name, last_version, acl, created_time) \
+     VALUES ($1, $2, 1, 0, $3) ON CONFLICT (account_id, name) DO UPDATE SET last_version = layers.last_version + 1 \
+     RETURNING last_version, acl";
+pub const INSERT_LAYER_VERSION: &str = "INSERT INTO layer_versions (account_id, layer_name, version, body, code_key, \
+     code_checksum, code_size, created_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub const GET_LAYER_VERSION: &str = "SELECT v.*, l.acl FROM layer_versions v JOIN layers l \
+     ON l.account_id = v.account_id AND l.name = v.layer_name \
+     WHERE v.account_id = $1 AND v.layer_name = $2 AND v.version = $3";
+pub const LIST_LAYER_VERSIONS: &str = "SELECT v.*, l.acl FROM layer_versions v JOIN layers l \
+     ON l.account_id = v.account_id AND l.name = v.layer_name \
+     WHERE v.account_id = $1 AND v.layer_name = $2 AND v.version >= $3 ORDER BY v.version LIMIT $4";
+pub const LIST_LATEST_LAYERS: &str = "SELECT v.*, l.acl FROM layer_versions v JOIN layers l \
+     ON l.account_id = v.account_id AND l.name = v.layer_name \
+     WHERE v.account_id = $1 AND v.layer_name >= $2 AND substr(v.layer_name, 1, $3) = $4 \
+     AND v.version = (SELECT MAX(w.version) FROM layer_versions w \
+         WHERE w.account_id = v.account_id AND w.layer_name = v.layer_name) \
+     ORDER BY v.layer_name LIMIT $5";
+pub const DELETE_LAYER_VERSION: &str =
+    "DELETE FROM layer_versions WHERE account_id = $1 AND layer_name = $2 AND version = $3";
+pub const SET_LAYER_ACL: &str = "UPDATE layers SET acl = $1 WHERE account_id = $2 AND name = $3";

@@ -14,17 +14,17 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9900";
 #[derive(Debug, Clone, Args, Default)]
 pub struct StoreArgs {
     /// TOML file with any of these settings (keys as the long flag names, `-` → `_`).
-    #[arg(long, env = "OPENFC_CONFIG")]
+    #[arg(long, global = true, env = "OPENFC_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory: SQLite metadata, local code store, master key, credentials.
-    #[arg(long, env = "OPENFC_DATA_DIR")]
+    #[arg(long, global = true, env = "OPENFC_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Metadata database: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` [default: SQLite in the data dir].
-    #[arg(long, env = "OPENFC_DATABASE_URL")]
+    #[arg(long, global = true, env = "OPENFC_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Master key file (sealing AccessKey secrets, signing code URLs); share it between nodes.
     /// [default: DATA_DIR/master.key, created on first start]
-    #[arg(long, env = "OPENFC_MASTER_KEY_FILE")]
+    #[arg(long, global = true, env = "OPENFC_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
 }
 

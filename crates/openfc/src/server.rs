@@ -108,6 +108,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         limits,
         gc_grace: Duration::from_secs(cfg.gc_grace),
+        region: cfg.region.clone(),
         functions: ReadCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms), 100_000),
     };
     let app = Arc::new(App {

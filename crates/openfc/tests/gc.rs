@@ -53,6 +53,7 @@ async fn collector_never_deletes_referenced_packages() {
         clock: Arc::new(SystemClock),
         limits: PackageLimits::default(),
         gc_grace: grace,
+        region: "cn-hangzhou".into(),
         functions: openfc_core::cache::ReadCache::new(Duration::from_secs(1), 1000),
     });
     fc.create_service("1", br#"{"serviceName":"s"}"#).await.unwrap();

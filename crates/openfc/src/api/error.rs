@@ -50,6 +50,16 @@ impl From<CoreError> for ApiError {
             CoreError::PreconditionFailed => ErrorCode::PreconditionFailed,
             CoreError::VersionNotFound { .. } => ErrorCode::VersionNotFound,
             CoreError::AliasNotFound { .. } => ErrorCode::AliasNotFound,
+            CoreError::AliasAlreadyExists { .. } => ErrorCode::AliasAlreadyExists,
+            CoreError::FunctionNotEmpty { .. } => ErrorCode::FunctionNotEmpty,
+            CoreError::TriggerNotFound { .. } => ErrorCode::TriggerNotFound,
+            CoreError::TriggerAlreadyExists { .. } => ErrorCode::TriggerAlreadyExists,
+            CoreError::DomainNameNotFound(_) => ErrorCode::DomainNameNotFound,
+            CoreError::DomainNameAlreadyExists(_) => ErrorCode::DomainNameAlreadyExists,
+            CoreError::AsyncConfigNotExists(_) => ErrorCode::AsyncConfigNotExists,
+            CoreError::OnDemandConfigNotFound(_) => ErrorCode::OnDemandConfigNotFound,
+            CoreError::LayerNotFound(_) => ErrorCode::LayerNotFound,
+            CoreError::LayerVersionNotFound { .. } => ErrorCode::LayerVersionNotFound,
             CoreError::Internal(detail) => return ApiError::internal(detail),
         };
         ApiError::new(code, message)

@@ -1,0 +1,638 @@
+//! Custom domains and the per-function configs (spec §5.8, §5.9): provision, on-demand and async-invoke.
+//! Validated and stored here; the invoker enforces them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::error::{CoreError, CoreResult};
+use crate::names::{FunctionName, Qualifier, ServiceName};
+use crate::page::PageQuery;
+use crate::ports::{Document, MetaError};
+use crate::usecase::{Fc, etag_matches, new_etag};
+use crate::wire::lenient::{Field, Shape, parse_body};
+
+pub const DOMAIN: &str = "customDomain";
+pub const PROVISION: &str = "provision";
+pub const ON_DEMAND: &str = "onDemand";
+pub const ASYNC: &str = "asyncConfig";
+
+// ---- custom domains ----
+
+static RULE: Shape = Shape::Object(&[Field("match", &Shape::Any), Field("replacement", &Shape::Any)]);
+static REWRITE: Shape = Shape::Object(&[
+    Field("equalRules", &Shape::ArrayOf(&RULE)),
+    Field("wildcardRules", &Shape::ArrayOf(&RULE)),
+    Field("regexRules", &Shape::ArrayOf(&RULE)),
+]);
+static ROUTE: Shape = Shape::Object(&[
+    Field("path", &Shape::Any),
+    Field("serviceName", &Shape::Any),
+    Field("functionName", &Shape::Any),
+    Field("qualifier", &Shape::Any),
+    Field("methods", &Shape::Any),
+    Field("rewriteConfig", &REWRITE),
+]);
+static DOMAIN_SHAPE: Shape = Shape::Object(&[
+    Field("domainName", &Shape::Any),
+    Field("protocol", &Shape::Any),
+    Field("routeConfig", &Shape::Object(&[Field("routes", &Shape::ArrayOf(&ROUTE))])),
+    Field("certConfig", &Shape::Object(&[
+        Field("certName", &Shape::Any),
+        Field("certificate", &Shape::Any),
+        Field("privateKey", &Shape::Any),
+    ])),
+    Field("tlsConfig", &Shape::Object(&[
+        Field("minVersion", &Shape::Any),
+        Field("maxVersion", &Shape::Any),
+        Field("cipherSuites", &Shape::Any),
+    ])),
+    Field("wafConfig", &Shape::Object(&[Field("enableWAF", &Shape::Any)])),
+]);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Rule {
+    #[serde(rename = "match")]
+    pattern: String,
+    replacement: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Rewrite {
+    equal_rules: Vec<Rule>,
+    wildcard_rules: Vec<Rule>,
+    regex_rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Route {
+    path: String,
+    service_name: String,
+    function_name: String,
+    qualifier: String,
+    methods: Vec<String>,
+    rewrite_config: Option<Rewrite>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct RouteConfig {
+    routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct CertConfig {
+    cert_name: String,
+    certificate: String,
+    private_key: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct TlsConfig {
+    min_version: String,
+    max_version: String,
+    cipher_suites: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct WafConfig {
+    #[serde(rename = "enableWAF")]
+    enable_waf: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DomainBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain_name: Option<String>,
+    protocol: Option<String>,
+    route_config: Option<RouteConfig>,
+    cert_config: Option<CertConfig>,
+    tls_config: Option<TlsConfig>,
+    waf_config: Option<WafConfig>,
+}
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"];
+const TLS: &[&str] = &["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+
+fn check_domain_name(name: &str) -> CoreResult<()> {
+    let labels: Vec<&str> = name.split('.').collect();
+    let ok = name.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().enumerate().all(|(i, l)| {
+            (!l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+                || (i == 0 && *l == "*")
+        });
+    if ok { Ok(()) } else { Err(CoreError::invalid(format!("domain name '{name}' is not a valid host name"))) }
+}
+
+impl DomainBody {
+    fn validate(&self) -> CoreResult<()> {
+        let protocol = self.protocol.as_deref().unwrap_or("HTTP");
+        if !["HTTP", "HTTPS", "HTTP,HTTPS"].contains(&protocol) {
+            return Err(CoreError::invalid(format!(
+                "protocol is set to an invalid value (allowed: HTTP | HTTPS | HTTP,HTTPS, actual: '{protocol}')"
+            )));
+        }
+        let cert = self.cert_config.as_ref().filter(|c| !c.certificate.is_empty());
+        if protocol.contains("HTTPS") && cert.is_none_or(|c| c.private_key.is_empty() || c.cert_name.is_empty()) {
+            return Err(CoreError::invalid("HTTPS needs certConfig with certName, certificate and privateKey"));
+        }
+        if let Some(c) = cert
+            && (!c.certificate.contains("BEGIN CERTIFICATE") || !c.private_key.contains("PRIVATE KEY"))
+        {
+            return Err(CoreError::invalid("certConfig.certificate and privateKey must be PEM"));
+        }
+        if let Some(t) = &self.tls_config {
+            for v in [&t.min_version, &t.max_version] {
+                if !v.is_empty() && !TLS.contains(&v.as_str()) {
+                    return Err(CoreError::invalid(format!("tlsConfig version '{v}' is not one of {}", TLS.join(", "))));
+                }
+            }
+        }
+        for r in self.route_config.iter().flat_map(|c| &c.routes) {
+            if !r.path.starts_with('/') {
+                return Err(CoreError::invalid(format!("route path '{}' must start with '/'", r.path)));
+            }
+            ServiceName::parse(&r.service_name)?;
+            FunctionName::parse(&r.function_name)?;
+            if !r.qualifier.is_empty() {
+                Qualifier::parse(&r.qualifier)?;
+            }
+            if let Some(m) = r.methods.iter().find(|m| !METHODS.contains(&m.as_str())) {
+                return Err(CoreError::invalid(format!("route method '{m}' is not one of {}", METHODS.join(", "))));
+            }
+            for rule in r.rewrite_config.iter().flat_map(|w| w.equal_rules.iter().chain(&w.wildcard_rules).chain(&w.regex_rules)) {
+                if rule.pattern.is_empty() {
+                    return Err(CoreError::invalid("rewrite rules need a non-empty match"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn domain_json(doc: &Document) -> Value {
+    let mut out = doc.body.as_object().cloned().unwrap_or_default();
+    // The private key is write-only.
+    if let Some(Value::Object(cert)) = out.get_mut("certConfig") {
+        cert.remove("privateKey");
+    }
+    out.insert("domainName".into(), doc.key.clone().into());
+    out.insert("accountId".into(), doc.account_id.clone().into());
+    out.insert("apiVersion".into(), "2016-08-15".into());
+    out.insert("createdTime".into(), doc.created_time.clone().into());
+    out.insert("lastModifiedTime".into(), doc.modified_time.clone().into());
+    Value::Object(out)
+}
+
+fn to_body<T: Serialize>(v: &T) -> CoreResult<Value> {
+    serde_json::to_value(v).map_err(|e| CoreError::Internal(e.to_string()))
+}
+
+fn new_doc(account: &str, kind: &'static str, key: String, body: Value, now: String) -> Document {
+    Document { account_id: account.to_owned(), kind, key, body, etag: new_etag(), created_time: now.clone(), modified_time: now }
+}
+
+impl Fc {
+    async fn domain_doc(&self, account: &str, name: &str) -> CoreResult<Document> {
+        self.meta.get_doc(account, DOMAIN, name).await.map_err(|e| match e {
+            MetaError::NotFound => CoreError::DomainNameNotFound(name.to_owned()),
+            other => other.into(),
+        })
+    }
+
+    pub async fn create_custom_domain(&self, account: &str, body: &[u8]) -> CoreResult<Document> {
+        let mut req: DomainBody = parse_body(body, &DOMAIN_SHAPE)?;
+        let name = req.domain_name.take().ok_or_else(|| CoreError::invalid("domainName is required"))?.to_ascii_lowercase();
+        check_domain_name(&name)?;
+        req.protocol.get_or_insert_with(|| "HTTP".into());
+        req.route_config.get_or_insert_with(RouteConfig::default);
+        req.validate()?;
+        let doc = new_doc(account, DOMAIN, name.clone(), to_body(&req)?, self.timestamp());
+        self.meta.create_doc(&doc).await.map_err(|e| match e {
+            MetaError::AlreadyExists => CoreError::DomainNameAlreadyExists(name),
+            other => other.into(),
+        })?;
+        Ok(doc)
+    }
+
+    pub async fn get_custom_domain(&self, account: &str, name: &str) -> CoreResult<Document> {
+        self.domain_doc(account, name).await
+    }
+
+    pub async fn update_custom_domain(&self, account: &str, name: &str, body: &[u8]) -> CoreResult<Document> {
+        let patch: DomainBody = parse_body(body, &DOMAIN_SHAPE)?;
+        let mut doc = self.domain_doc(account, name).await?;
+        let mut current: DomainBody =
+            serde_json::from_value(doc.body.clone()).map_err(|e| CoreError::Internal(e.to_string()))?;
+        crate::service::replace(&mut current.protocol, patch.protocol);
+        crate::service::replace(&mut current.route_config, patch.route_config);
+        crate::service::replace(&mut current.cert_config, patch.cert_config);
+        crate::service::replace(&mut current.tls_config, patch.tls_config);
+        crate::service::replace(&mut current.waf_config, patch.waf_config);
+        current.validate()?;
+        let expected = std::mem::replace(&mut doc.etag, new_etag());
+        doc.body = to_body(&current)?;
+        doc.modified_time = self.timestamp();
+        self.meta.update_doc(&doc, &expected).await.map_err(|e| match e {
+            MetaError::NotFound => CoreError::DomainNameNotFound(name.to_owned()),
+            MetaError::PreconditionFailed => CoreError::PreconditionFailed,
+            other => other.into(),
+        })?;
+        Ok(doc)
+    }
+
+    pub async fn delete_custom_domain(&self, account: &str, name: &str) -> CoreResult<()> {
+        self.meta.delete_doc(account, DOMAIN, name, None).await.map_err(|e| match e {
+            MetaError::NotFound => CoreError::DomainNameNotFound(name.to_owned()),
+            other => other.into(),
+        })
+    }
+
+    pub async fn list_custom_domains(&self, account: &str, page: &PageQuery) -> CoreResult<(Vec<Document>, Option<String>)> {
+        self.list_children(account, DOMAIN, "", page).await
+    }
+
+    // ---- per-function configs ----
+
+    /// The function must exist and the qualifier must name something that exists.
+    async fn config_target(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<()> {
+        self.fresh_function(account, service, function).await?;
+        self.resolve(account, service, q).await.map(|_| ())
+    }
+
+    pub async fn put_provision_config(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+        body: &[u8],
+    ) -> CoreResult<Value> {
+        if let Qualifier::Version(_) = q {
+            return Err(CoreError::invalid("provision configs take an alias or LATEST as qualifier, not a version"));
+        }
+        self.config_target(account, service, function, q).await?;
+        let req: ProvisionBody = parse_body(body, &PROVISION_SHAPE)?;
+        let key = format!("{service}#{q}#{function}");
+        let mut cfg = match self.meta.get_doc(account, PROVISION, &key).await {
+            Ok(d) => serde_json::from_value(d.body).map_err(|e| CoreError::Internal(e.to_string()))?,
+            Err(MetaError::NotFound) => ProvisionConfig::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let target = req.target.ok_or_else(|| CoreError::invalid("target is required"))?;
+        if !(0..=10_000).contains(&target) {
+            return Err(CoreError::invalid(format!("target must be between 0 and 10000, actual: {target}")));
+        }
+        cfg.target = target;
+        // `null` leaves a list unchanged; `[]` clears it.
+        crate::service::replace(&mut cfg.scheduled_actions, req.scheduled_actions);
+        crate::service::replace(&mut cfg.target_tracking_policies, req.target_tracking_policies);
+        crate::service::replace(&mut cfg.always_allocate_cpu, req.always_allocate_cpu);
+        for a in cfg.scheduled_actions.iter().flatten() {
+            let t = a.get("target").and_then(Value::as_i64).unwrap_or(0);
+            if a.get("name").and_then(Value::as_str).is_none_or(str::is_empty) || !(0..=10_000).contains(&t) {
+                return Err(CoreError::invalid("scheduledActions need a name and a target between 0 and 10000"));
+            }
+        }
+        for p in cfg.target_tracking_policies.iter().flatten() {
+            let (min, max) = (p.get("minCapacity").and_then(Value::as_i64), p.get("maxCapacity").and_then(Value::as_i64));
+            if p.get("name").and_then(Value::as_str).is_none_or(str::is_empty) || min.zip(max).is_some_and(|(a, b)| a > b) {
+                return Err(CoreError::invalid("targetTrackingPolicies need a name and minCapacity ≤ maxCapacity"));
+            }
+        }
+        let doc = new_doc(account, PROVISION, key, to_body(&cfg)?, self.timestamp());
+        self.meta.put_doc(&doc).await?;
+        Ok(provision_json(account, &doc.key, &cfg))
+    }
+
+    pub async fn get_provision_config(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<Value> {
+        self.config_target(account, service, function, q).await?;
+        let key = format!("{service}#{q}#{function}");
+        let cfg = match self.meta.get_doc(account, PROVISION, &key).await {
+            Ok(d) => serde_json::from_value(d.body).map_err(|e| CoreError::Internal(e.to_string()))?,
+            Err(MetaError::NotFound) => ProvisionConfig::default(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(provision_json(account, &key, &cfg))
+    }
+
+    pub async fn list_provision_configs(
+        &self,
+        account: &str,
+        service: Option<&str>,
+        qualifier: Option<&str>,
+        page: &PageQuery,
+    ) -> CoreResult<(Vec<Value>, Option<String>)> {
+        let parent = match (service.filter(|s| !s.is_empty()), qualifier.filter(|q| !q.is_empty())) {
+            (Some(s), Some(q)) => format!("{s}#{q}#"),
+            (Some(s), None) => format!("{s}#"),
+            (None, Some(_)) => return Err(CoreError::invalid("qualifier needs serviceName")),
+            (None, None) => String::new(),
+        };
+        let (docs, next) = self.list_children(account, PROVISION, &parent, page).await?;
+        let items = docs
+            .iter()
+            .map(|d| {
+                let cfg: ProvisionConfig = serde_json::from_value(d.body.clone()).unwrap_or_default();
+                provision_json(account, &d.key, &cfg)
+            })
+            .collect();
+        Ok((items, next.map(|n| format!("{parent}{n}"))))
+    }
+
+    pub async fn put_on_demand_config(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+        if_match: Option<&str>,
+        body: &[u8],
+    ) -> CoreResult<Value> {
+        self.config_target(account, service, function, q).await?;
+        let req: OnDemandBody = parse_body(body, &ON_DEMAND_SHAPE)?;
+        let max = req.maximum_instance_count.ok_or_else(|| CoreError::invalid("maximumInstanceCount is required"))?;
+        if !(0..=100_000).contains(&max) {
+            return Err(CoreError::invalid(format!("maximumInstanceCount must be between 0 and 100000, actual: {max}")));
+        }
+        let key = on_demand_key(service, q, function);
+        if let Some(m) = if_match
+            && let Ok(existing) = self.meta.get_doc(account, ON_DEMAND, &key).await
+            && !etag_matches(Some(m), &existing.etag)
+        {
+            return Err(CoreError::PreconditionFailed);
+        }
+        let doc = new_doc(account, ON_DEMAND, key, json!({"maximumInstanceCount": max}), self.timestamp());
+        let doc = self.meta.put_doc(&doc).await?;
+        Ok(on_demand_json(&doc))
+    }
+
+    pub async fn get_on_demand_config(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<Value> {
+        self.config_target(account, service, function, q).await?;
+        let key = on_demand_key(service, q, function);
+        match self.meta.get_doc(account, ON_DEMAND, &key).await {
+            Ok(d) => Ok(on_demand_json(&d)),
+            Err(MetaError::NotFound) => Err(CoreError::OnDemandConfigNotFound(key)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_on_demand_config(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+        if_match: Option<&str>,
+    ) -> CoreResult<()> {
+        self.config_target(account, service, function, q).await?;
+        let key = on_demand_key(service, q, function);
+        self.meta.delete_doc(account, ON_DEMAND, &key, if_match.map(|m| m.trim_matches('"'))).await.map_err(|e| match e {
+            MetaError::NotFound => CoreError::OnDemandConfigNotFound(key.clone()),
+            MetaError::PreconditionFailed => CoreError::PreconditionFailed,
+            other => other.into(),
+        })
+    }
+
+    pub async fn list_on_demand_configs(&self, account: &str, page: &PageQuery) -> CoreResult<(Vec<Value>, Option<String>)> {
+        let (docs, next) = self.list_children(account, ON_DEMAND, "", page).await?;
+        Ok((docs.iter().map(on_demand_json).collect(), next))
+    }
+
+    pub async fn put_async_config(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+        body: &[u8],
+    ) -> CoreResult<Value> {
+        self.config_target(account, service, function, q).await?;
+        let req: AsyncConfig = parse_body(body, &ASYNC_SHAPE)?;
+        if let Some(age) = req.max_async_event_age_in_seconds
+            && !(1..=86_400).contains(&age)
+        {
+            return Err(CoreError::invalid(format!("maxAsyncEventAgeInSeconds must be between 1 and 86400, actual: {age}")));
+        }
+        if let Some(n) = req.max_async_retry_attempts
+            && !(0..=8).contains(&n)
+        {
+            return Err(CoreError::invalid(format!("maxAsyncRetryAttempts must be between 0 and 8, actual: {n}")));
+        }
+        for dest in req.destination_config.iter().flat_map(|d| [&d.on_success, &d.on_failure]).flatten() {
+            if !dest.destination.starts_with("acs:") {
+                return Err(CoreError::invalid(format!("destination '{}' is not an ARN (acs:...)", dest.destination)));
+            }
+        }
+        let cfg = AsyncConfig {
+            max_async_retry_attempts: Some(req.max_async_retry_attempts.unwrap_or(3)),
+            ..req
+        };
+        let key = async_key(service, function, q);
+        let doc = new_doc(account, ASYNC, key, to_body(&cfg)?, self.timestamp());
+        let doc = self.meta.put_doc(&doc).await?;
+        Ok(async_json(&doc))
+    }
+
+    pub async fn get_async_config(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<Value> {
+        self.config_target(account, service, function, q).await?;
+        let key = async_key(service, function, q);
+        match self.meta.get_doc(account, ASYNC, &key).await {
+            Ok(d) => Ok(async_json(&d)),
+            Err(MetaError::NotFound) => Err(CoreError::AsyncConfigNotExists(format!("{service}:{function}:{q}"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_async_config(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<()> {
+        self.config_target(account, service, function, q).await?;
+        let key = async_key(service, function, q);
+        self.meta.delete_doc(account, ASYNC, &key, None).await.map_err(|e| match e {
+            MetaError::NotFound => CoreError::AsyncConfigNotExists(format!("{service}:{function}:{q}")),
+            other => other.into(),
+        })
+    }
+
+    pub async fn list_async_configs(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        page: &PageQuery,
+    ) -> CoreResult<(Vec<Value>, Option<String>)> {
+        self.fresh_function(account, service, function).await?;
+        let (docs, next) = self.list_children(account, ASYNC, &format!("{service}/{function}/"), page).await?;
+        Ok((docs.iter().map(async_json).collect(), next))
+    }
+}
+
+static PROVISION_SHAPE: Shape = Shape::Object(&[
+    Field("target", &Shape::Any),
+    Field("scheduledActions", &Shape::Any),
+    Field("targetTrackingPolicies", &Shape::Any),
+    Field("alwaysAllocateCPU", &Shape::Any),
+]);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProvisionBody {
+    target: Option<i64>,
+    scheduled_actions: Option<Vec<Map<String, Value>>>,
+    target_tracking_policies: Option<Vec<Map<String, Value>>>,
+    #[serde(rename = "alwaysAllocateCPU")]
+    always_allocate_cpu: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct ProvisionConfig {
+    target: i64,
+    scheduled_actions: Option<Vec<Map<String, Value>>>,
+    target_tracking_policies: Option<Vec<Map<String, Value>>>,
+    #[serde(rename = "alwaysAllocateCPU")]
+    always_allocate_cpu: Option<bool>,
+}
+
+/// `current` counts instances actually kept warm: none until the invoker runs them.
+fn provision_json(account: &str, key: &str, cfg: &ProvisionConfig) -> Value {
+    json!({
+        "resource": format!("{account}#{key}"),
+        "target": cfg.target,
+        "current": 0,
+        "currentError": "",
+        "scheduledActions": cfg.scheduled_actions.clone().unwrap_or_default(),
+        "targetTrackingPolicies": cfg.target_tracking_policies.clone().unwrap_or_default(),
+        "alwaysAllocateCPU": cfg.always_allocate_cpu.unwrap_or(true),
+    })
+}
+
+static ON_DEMAND_SHAPE: Shape = Shape::Object(&[Field("maximumInstanceCount", &Shape::Any)]);
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OnDemandBody {
+    maximum_instance_count: Option<i64>,
+}
+
+fn on_demand_key(service: &ServiceName, q: &Qualifier, function: &FunctionName) -> String {
+    format!("services/{service}.{q}/functions/{function}")
+}
+
+fn on_demand_json(doc: &Document) -> Value {
+    json!({"resource": doc.key, "maximumInstanceCount": doc.body.get("maximumInstanceCount").cloned().unwrap_or(Value::Null)})
+}
+
+static DESTINATION: Shape = Shape::Object(&[Field("destination", &Shape::Any)]);
+static ASYNC_SHAPE: Shape = Shape::Object(&[
+    Field("maxAsyncEventAgeInSeconds", &Shape::Any),
+    Field("maxAsyncRetryAttempts", &Shape::Any),
+    Field("destinationConfig", &Shape::Object(&[Field("onSuccess", &DESTINATION), Field("onFailure", &DESTINATION)])),
+    Field("statefulInvocation", &Shape::Any),
+]);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct Destination {
+    destination: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct DestinationConfig {
+    on_success: Option<Destination>,
+    on_failure: Option<Destination>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct AsyncConfig {
+    max_async_event_age_in_seconds: Option<i64>,
+    max_async_retry_attempts: Option<i64>,
+    destination_config: Option<DestinationConfig>,
+    stateful_invocation: Option<bool>,
+}
+
+fn async_key(service: &ServiceName, function: &FunctionName, q: &Qualifier) -> String {
+    format!("{service}/{function}/{q}")
+}
+
+fn async_json(doc: &Document) -> Value {
+    let mut out = doc.body.as_object().cloned().unwrap_or_default();
+    let mut parts = doc.key.splitn(3, '/');
+    for field in ["service", "function", "qualifier"] {
+        out.insert(field.into(), parts.next().unwrap_or("").into());
+    }
+    out.insert("createdTime".into(), doc.created_time.clone().into());
+    out.insert("lastModifiedTime".into(), doc.modified_time.clone().into());
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_names() {
+        for (name, ok) in [("example.com", true), ("a.b-c.example.com", true), ("*.example.com", true), ("localhost", false),
+            ("-a.com", false), ("a..com", false), ("a_b.com", false), ("a.*.com", false)] {
+            assert_eq!(check_domain_name(name).is_ok(), ok, "{name}");
+        }
+    }
+
+    fn check(body: &str, ok: bool) {
+        let parsed: CoreResult<DomainBody> = parse_body(body.as_bytes(), &DOMAIN_SHAPE);
+        let r = parsed.and_then(|d| d.validate());
+        assert_eq!(r.is_ok(), ok, "{body}: {r:?}");
+    }
+
+    #[test]
+    fn domain_bodies() {
+        check(r#"{"protocol":"HTTP","routeConfig":{"routes":[{"path":"/a/*","serviceName":"s","functionName":"f","methods":["GET"]}]}}"#, true);
+        check(r#"{"protocol":"FTP"}"#, false);
+        check(r#"{"protocol":"HTTPS"}"#, false);
+        check(r#"{"protocol":"HTTPS","certConfig":{"certName":"c","certificate":"-----BEGIN CERTIFICATE-----x","privateKey":"-----BEGIN PRIVATE KEY-----y"}}"#, true);
+        check(r#"{"routeConfig":{"routes":[{"path":"a","serviceName":"s","functionName":"f"}]}}"#, false);
+        check(r#"{"routeConfig":{"routes":[{"path":"/a","serviceName":"9s","functionName":"f"}]}}"#, false);
+        check(r#"{"routeConfig":{"routes":[{"path":"/a","serviceName":"s","functionName":"f","methods":["BREW"]}]}}"#, false);
+        check(r#"{"tlsConfig":{"minVersion":"SSLv3"}}"#, false);
+        check(r#"{"RouteConfig":{"Routes":[{"Path":"/","ServiceName":"s","FunctionName":"f","RewriteConfig":{"equalRules":[{"match":"","replacement":"/"}]}}]}}"#, false);
+    }
+}

@@ -1,0 +1,506 @@
+//! Triggers (spec §5.5): http and timer configs validated fully, the event-source types validated for
+//! shape; `triggerConfig` accepted as an object or a JSON string; at most one HTTP trigger per function;
+//! a function with triggers cannot be deleted.
+
+use croner::parser::{CronParser, Seconds, Year};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::{CoreError, CoreResult};
+use crate::names::{FunctionName, Qualifier, ServiceName};
+use crate::page::PageQuery;
+use crate::ports::{Document, MetaError};
+use crate::usecase::{Fc, etag_matches, new_etag};
+use crate::wire::lenient::{Field, Shape, parse_body};
+
+pub const KIND: &str = "trigger";
+
+pub const TYPES: &[&str] =
+    &["http", "timer", "oss", "log", "mns_topic", "tablestore", "cdn_events", "eventbridge", "rds"];
+const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"];
+
+static TRIGGER_SHAPE: Shape = Shape::Object(&[
+    Field("triggerName", &Shape::Any),
+    Field("triggerType", &Shape::Any),
+    Field("triggerConfig", &Shape::Any),
+    Field("sourceArn", &Shape::Any),
+    Field("invocationRole", &Shape::Any),
+    Field("qualifier", &Shape::Any),
+    Field("description", &Shape::Any),
+]);
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct TriggerBody {
+    trigger_name: Option<String>,
+    trigger_type: Option<String>,
+    trigger_config: Option<Value>,
+    source_arn: Option<String>,
+    invocation_role: Option<String>,
+    qualifier: Option<String>,
+    description: Option<String>,
+}
+
+/// `triggerConfig` arrives as an object (fc2 SDKs) or a string holding JSON (2021 SDK).
+fn config_object(v: Value) -> CoreResult<Map<String, Value>> {
+    let v = match v {
+        Value::String(s) => serde_json::from_str(&s)
+            .map_err(|e| CoreError::invalid(format!("triggerConfig is not valid JSON: {e}")))?,
+        other => other,
+    };
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(CoreError::invalid("triggerConfig must be a JSON object")),
+    }
+}
+
+/// Reads a config key case-insensitively, as FC's backend does.
+fn field<'a>(cfg: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    cfg.get(name).or_else(|| cfg.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)).filter(|v| !v.is_null())
+}
+
+fn want_str<'a>(cfg: &'a Map<String, Value>, name: &str, required: bool) -> CoreResult<Option<&'a str>> {
+    match field(cfg, name) {
+        None if required => Err(CoreError::invalid(format!("triggerConfig.{name} is required"))),
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(CoreError::invalid(format!("triggerConfig.{name} must be a string"))),
+    }
+}
+
+fn want_bool(cfg: &Map<String, Value>, name: &str) -> CoreResult<()> {
+    match field(cfg, name) {
+        None | Some(Value::Bool(_)) => Ok(()),
+        Some(_) => Err(CoreError::invalid(format!("triggerConfig.{name} must be a boolean"))),
+    }
+}
+
+fn want_kind(cfg: &Map<String, Value>, name: &str, ok: fn(&Value) -> bool, what: &str) -> CoreResult<()> {
+    match field(cfg, name) {
+        None => Ok(()),
+        Some(v) if ok(v) => Ok(()),
+        Some(_) => Err(CoreError::invalid(format!("triggerConfig.{name} must be {what}"))),
+    }
+}
+
+fn one_of(name: &str, value: Option<&str>, allowed: &[&str]) -> CoreResult<()> {
+    match value {
+        Some(v) if !allowed.contains(&v) => Err(CoreError::invalid(format!(
+            "triggerConfig.{name} is set to an invalid value (allowed: {}, actual: '{v}')",
+            allowed.join(" | ")
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `@every 1h30m`: a Go-style duration of at least one minute.
+fn every(spec: &str) -> CoreResult<()> {
+    let bad = || CoreError::invalid(format!("cronExpression '@every {spec}' needs a duration like 5m or 1h30m"));
+    let (mut total, mut num) = (0u64, String::new());
+    let mut seen_unit = false;
+    for c in spec.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += n * match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        seen_unit = true;
+    }
+    if !num.is_empty() || !seen_unit {
+        return Err(bad());
+    }
+    if total < 60 {
+        return Err(CoreError::invalid("cronExpression '@every' must be at least 1m"));
+    }
+    Ok(())
+}
+
+/// FC cron: `@every <duration>` or six fields (seconds first), optionally after `CRON_TZ=<zone> `.
+pub fn validate_cron(expr: &str) -> CoreResult<()> {
+    let mut expr = expr.trim();
+    if let Some(rest) = expr.strip_prefix("CRON_TZ=") {
+        let (zone, cron) = rest.split_once(' ').ok_or_else(|| CoreError::invalid("CRON_TZ= must be followed by a schedule"))?;
+        let ok = !zone.is_empty()
+            && zone.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c)));
+        if !ok {
+            return Err(CoreError::invalid(format!("CRON_TZ zone '{zone}' is not a time zone name")));
+        }
+        expr = cron.trim();
+    }
+    if let Some(spec) = expr.strip_prefix("@every ") {
+        return every(spec);
+    }
+    if expr.split_whitespace().count() != 6 {
+        return Err(CoreError::invalid(format!(
+            "cronExpression '{expr}' must have 6 fields (second minute hour day month weekday) or be '@every <duration>'"
+        )));
+    }
+    let parser = CronParser::builder().seconds(Seconds::Required).year(Year::Disallowed).sloppy_ranges(true).build();
+    parser.parse(expr).map(|_| ()).map_err(|e| CoreError::invalid(format!("cronExpression '{expr}' is invalid: {e}")))
+}
+
+fn validate_config(kind: &str, cfg: &Map<String, Value>, source_arn: Option<&str>) -> CoreResult<()> {
+    let need_arn = |service: &str| -> CoreResult<()> {
+        match source_arn {
+            Some(a) if a.starts_with(&format!("acs:{service}:")) => Ok(()),
+            _ => Err(CoreError::invalid(format!("a {kind} trigger needs sourceArn 'acs:{service}:...'"))),
+        }
+    };
+    let is_array = |v: &Value| v.is_array();
+    let is_object = |v: &Value| v.is_object();
+    let is_number = |v: &Value| v.is_number();
+    match kind {
+        "http" => {
+            one_of("authType", want_str(cfg, "authType", true)?, &["anonymous", "function"])?;
+            let methods = field(cfg, "methods").and_then(Value::as_array).filter(|m| !m.is_empty()).ok_or_else(|| {
+                CoreError::invalid(format!("triggerConfig.methods must be a non-empty list of {}", HTTP_METHODS.join(", ")))
+            })?;
+            for m in methods {
+                match m.as_str() {
+                    Some(m) if HTTP_METHODS.contains(&m) => {}
+                    _ => return Err(CoreError::invalid(format!("triggerConfig.methods has an invalid method {m}"))),
+                }
+            }
+            want_bool(cfg, "disableURLInternet")?;
+            want_str(cfg, "authConfig", false)?;
+        }
+        "timer" => {
+            validate_cron(want_str(cfg, "cronExpression", true)?.unwrap_or(""))?;
+            want_bool(cfg, "enable")?;
+            want_str(cfg, "payload", false)?;
+        }
+        "oss" => {
+            need_arn("oss")?;
+            let events = field(cfg, "events").and_then(Value::as_array).filter(|e| !e.is_empty());
+            let ok = events.is_some_and(|e| e.iter().all(|x| x.as_str().is_some_and(|s| s.starts_with("oss:"))));
+            if !ok {
+                return Err(CoreError::invalid("triggerConfig.events must be a non-empty list of 'oss:...' events"));
+            }
+            want_kind(cfg, "filter", is_object, "an object")?;
+        }
+        "log" => {
+            need_arn("log")?;
+            for key in ["sourceConfig", "jobConfig", "logConfig"] {
+                if !field(cfg, key).is_some_and(Value::is_object) {
+                    return Err(CoreError::invalid(format!("triggerConfig.{key} is required and must be an object")));
+                }
+            }
+            want_bool(cfg, "enable")?;
+        }
+        "mns_topic" => {
+            need_arn("mns")?;
+            one_of("notifyContentFormat", want_str(cfg, "notifyContentFormat", false)?, &["STREAM", "JSON"])?;
+            one_of(
+                "notifyStrategy",
+                want_str(cfg, "notifyStrategy", false)?,
+                &["BACKOFF_RETRY", "EXPONENTIAL_DECAY_RETRY"],
+            )?;
+        }
+        "tablestore" => need_arn("ots")?,
+        "cdn_events" => {
+            need_arn("cdn")?;
+            want_str(cfg, "eventName", true)?;
+            want_str(cfg, "eventVersion", true)?;
+            want_kind(cfg, "filter", is_object, "an object")?;
+        }
+        "eventbridge" => {
+            want_bool(cfg, "triggerEnable")?;
+            want_kind(cfg, "eventSourceConfig", is_object, "an object")?;
+        }
+        "rds" => {
+            need_arn("rds")?;
+            want_kind(cfg, "subscriptionObjects", is_array, "a list")?;
+            want_kind(cfg, "retry", is_number, "a number")?;
+            want_kind(cfg, "concurrency", is_number, "a number")?;
+        }
+        other => {
+            return Err(CoreError::invalid(format!(
+                "triggerType is set to an invalid value (allowed: {}, actual: '{other}')",
+                TYPES.join(" | ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn trigger_key(service: &ServiceName, function: &FunctionName, name: &str) -> String {
+    format!("{service}/{function}/{name}")
+}
+
+fn trigger_name(name: &str) -> CoreResult<String> {
+    // Trigger names follow the service rule (1–128).
+    ServiceName::parse(name).map(|n| n.to_string()).map_err(|_| {
+        CoreError::invalid(format!("trigger name '{name}' is invalid: 1 to 128 letters, digits, '_' or '-', not starting with a digit or '-'"))
+    })
+}
+
+/// The JSON of a trigger. `config_as_string` for the 2021-04-06 API; `base_url` is openfc's public URL.
+pub fn trigger_json(doc: &Document, config_as_string: bool, base_url: &str) -> Value {
+    let mut out = doc.body.as_object().cloned().unwrap_or_default();
+    let (svc, func) = {
+        let mut parts = doc.key.split('/');
+        (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned())
+    };
+    if out.get("triggerType").and_then(Value::as_str) == Some("http") {
+        let q = out.get("qualifier").and_then(Value::as_str).filter(|q| !q.is_empty()).unwrap_or("LATEST").to_owned();
+        let url = format!("{base_url}/2016-08-15/proxy/{svc}.{q}/{func}/");
+        out.insert("urlInternet".into(), url.clone().into());
+        out.insert("urlIntranet".into(), url.into());
+    }
+    if config_as_string && let Some(cfg) = out.get("triggerConfig").cloned() {
+        out.insert("triggerConfig".into(), cfg.to_string().into());
+    }
+    out.insert("createdTime".into(), doc.created_time.clone().into());
+    out.insert("lastModifiedTime".into(), doc.modified_time.clone().into());
+    out.entry("status").or_insert("".into());
+    out.entry("targetArn").or_insert("".into());
+    out.entry("domainName").or_insert("".into());
+    Value::Object(out)
+}
+
+impl Fc {
+    async fn trigger_doc(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        name: &str,
+    ) -> CoreResult<Document> {
+        match self.meta.get_doc(account, KIND, &trigger_key(service, function, name)).await {
+            Ok(d) => Ok(d),
+            Err(MetaError::NotFound) => {
+                self.fresh_function(account, service, function).await?;
+                Err(CoreError::TriggerNotFound {
+                    service: service.to_string(),
+                    function: function.to_string(),
+                    trigger: name.to_owned(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A trigger's qualifier must name LATEST, a version or an alias that exists.
+    async fn check_qualifier(&self, account: &str, service: &ServiceName, q: Option<&str>) -> CoreResult<()> {
+        match q.filter(|q| !q.is_empty()) {
+            None => Ok(()),
+            Some(q) => self.resolve(account, service, &Qualifier::parse(q)?).await.map(|_| ()),
+        }
+    }
+
+    pub async fn create_trigger(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        body: &[u8],
+    ) -> CoreResult<Document> {
+        let req: TriggerBody = parse_body(body, &TRIGGER_SHAPE)?;
+        self.fresh_function(account, service, function).await?;
+        let name = trigger_name(req.trigger_name.as_deref().ok_or_else(|| CoreError::invalid("triggerName is required"))?)?;
+        let kind = req.trigger_type.ok_or_else(|| CoreError::invalid("triggerType is required"))?;
+        let cfg = config_object(req.trigger_config.ok_or_else(|| CoreError::invalid("triggerConfig is required"))?)?;
+        // HTTP and timer triggers have no event source: FC discards a sourceArn sent for them.
+        let source_arn = if kind == "http" || kind == "timer" { None } else { req.source_arn.filter(|a| !a.is_empty()) };
+        validate_config(&kind, &cfg, source_arn.as_deref())?;
+        self.check_qualifier(account, service, req.qualifier.as_deref()).await?;
+        let description = req.description.unwrap_or_default();
+        crate::service::max_len("description", &description, 256)?;
+        if kind == "http" {
+            let parent = format!("{service}/{function}/");
+            let existing = self.meta.list_docs(account, KIND, &parent, &parent, 1000).await?;
+            if let Some(other) = existing.iter().find(|d| d.body.get("triggerType").and_then(Value::as_str) == Some("http")) {
+                return Err(CoreError::invalid(format!(
+                    "function '{function}' already has an HTTP trigger '{}'; a function can have only one",
+                    other.body.get("triggerName").and_then(Value::as_str).unwrap_or("")
+                )));
+            }
+        }
+        let now = self.timestamp();
+        let mut body = Map::new();
+        body.insert("triggerName".into(), name.clone().into());
+        body.insert("triggerType".into(), kind.into());
+        body.insert("triggerConfig".into(), Value::Object(cfg));
+        body.insert("sourceArn".into(), source_arn.map_or(Value::Null, Value::from));
+        body.insert("invocationRole".into(), req.invocation_role.unwrap_or_default().into());
+        body.insert("qualifier".into(), req.qualifier.unwrap_or_else(|| "LATEST".into()).into());
+        body.insert("description".into(), description.into());
+        body.insert("triggerId".into(), uuid::Uuid::new_v4().to_string().into());
+        let doc = Document {
+            account_id: account.to_owned(),
+            kind: KIND,
+            key: trigger_key(service, function, &name),
+            body: Value::Object(body),
+            etag: new_etag(),
+            created_time: now.clone(),
+            modified_time: now,
+        };
+        self.meta.create_doc(&doc).await.map_err(|e| match e {
+            MetaError::AlreadyExists => CoreError::TriggerAlreadyExists {
+                service: service.to_string(),
+                function: function.to_string(),
+                trigger: name.clone(),
+            },
+            other => other.into(),
+        })?;
+        Ok(doc)
+    }
+
+    pub async fn get_trigger(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        name: &str,
+    ) -> CoreResult<Document> {
+        self.trigger_doc(account, service, function, name).await
+    }
+
+    pub async fn update_trigger(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        name: &str,
+        if_match: Option<&str>,
+        body: &[u8],
+    ) -> CoreResult<Document> {
+        let req: TriggerBody = parse_body(body, &TRIGGER_SHAPE)?;
+        let mut doc = self.trigger_doc(account, service, function, name).await?;
+        if !etag_matches(if_match, &doc.etag) {
+            return Err(CoreError::PreconditionFailed);
+        }
+        let body = doc.body.as_object_mut().ok_or_else(|| CoreError::Internal("stored trigger is not an object".into()))?;
+        let kind = body.get("triggerType").and_then(Value::as_str).unwrap_or("").to_owned();
+        if let Some(cfg) = req.trigger_config {
+            let cfg = config_object(cfg)?;
+            let arn = body.get("sourceArn").and_then(Value::as_str).map(str::to_owned);
+            validate_config(&kind, &cfg, arn.as_deref())?;
+            body.insert("triggerConfig".into(), Value::Object(cfg));
+        }
+        if let Some(q) = req.qualifier {
+            self.check_qualifier(account, service, Some(&q)).await?;
+            body.insert("qualifier".into(), q.into());
+        }
+        if let Some(role) = req.invocation_role {
+            body.insert("invocationRole".into(), role.into());
+        }
+        if let Some(d) = req.description {
+            crate::service::max_len("description", &d, 256)?;
+            body.insert("description".into(), d.into());
+        }
+        let expected = std::mem::replace(&mut doc.etag, new_etag());
+        doc.modified_time = self.timestamp();
+        match self.meta.update_doc(&doc, &expected).await {
+            Ok(()) => Ok(doc),
+            Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_trigger(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        name: &str,
+        if_match: Option<&str>,
+    ) -> CoreResult<()> {
+        let doc = self.trigger_doc(account, service, function, name).await?;
+        if !etag_matches(if_match, &doc.etag) {
+            return Err(CoreError::PreconditionFailed);
+        }
+        match self.meta.delete_doc(account, KIND, &doc.key, Some(&doc.etag)).await {
+            Ok(()) => Ok(()),
+            Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_triggers(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        page: &PageQuery,
+    ) -> CoreResult<(Vec<Document>, Option<String>)> {
+        self.fresh_function(account, service, function).await?;
+        self.list_children(account, KIND, &format!("{service}/{function}/"), page).await
+    }
+
+    /// DeleteFunction refuses while triggers remain.
+    pub(crate) async fn check_no_triggers(&self, account: &str, service: &ServiceName, function: &FunctionName) -> CoreResult<()> {
+        let parent = format!("{service}/{function}/");
+        if self.meta.list_docs(account, KIND, &parent, &parent, 0).await?.is_empty() {
+            Ok(())
+        } else {
+            Err(CoreError::FunctionNotEmpty { function: function.to_string() })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_expressions() {
+        for (expr, ok) in [
+            ("0 0 4 * * *", true),
+            ("0 0/5 * * * *", true),
+            ("0 */10 * * * *", true),
+            ("0 0 12 ? * MON-FRI", true),
+            ("CRON_TZ=Asia/Shanghai 0 0 8 * * *", true),
+            ("@every 1m", true),
+            ("@every 1h30m", true),
+            ("@every 30s", false),
+            ("@every 5", false),
+            ("@every", false),
+            ("0 0 4 * *", false),
+            ("0 61 4 * * *", false),
+            ("CRON_TZ= 0 0 8 * * *", false),
+            ("CRON_TZ=Asia/Shanghai", false),
+            ("nonsense", false),
+        ] {
+            assert_eq!(validate_cron(expr).is_ok(), ok, "{expr}: {:?}", validate_cron(expr));
+        }
+    }
+
+    fn check(kind: &str, cfg: &str, arn: Option<&str>, ok: bool) {
+        let cfg = config_object(Value::String(cfg.into())).unwrap();
+        let r = validate_config(kind, &cfg, arn);
+        assert_eq!(r.is_ok(), ok, "{kind} {cfg:?}: {r:?}");
+    }
+
+    #[test]
+    fn configs() {
+        check("http", r#"{"authType":"anonymous","methods":["GET","POST"]}"#, None, true);
+        check("http", r#"{"AuthType":"function","Methods":["GET"]}"#, None, true);
+        check("http", r#"{"authType":"open","methods":["GET"]}"#, None, false);
+        check("http", r#"{"authType":"anonymous","methods":[]}"#, None, false);
+        check("http", r#"{"authType":"anonymous","methods":["FETCH"]}"#, None, false);
+        check("timer", r#"{"cronExpression":"@every 5m","enable":true,"payload":"x"}"#, None, true);
+        check("timer", r#"{"cronExpression":"@every 5m","enable":"yes"}"#, None, false);
+        check("timer", r#"{"enable":true}"#, None, false);
+        check("oss", r#"{"events":["oss:ObjectCreated:*"],"filter":{"key":{"prefix":"a"}}}"#, Some("acs:oss:cn-hangzhou:1:b"), true);
+        check("oss", r#"{"events":["oss:ObjectCreated:*"]}"#, None, false);
+        check("oss", r#"{"events":[]}"#, Some("acs:oss:cn-hangzhou:1:b"), false);
+        check("log", r#"{"sourceConfig":{},"jobConfig":{},"logConfig":{}}"#, Some("acs:log:r:1:project/p"), true);
+        check("log", r#"{"sourceConfig":{}}"#, Some("acs:log:r:1:project/p"), false);
+        check("mns_topic", r#"{"notifyContentFormat":"XML"}"#, Some("acs:mns:r:1:/topics/t"), false);
+        check("tablestore", r#"{}"#, Some("acs:ots:r:1:instance/i/table/t"), true);
+        check("cdn_events", r#"{"eventName":"LogFileCreated","eventVersion":"1.0.0"}"#, Some("acs:cdn:*:1"), true);
+        check("eventbridge", r#"{"triggerEnable":true,"eventSourceConfig":{}}"#, None, true);
+        check("rds", r#"{"subscriptionObjects":["db.t"],"retry":3}"#, Some("acs:rds:r:1:dbinstance/x"), true);
+        check("kafka", r#"{}"#, None, false);
+        assert!(config_object(Value::String("[1]".into())).is_err());
+        assert!(config_object(Value::from(3)).is_err());
+    }
+}
