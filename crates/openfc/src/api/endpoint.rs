@@ -26,6 +26,46 @@ pub enum Endpoint {
     UpdateFunction { service: ServiceName, function: FunctionName },
     DeleteFunction { service: ServiceName, function: FunctionName },
     GetFunctionCode { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    PublishServiceVersion { service: ServiceName },
+    ListServiceVersions { service: ServiceName },
+    DeleteServiceVersion { service: ServiceName, version: String },
+    CreateAlias { service: ServiceName },
+    ListAliases { service: ServiceName },
+    GetAlias { service: ServiceName, alias: String },
+    UpdateAlias { service: ServiceName, alias: String },
+    DeleteAlias { service: ServiceName, alias: String },
+    CreateTrigger { service: ServiceName, function: FunctionName },
+    ListTriggers { service: ServiceName, function: FunctionName },
+    GetTrigger { service: ServiceName, function: FunctionName, trigger: String },
+    UpdateTrigger { service: ServiceName, function: FunctionName, trigger: String },
+    DeleteTrigger { service: ServiceName, function: FunctionName, trigger: String },
+    CreateCustomDomain,
+    ListCustomDomains,
+    GetCustomDomain { domain: String },
+    UpdateCustomDomain { domain: String },
+    DeleteCustomDomain { domain: String },
+    PutProvisionConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    GetProvisionConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    ListProvisionConfigs,
+    PutFunctionOnDemandConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    GetFunctionOnDemandConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    DeleteFunctionOnDemandConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    ListOnDemandConfigs,
+    PutFunctionAsyncInvokeConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    GetFunctionAsyncInvokeConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    DeleteFunctionAsyncInvokeConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    ListFunctionAsyncInvokeConfigs { service: ServiceName, function: FunctionName },
+    CreateLayerVersion { layer: String },
+    ListLayers,
+    ListLayerVersions { layer: String },
+    GetLayerVersion { layer: String, version: String },
+    GetLayerVersionByArn { arn: String },
+    DeleteLayerVersion { layer: String, version: String },
+    PutLayerAcl { layer: String },
+    TagResource,
+    UntagResource,
+    GetResourceTags,
+    ListTaggedResources,
 }
 
 /// Why a path names no operation.
@@ -63,6 +103,11 @@ impl Query {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// ListServices' `tag_<key>=<value>` filters.
+    pub fn tag_filters(&self) -> Vec<(String, String)> {
+        self.0.iter().filter_map(|(k, v)| k.strip_prefix("tag_").map(|t| (t.to_owned(), v.clone()))).collect()
     }
 }
 
@@ -129,6 +174,68 @@ pub fn parse(method: &str, path: &str, query: &Query) -> Result<(ApiVersion, End
             let (service, qualifier) = service_segment(s, query)?;
             GetFunctionCode { service, function: FunctionName::parse(f)?, qualifier }
         }
+        ("POST", ["services", s, "versions"]) => PublishServiceVersion { service: unqualified(s, query)? },
+        ("GET", ["services", s, "versions"]) => ListServiceVersions { service: unqualified(s, query)? },
+        ("DELETE", ["services", s, "versions", v]) => {
+            DeleteServiceVersion { service: unqualified(s, query)?, version: (*v).to_owned() }
+        }
+        ("POST", ["services", s, "aliases"]) => CreateAlias { service: unqualified(s, query)? },
+        ("GET", ["services", s, "aliases"]) => ListAliases { service: unqualified(s, query)? },
+        ("GET", ["services", s, "aliases", a]) => GetAlias { service: unqualified(s, query)?, alias: (*a).to_owned() },
+        ("PUT", ["services", s, "aliases", a]) => UpdateAlias { service: unqualified(s, query)?, alias: (*a).to_owned() },
+        ("DELETE", ["services", s, "aliases", a]) => {
+            DeleteAlias { service: unqualified(s, query)?, alias: (*a).to_owned() }
+        }
+        ("POST", ["services", s, "functions", f, "triggers"]) => {
+            CreateTrigger { service: unqualified(s, query)?, function: FunctionName::parse(f)? }
+        }
+        ("GET", ["services", s, "functions", f, "triggers"]) => {
+            ListTriggers { service: unqualified(s, query)?, function: FunctionName::parse(f)? }
+        }
+        ("GET" | "PUT" | "DELETE", ["services", s, "functions", f, "triggers", t]) => {
+            let (service, function, trigger) = (unqualified(s, query)?, FunctionName::parse(f)?, (*t).to_owned());
+            match method {
+                "GET" => GetTrigger { service, function, trigger },
+                "PUT" => UpdateTrigger { service, function, trigger },
+                _ => DeleteTrigger { service, function, trigger },
+            }
+        }
+        ("POST", ["custom-domains"]) => CreateCustomDomain,
+        ("GET", ["custom-domains"]) => ListCustomDomains,
+        ("GET", ["custom-domains", d]) => GetCustomDomain { domain: (*d).to_owned() },
+        ("PUT", ["custom-domains", d]) => UpdateCustomDomain { domain: (*d).to_owned() },
+        ("DELETE", ["custom-domains", d]) => DeleteCustomDomain { domain: (*d).to_owned() },
+        ("GET", ["provision-configs"]) => ListProvisionConfigs,
+        ("GET", ["on-demand-configs"]) => ListOnDemandConfigs,
+        (m @ ("GET" | "PUT" | "DELETE"), ["services", s, "functions", f, config]) => {
+            let (service, qualifier) = service_segment(s, query)?;
+            let function = FunctionName::parse(f)?;
+            match (m, *config) {
+                ("PUT", "provision-config") => PutProvisionConfig { service, function, qualifier },
+                ("GET", "provision-config") => GetProvisionConfig { service, function, qualifier },
+                ("PUT", "on-demand-config") => PutFunctionOnDemandConfig { service, function, qualifier },
+                ("GET", "on-demand-config") => GetFunctionOnDemandConfig { service, function, qualifier },
+                ("DELETE", "on-demand-config") => DeleteFunctionOnDemandConfig { service, function, qualifier },
+                ("PUT", "async-invoke-config") => PutFunctionAsyncInvokeConfig { service, function, qualifier },
+                ("GET", "async-invoke-config") => GetFunctionAsyncInvokeConfig { service, function, qualifier },
+                ("DELETE", "async-invoke-config") => DeleteFunctionAsyncInvokeConfig { service, function, qualifier },
+                ("GET", "async-invoke-configs") => ListFunctionAsyncInvokeConfigs { service, function },
+                _ => return Err(ParseError::NotSupported),
+            }
+        }
+        ("POST", ["layers", l, "versions"]) => CreateLayerVersion { layer: (*l).to_owned() },
+        ("GET", ["layers"]) => ListLayers,
+        ("GET", ["layers", l, "versions"]) => ListLayerVersions { layer: (*l).to_owned() },
+        ("GET", ["layers", l, "versions", v]) => GetLayerVersion { layer: (*l).to_owned(), version: (*v).to_owned() },
+        ("DELETE", ["layers", l, "versions", v]) => {
+            DeleteLayerVersion { layer: (*l).to_owned(), version: (*v).to_owned() }
+        }
+        ("GET", ["layerarn", arn]) => GetLayerVersionByArn { arn: (*arn).to_owned() },
+        ("PUT", ["layers", l, "acl"]) => PutLayerAcl { layer: (*l).to_owned() },
+        ("POST", ["tag"]) => TagResource,
+        ("DELETE" | "PUT", ["tag"]) => UntagResource,
+        ("GET", ["tag"]) => GetResourceTags,
+        ("GET", ["tags"]) => ListTaggedResources,
         _ => return Err(ParseError::NotSupported),
     };
     Ok((version, endpoint))
@@ -151,6 +258,46 @@ impl Endpoint {
             UpdateFunction { .. } => "UpdateFunction",
             DeleteFunction { .. } => "DeleteFunction",
             GetFunctionCode { .. } => "GetFunctionCode",
+            PublishServiceVersion { .. } => "PublishServiceVersion",
+            ListServiceVersions { .. } => "ListServiceVersions",
+            DeleteServiceVersion { .. } => "DeleteServiceVersion",
+            CreateAlias { .. } => "CreateAlias",
+            ListAliases { .. } => "ListAliases",
+            GetAlias { .. } => "GetAlias",
+            UpdateAlias { .. } => "UpdateAlias",
+            DeleteAlias { .. } => "DeleteAlias",
+            CreateTrigger { .. } => "CreateTrigger",
+            ListTriggers { .. } => "ListTriggers",
+            GetTrigger { .. } => "GetTrigger",
+            UpdateTrigger { .. } => "UpdateTrigger",
+            DeleteTrigger { .. } => "DeleteTrigger",
+            CreateCustomDomain => "CreateCustomDomain",
+            ListCustomDomains => "ListCustomDomains",
+            GetCustomDomain { .. } => "GetCustomDomain",
+            UpdateCustomDomain { .. } => "UpdateCustomDomain",
+            DeleteCustomDomain { .. } => "DeleteCustomDomain",
+            PutProvisionConfig { .. } => "PutProvisionConfig",
+            GetProvisionConfig { .. } => "GetProvisionConfig",
+            ListProvisionConfigs => "ListProvisionConfigs",
+            PutFunctionOnDemandConfig { .. } => "PutFunctionOnDemandConfig",
+            GetFunctionOnDemandConfig { .. } => "GetFunctionOnDemandConfig",
+            DeleteFunctionOnDemandConfig { .. } => "DeleteFunctionOnDemandConfig",
+            ListOnDemandConfigs => "ListOnDemandConfigs",
+            PutFunctionAsyncInvokeConfig { .. } => "PutFunctionAsyncInvokeConfig",
+            GetFunctionAsyncInvokeConfig { .. } => "GetFunctionAsyncInvokeConfig",
+            DeleteFunctionAsyncInvokeConfig { .. } => "DeleteFunctionAsyncInvokeConfig",
+            ListFunctionAsyncInvokeConfigs { .. } => "ListFunctionAsyncInvokeConfigs",
+            CreateLayerVersion { .. } => "CreateLayerVersion",
+            ListLayers => "ListLayers",
+            ListLayerVersions { .. } => "ListLayerVersions",
+            GetLayerVersion { .. } => "GetLayerVersion",
+            GetLayerVersionByArn { .. } => "GetLayerVersionByArn",
+            DeleteLayerVersion { .. } => "DeleteLayerVersion",
+            PutLayerAcl { .. } => "PutLayerACL",
+            TagResource => "TagResource",
+            UntagResource => "UntagResource",
+            GetResourceTags => "GetResourceTags",
+            ListTaggedResources => "ListTaggedResources",
         }
     }
 
@@ -159,16 +306,57 @@ impl Endpoint {
         use Endpoint::*;
         let base = format!("acs:fc:{region}:{account}");
         match self {
-            GetAccountSettings | CreateService | ListServices => format!("{base}:services/*"),
+            GetAccountSettings | CreateService | ListServices | ListProvisionConfigs | ListOnDemandConfigs
+            | TagResource | UntagResource | GetResourceTags | ListTaggedResources => format!("{base}:services/*"),
             GetService { service, .. }
             | UpdateService { service }
             | DeleteService { service }
             | CreateFunction { service }
-            | ListFunctions { service, .. } => format!("{base}:services/{service}"),
+            | ListFunctions { service, .. }
+            | ListAliases { service }
+            | CreateAlias { service }
+            | ListServiceVersions { service }
+            | PublishServiceVersion { service } => format!("{base}:services/{service}"),
+            DeleteServiceVersion { service, version } => format!("{base}:services/{service}/versions/{version}"),
+            GetAlias { service, alias } | UpdateAlias { service, alias } | DeleteAlias { service, alias } => {
+                format!("{base}:services/{service}/aliases/{alias}")
+            }
             GetFunction { service, function, .. }
             | UpdateFunction { service, function }
             | DeleteFunction { service, function }
-            | GetFunctionCode { service, function, .. } => format!("{base}:services/{service}/functions/{function}"),
+            | GetFunctionCode { service, function, .. }
+            | CreateTrigger { service, function }
+            | ListTriggers { service, function }
+            | ListFunctionAsyncInvokeConfigs { service, function } => {
+                format!("{base}:services/{service}/functions/{function}")
+            }
+            PutProvisionConfig { service, function, qualifier }
+            | GetProvisionConfig { service, function, qualifier }
+            | PutFunctionOnDemandConfig { service, function, qualifier }
+            | GetFunctionOnDemandConfig { service, function, qualifier }
+            | DeleteFunctionOnDemandConfig { service, function, qualifier }
+            | PutFunctionAsyncInvokeConfig { service, function, qualifier }
+            | GetFunctionAsyncInvokeConfig { service, function, qualifier }
+            | DeleteFunctionAsyncInvokeConfig { service, function, qualifier } => {
+                format!("{base}:services/{service}.{qualifier}/functions/{function}")
+            }
+            GetTrigger { service, function, trigger }
+            | UpdateTrigger { service, function, trigger }
+            | DeleteTrigger { service, function, trigger } => {
+                format!("{base}:services/{service}/functions/{function}/triggers/{trigger}")
+            }
+            CreateCustomDomain | ListCustomDomains => format!("{base}:custom-domains/*"),
+            GetCustomDomain { domain } | UpdateCustomDomain { domain } | DeleteCustomDomain { domain } => {
+                format!("{base}:custom-domains/{domain}")
+            }
+            ListLayers => format!("{base}:layers/*"),
+            CreateLayerVersion { layer } | ListLayerVersions { layer } | PutLayerAcl { layer } => {
+                format!("{base}:layers/{layer}")
+            }
+            GetLayerVersion { layer, version } | DeleteLayerVersion { layer, version } => {
+                format!("{base}:layers/{layer}/versions/{version}")
+            }
+            GetLayerVersionByArn { arn } => arn.clone(),
         }
     }
 }
@@ -210,6 +398,48 @@ mod tests {
             check("PUT", &format!("/{v}/services/s/functions/f"), Some(("UpdateFunction", "")));
             check("DELETE", &format!("/{v}/services/s/functions/f"), Some(("DeleteFunction", "")));
             check("GET", &format!("/{v}/services/s/functions/f/code?x-fc-trace-id=t"), Some(("GetFunctionCode", "")));
+            check("POST", &format!("/{v}/services/s/versions"), Some(("PublishServiceVersion", "")));
+            check("GET", &format!("/{v}/services/s/versions?direction=FORWARD"), Some(("ListServiceVersions", "")));
+            check("DELETE", &format!("/{v}/services/s/versions/3"), Some(("DeleteServiceVersion", "\"3\"")));
+            check("POST", &format!("/{v}/services/s/aliases"), Some(("CreateAlias", "")));
+            check("GET", &format!("/{v}/services/s/aliases"), Some(("ListAliases", "")));
+            check("GET", &format!("/{v}/services/s/aliases/prod"), Some(("GetAlias", "prod")));
+            check("PUT", &format!("/{v}/services/s/aliases/prod"), Some(("UpdateAlias", "prod")));
+            check("DELETE", &format!("/{v}/services/s/aliases/prod"), Some(("DeleteAlias", "prod")));
+            check("POST", &format!("/{v}/services/s/functions/f/triggers"), Some(("CreateTrigger", "")));
+            check("GET", &format!("/{v}/services/s/functions/f/triggers"), Some(("ListTriggers", "")));
+            check("GET", &format!("/{v}/services/s/functions/f/triggers/t"), Some(("GetTrigger", "\"t\"")));
+            check("PUT", &format!("/{v}/services/s/functions/f/triggers/t"), Some(("UpdateTrigger", "")));
+            check("DELETE", &format!("/{v}/services/s/functions/f/triggers/t"), Some(("DeleteTrigger", "")));
+            check("POST", &format!("/{v}/custom-domains"), Some(("CreateCustomDomain", "")));
+            check("GET", &format!("/{v}/custom-domains"), Some(("ListCustomDomains", "")));
+            check("GET", &format!("/{v}/custom-domains/a.com"), Some(("GetCustomDomain", "a.com")));
+            check("PUT", &format!("/{v}/custom-domains/a.com"), Some(("UpdateCustomDomain", "")));
+            check("DELETE", &format!("/{v}/custom-domains/a.com"), Some(("DeleteCustomDomain", "")));
+            check("PUT", &format!("/{v}/services/s.prod/functions/f/provision-config"), Some(("PutProvisionConfig", "prod")));
+            check("GET", &format!("/{v}/services/s/functions/f/provision-config?qualifier=prod"), Some(("GetProvisionConfig", "prod")));
+            check("GET", &format!("/{v}/provision-configs?serviceName=s"), Some(("ListProvisionConfigs", "")));
+            check("PUT", &format!("/{v}/services/s.LATEST/functions/f/on-demand-config"), Some(("PutFunctionOnDemandConfig", "")));
+            check("GET", &format!("/{v}/services/s/functions/f/on-demand-config"), Some(("GetFunctionOnDemandConfig", "")));
+            check("DELETE", &format!("/{v}/services/s/functions/f/on-demand-config"), Some(("DeleteFunctionOnDemandConfig", "")));
+            check("GET", &format!("/{v}/on-demand-configs"), Some(("ListOnDemandConfigs", "")));
+            check("PUT", &format!("/{v}/services/s/functions/f/async-invoke-config"), Some(("PutFunctionAsyncInvokeConfig", "")));
+            check("GET", &format!("/{v}/services/s.1/functions/f/async-invoke-config"), Some(("GetFunctionAsyncInvokeConfig", "Version(1)")));
+            check("DELETE", &format!("/{v}/services/s/functions/f/async-invoke-config"), Some(("DeleteFunctionAsyncInvokeConfig", "")));
+            check("GET", &format!("/{v}/services/s/functions/f/async-invoke-configs"), Some(("ListFunctionAsyncInvokeConfigs", "")));
+            check("POST", &format!("/{v}/layers/l/versions"), Some(("CreateLayerVersion", "")));
+            check("GET", &format!("/{v}/layers?public=True"), Some(("ListLayers", "")));
+            check("GET", &format!("/{v}/layers/l/versions"), Some(("ListLayerVersions", "")));
+            check("GET", &format!("/{v}/layers/l/versions/2"), Some(("GetLayerVersion", "\"2\"")));
+            check("DELETE", &format!("/{v}/layers/l/versions/2"), Some(("DeleteLayerVersion", "")));
+            check("GET", &format!("/{v}/layerarn/acs%3Afc%3Ar%3A1%3Alayers%2Fl%2Fversions%2F2"), Some(("GetLayerVersionByArn", "layers/l/versions/2")));
+            check("PUT", &format!("/{v}/layers/l/acl?public=true"), Some(("PutLayerACL", "")));
+            check("POST", &format!("/{v}/tag"), Some(("TagResource", "")));
+            check("DELETE", &format!("/{v}/tag"), Some(("UntagResource", "")));
+            check("PUT", &format!("/{v}/tag"), Some(("UntagResource", "")));
+            check("GET", &format!("/{v}/tag?resourceArn=x"), Some(("GetResourceTags", "")));
+            check("GET", &format!("/{v}/tags"), Some(("ListTaggedResources", "")));
+            check("PUT", &format!("/{v}/services/s/functions/f/bogus-config"), None);
             check("PATCH", &format!("/{v}/services/s"), None);
             check("GET", &format!("/{v}/nothing"), None);
             check("GET", &format!("/{v}/services/s/functions/f/unknown"), None);

@@ -3,7 +3,11 @@
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use openfc_core::configs::domain_json;
 use openfc_core::function::function_json;
+use openfc_core::layers::layer_json;
+use openfc_core::triggers::trigger_json;
+use openfc_core::versions::{alias_json, version_json};
 use openfc_core::page::PageQuery;
 use openfc_core::service::service_json;
 use serde_json::{Value, json};
@@ -14,8 +18,9 @@ use super::endpoint::{ApiVersion, Endpoint, Query};
 use super::error::ApiError;
 
 pub struct Call<'a> {
-    #[allow(dead_code)] // triggerConfig's shape differs by version (later operations)
+    /// triggerConfig is an object on 2016-08-15 and a JSON string on 2021-04-06.
     pub version: ApiVersion,
+    pub request_id: &'a str,
     pub endpoint: Endpoint,
     pub account: String,
     pub query: Query,
@@ -58,7 +63,8 @@ fn list(key: &str, items: Vec<Value>, next: Option<String>) -> Response {
 }
 
 pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
-    let Call { endpoint, account, query, headers, body, .. } = call;
+    let Call { version, request_id, endpoint, account, query, headers, body } = call;
+    let config_as_string = version == ApiVersion::V2021;
     let fc = &app.fc;
     let acct = account.as_str();
     let if_match = header(headers, "if-match");
@@ -74,7 +80,12 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
             with_etag(json(service_json(&rec)), &rec.etag)
         }
         ListServices => {
-            let (items, next) = fc.list_services(acct, &page(&query)?).await?;
+            let filters = query.tag_filters();
+            let (items, next) = if filters.is_empty() {
+                fc.list_services(acct, &page(&query)?).await?
+            } else {
+                fc.list_services_tagged(acct, &page(&query)?, &filters).await?
+            };
             list("services", items.iter().map(service_json).collect(), next)
         }
         GetService { service, qualifier } => {
@@ -112,6 +123,166 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
         GetFunctionCode { service, function, qualifier } => {
             let code = fc.get_function_code(acct, &service, &function, &qualifier).await?;
             json(json!({ "url": code_url(app, &code), "checksum": code.checksum.to_string() }))
+        }
+        PublishServiceVersion { service } => json(version_json(&fc.publish_version(acct, &service, if_match, &body).await?)),
+        ListServiceVersions { service } => {
+            let start = query.get("nextToken").filter(|t| !t.is_empty()).or(query.get("startKey"));
+            let (items, next, direction) =
+                fc.list_versions(acct, &service, query.get("limit"), start, query.get("direction")).await?;
+            let mut out = serde_json::Map::new();
+            out.insert("versions".into(), items.iter().map(version_json).collect());
+            if let Some(token) = next {
+                out.insert("nextToken".into(), token.into());
+            }
+            out.insert("direction".into(), direction.into());
+            json(Value::Object(out))
+        }
+        DeleteServiceVersion { service, version } => {
+            fc.delete_version(acct, &service, &version).await?;
+            no_content()
+        }
+        CreateAlias { service } => {
+            let doc = fc.create_alias(acct, &service, &body).await?;
+            with_etag(json(alias_json(&doc)), &doc.etag)
+        }
+        ListAliases { service } => {
+            let (items, next) = fc.list_aliases(acct, &service, &page(&query)?).await?;
+            list("aliases", items.iter().map(alias_json).collect(), next)
+        }
+        GetAlias { service, alias } => {
+            let doc = fc.get_alias(acct, &service, &alias).await?;
+            with_etag(json(alias_json(&doc)), &doc.etag)
+        }
+        UpdateAlias { service, alias } => {
+            let doc = fc.update_alias(acct, &service, &alias, if_match, &body).await?;
+            with_etag(json(alias_json(&doc)), &doc.etag)
+        }
+        DeleteAlias { service, alias } => {
+            fc.delete_alias(acct, &service, &alias, if_match).await?;
+            no_content()
+        }
+        CreateTrigger { service, function } => {
+            let doc = fc.create_trigger(acct, &service, &function, &body).await?;
+            with_etag(json(trigger_json(&doc, config_as_string, &app.public_url)), &doc.etag)
+        }
+        ListTriggers { service, function } => {
+            let (items, next) = fc.list_triggers(acct, &service, &function, &page(&query)?).await?;
+            list("triggers", items.iter().map(|d| trigger_json(d, config_as_string, &app.public_url)).collect(), next)
+        }
+        GetTrigger { service, function, trigger } => {
+            let doc = fc.get_trigger(acct, &service, &function, &trigger).await?;
+            with_etag(json(trigger_json(&doc, config_as_string, &app.public_url)), &doc.etag)
+        }
+        UpdateTrigger { service, function, trigger } => {
+            let doc = fc.update_trigger(acct, &service, &function, &trigger, if_match, &body).await?;
+            with_etag(json(trigger_json(&doc, config_as_string, &app.public_url)), &doc.etag)
+        }
+        DeleteTrigger { service, function, trigger } => {
+            fc.delete_trigger(acct, &service, &function, &trigger, if_match).await?;
+            no_content()
+        }
+        CreateCustomDomain => json(domain_json(&fc.create_custom_domain(acct, &body).await?)),
+        ListCustomDomains => {
+            let (items, next) = fc.list_custom_domains(acct, &page(&query)?).await?;
+            list("customDomains", items.iter().map(domain_json).collect(), next)
+        }
+        GetCustomDomain { domain } => json(domain_json(&fc.get_custom_domain(acct, &domain).await?)),
+        UpdateCustomDomain { domain } => json(domain_json(&fc.update_custom_domain(acct, &domain, &body).await?)),
+        DeleteCustomDomain { domain } => {
+            fc.delete_custom_domain(acct, &domain).await?;
+            no_content()
+        }
+        PutProvisionConfig { service, function, qualifier } => {
+            json(fc.put_provision_config(acct, &service, &function, &qualifier, &body).await?)
+        }
+        GetProvisionConfig { service, function, qualifier } => {
+            json(fc.get_provision_config(acct, &service, &function, &qualifier).await?)
+        }
+        ListProvisionConfigs => {
+            let paging = PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
+            let (items, next) =
+                fc.list_provision_configs(acct, query.get("serviceName"), query.get("qualifier"), &paging).await?;
+            list("provisionConfigs", items, next)
+        }
+        PutFunctionOnDemandConfig { service, function, qualifier } => {
+            json(fc.put_on_demand_config(acct, &service, &function, &qualifier, if_match, &body).await?)
+        }
+        GetFunctionOnDemandConfig { service, function, qualifier } => {
+            json(fc.get_on_demand_config(acct, &service, &function, &qualifier).await?)
+        }
+        DeleteFunctionOnDemandConfig { service, function, qualifier } => {
+            fc.delete_on_demand_config(acct, &service, &function, &qualifier, if_match).await?;
+            no_content()
+        }
+        ListOnDemandConfigs => {
+            let (items, next) = fc.list_on_demand_configs(acct, &page(&query)?).await?;
+            list("configs", items, next)
+        }
+        PutFunctionAsyncInvokeConfig { service, function, qualifier } => {
+            json(fc.put_async_config(acct, &service, &function, &qualifier, &body).await?)
+        }
+        GetFunctionAsyncInvokeConfig { service, function, qualifier } => {
+            json(fc.get_async_config(acct, &service, &function, &qualifier).await?)
+        }
+        DeleteFunctionAsyncInvokeConfig { service, function, qualifier } => {
+            fc.delete_async_config(acct, &service, &function, &qualifier).await?;
+            no_content()
+        }
+        ListFunctionAsyncInvokeConfigs { service, function } => {
+            let paging = PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
+            let (items, next) = fc.list_async_configs(acct, &service, &function, &paging).await?;
+            list("configs", items, next)
+        }
+        CreateLayerVersion { layer } => {
+            let rec = fc.create_layer_version(acct, &layer, body).await?;
+            json(layer_json(&app.region, &rec, &code_url(app, &rec.code)))
+        }
+        ListLayers => {
+            let (items, next) = fc.list_layers(acct, &page(&query)?, query.get("public"), query.get("official")).await?;
+            list("layers", items.iter().map(|l| layer_json(&app.region, l, &code_url(app, &l.code))).collect(), next)
+        }
+        ListLayerVersions { layer } => {
+            let (items, next) =
+                fc.list_layer_versions(acct, &layer, query.get("limit"), query.get("startVersion")).await?;
+            let mut out = serde_json::Map::new();
+            out.insert(
+                "layers".into(),
+                items.iter().map(|l| layer_json(&app.region, l, &code_url(app, &l.code))).collect(),
+            );
+            if let Some(v) = next {
+                out.insert("nextVersion".into(), v.into());
+            }
+            json(Value::Object(out))
+        }
+        GetLayerVersion { layer, version } => {
+            let rec = fc.get_layer_version(acct, &layer, &version).await?;
+            json(layer_json(&app.region, &rec, &code_url(app, &rec.code)))
+        }
+        GetLayerVersionByArn { arn } => {
+            let rec = fc.get_layer_version_by_arn(acct, &arn).await?;
+            json(layer_json(&app.region, &rec, &code_url(app, &rec.code)))
+        }
+        DeleteLayerVersion { layer, version } => {
+            fc.delete_layer_version(acct, &layer, &version).await?;
+            no_content()
+        }
+        PutLayerAcl { layer } => {
+            fc.put_layer_acl(acct, &layer, query.get("public")).await?;
+            StatusCode::OK.into_response()
+        }
+        TagResource => {
+            fc.tag_resource(acct, &body).await?;
+            json(json!({ "requestId": request_id }))
+        }
+        UntagResource => {
+            fc.untag_resource(acct, &body).await?;
+            json(json!({ "requestId": request_id }))
+        }
+        GetResourceTags => json(fc.get_resource_tags(acct, query.get("resourceArn")).await?),
+        ListTaggedResources => {
+            let paging = PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
+            let (items, next) = fc.list_tagged_resources(acct, &paging).await?;
+            list("resources", items, next)
         }
     })
 }

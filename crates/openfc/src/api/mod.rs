@@ -70,7 +70,7 @@ async fn entry(State(app): State<Arc<App>>, req: Request) -> Response {
             let query = Query::parse(parts.uri.query());
             ("DownloadCode", download::serve(&app, &parts.method, key, &query, &parts.headers).await)
         }
-        None => api(&app, parts, body).await,
+        None => api(&app, &request_id, parts, body).await,
     };
     let mut resp = match result {
         Ok(resp) => resp,
@@ -98,7 +98,12 @@ async fn entry(State(app): State<Arc<App>>, req: Request) -> Response {
     resp
 }
 
-async fn api(app: &App, parts: axum::http::request::Parts, body: Body) -> (&'static str, Result<Response, ApiError>) {
+async fn api(
+    app: &App,
+    request_id: &str,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> (&'static str, Result<Response, ApiError>) {
     let query = Query::parse(parts.uri.query());
     let parsed = endpoint::parse(parts.method.as_str(), parts.uri.path(), &query);
     let operation = match &parsed {
@@ -114,7 +119,8 @@ async fn api(app: &App, parts: axum::http::request::Parts, body: Body) -> (&'sta
             ParseError::Invalid(core) => core.into(),
         })?;
         tracing::debug!(account = %account, resource = %endpoint.resource(&app.region, &account), "authorized");
-        handlers::handle(app, handlers::Call { version, endpoint, account, query, headers: &parts.headers, body }).await
+        let call = handlers::Call { version, request_id, endpoint, account, query, headers: &parts.headers, body };
+        handlers::handle(app, call).await
     }
     .await;
     (operation, result)
