@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
 
 use crate::cache::ReadCache;
 use crate::versions::Resolved;
@@ -68,10 +67,12 @@ pub(crate) enum PackageInput {
 }
 
 impl Fc {
+    /// RFC 3339 UTC with milliseconds, so an update within the same second still changes lastModifiedTime.
     pub fn timestamp(&self) -> String {
-        let now = self.clock.now();
-        let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
-        now.format(&Rfc3339).unwrap_or_default()
+        const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        self.clock.now().to_offset(time::UtcOffset::UTC).format(FORMAT).unwrap_or_default()
     }
 
     pub(crate) fn service_missing(name: &ServiceName) -> impl Fn(MetaError) -> CoreError + '_ {

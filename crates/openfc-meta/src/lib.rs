@@ -294,6 +294,9 @@ impl MetaStore for SqlMeta {
             };
             let id = row.int("last_version")?;
             let config = row.text("config")?;
+            // The version row first: the snapshot's rows reference it.
+            sqlx::query(sql::INSERT_VERSION).bind(account).bind(service).bind(id).bind(description).bind(&config)
+                .bind("").bind(now).bind(now).execute(&mut *tx).await.map_err(map_err)?;
             sqlx::query(sql::SNAPSHOT_FUNCTIONS).bind(account).bind(service).bind(id)
                 .execute(&mut *tx).await.map_err(map_err)?;
             // What the snapshot holds, minus bookkeeping: equal fingerprints mean nothing changed.
@@ -309,14 +312,14 @@ impl MetaStore for SqlMeta {
                 digest.update(r.opt_text("code_key")?.unwrap_or_default().as_bytes());
             }
             let fingerprint = hex::encode(digest.finalize());
-            let newest = sqlx::query(sql::NEWEST_FINGERPRINT).bind(account).bind(service)
+            let newest = sqlx::query(sql::NEWEST_FINGERPRINT).bind(account).bind(service).bind(id)
                 .fetch_optional(&mut *tx).await.map_err(map_err)?;
             if let Some(r) = newest && r.text("fingerprint")? == fingerprint {
                 tx.rollback().await.map_err(map_err)?;
                 return Err(MetaError::Conflict("unchanged".into()));
             }
-            sqlx::query(sql::INSERT_VERSION).bind(account).bind(service).bind(id).bind(description).bind(&config)
-                .bind(&fingerprint).bind(now).bind(now).execute(&mut *tx).await.map_err(map_err)?;
+            sqlx::query(sql::SET_FINGERPRINT).bind(account).bind(service).bind(id).bind(&fingerprint)
+                .execute(&mut *tx).await.map_err(map_err)?;
             tx.commit().await.map_err(map_err)?;
             Ok::<_, MetaError>((id, config))
         })?;

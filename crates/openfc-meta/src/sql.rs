@@ -83,7 +83,9 @@ pub const SNAPSHOT_FUNCTIONS: &str = "INSERT INTO version_functions (account_id,
 pub const SNAPSHOT_CONTENT: &str = "SELECT name, config, code_key FROM version_functions \
      WHERE account_id = $1 AND service_name = $2 AND version_id = $3 ORDER BY name";
 pub const NEWEST_FINGERPRINT: &str = "SELECT fingerprint FROM versions WHERE account_id = $1 AND service_name = $2 \
-     ORDER BY version_id DESC LIMIT 1";
+     AND version_id < $3 ORDER BY version_id DESC LIMIT 1";
+pub const SET_FINGERPRINT: &str =
+    "UPDATE versions SET fingerprint = $4 WHERE account_id = $1 AND service_name = $2 AND version_id = $3";
 pub const INSERT_VERSION: &str = "INSERT INTO versions (account_id, service_name, version_id, description, \
      service_config, fingerprint, created_time, modified_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub const GET_VERSION: &str = "SELECT * FROM versions WHERE account_id = $1 AND service_name = $2 AND version_id = $3";

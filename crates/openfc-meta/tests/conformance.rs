@@ -175,3 +175,108 @@ async fn postgres_conforms() {
 fn uuid_like() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
 }
+
+/// Versions, documents and layers: the statements that differ most between dialects
+/// (INSERT .. SELECT, ON CONFLICT .. RETURNING, transactions with rollback).
+async fn conformance_resources(meta: &dyn MetaStore) {
+    let acct = AccountRecord { id: "1".into(), created_time: "t0".into() };
+    meta.create_first_account(&acct, &key("K1", "1")).await.unwrap();
+    meta.create_service(&service("vs")).await.unwrap();
+    meta.create_function(&function("vs", "f1", Some("p/1"))).await.unwrap();
+
+    let v1 = meta.publish_version("1", "vs", "first", None, "t1").await.unwrap();
+    assert_eq!((v1.version_id, v1.description.as_str()), (1, "first"));
+    assert_eq!(meta.publish_version("1", "vs", "again", None, "t2").await, Err(MetaError::Conflict("unchanged".into())));
+    assert_eq!(meta.publish_version("1", "vs", "x", Some("wrong-etag"), "t2").await, Err(MetaError::PreconditionFailed));
+    assert_eq!(meta.publish_version("1", "ghost", "x", None, "t2").await, Err(MetaError::NotFound));
+    let mut f = function("vs", "f1", Some("p/2"));
+    f.etag = "e2".into();
+    meta.update_function(&f, "etag-f1").await.unwrap();
+    let v2 = meta.publish_version("1", "vs", "second", Some("etag-vs"), "t3").await.unwrap();
+    assert_eq!(v2.version_id, 2, "the refused publishes consumed no id");
+    assert_eq!(meta.get_version_function("1", "vs", 1, "f1").await.unwrap().code.unwrap().key, "p/1");
+    assert_eq!(meta.get_version_function("1", "vs", 2, "f1").await.unwrap().code.unwrap().key, "p/2");
+    assert_eq!(meta.get_version_function("1", "vs", 2, "nope").await, Err(MetaError::NotFound));
+    let ids = |v: Vec<openfc_core::ports::VersionRecord>| v.into_iter().map(|v| v.version_id).collect::<Vec<_>>();
+    assert_eq!(ids(meta.list_versions("1", "vs", false, None, 10).await.unwrap()), [2, 1]);
+    assert_eq!(ids(meta.list_versions("1", "vs", true, Some(2), 10).await.unwrap()), [2]);
+    assert_eq!(ids(meta.list_versions("1", "vs", false, Some(1), 10).await.unwrap()), [1]);
+    assert_eq!(meta.count_versions("1", "vs").await.unwrap(), 2);
+    let listed = meta.list_version_functions("1", "vs", 1, &page(None, None, 10)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    // A package held only by a version is not garbage.
+    meta.touch_package(&CodeRef { key: "p/1".into(), checksum: 1, size: 1 }, 0).await.unwrap();
+    assert!(meta.claim_garbage(10, 10, 10).await.unwrap().is_empty());
+    meta.delete_version("1", "vs", 1).await.unwrap();
+    assert_eq!(meta.delete_version("1", "vs", 1).await, Err(MetaError::NotFound));
+    assert_eq!(meta.claim_garbage(10, 10, 10).await.unwrap(), ["p/1"]);
+    f.etag = "e3".into();
+    f.config = json!({"runtime": "custom", "changed": true});
+    meta.update_function(&f, "e2").await.unwrap();
+    assert_eq!(meta.publish_version("1", "vs", "third", None, "t4").await.unwrap().version_id, 3, "ids are never reused");
+
+    // Documents.
+    let doc = |k: &str, etag: &str| openfc_core::ports::Document {
+        account_id: "1".into(),
+        kind: "alias",
+        key: k.into(),
+        body: json!({"k": k}),
+        etag: etag.into(),
+        created_time: "c".into(),
+        modified_time: "m".into(),
+    };
+    meta.create_doc(&doc("vs/a", "e1")).await.unwrap();
+    assert_eq!(meta.create_doc(&doc("vs/a", "e1")).await, Err(MetaError::AlreadyExists));
+    meta.create_doc(&doc("vs/b_", "e1")).await.unwrap();
+    meta.create_doc(&doc("vsx/c", "e1")).await.unwrap();
+    let keys = |d: Vec<openfc_core::ports::Document>| d.into_iter().map(|d| d.key).collect::<Vec<_>>();
+    assert_eq!(keys(meta.list_docs("1", "alias", "vs/", "", 10).await.unwrap()), ["vs/a", "vs/b_"]);
+    assert_eq!(keys(meta.list_docs("1", "alias", "vs/", "vs/b", 10).await.unwrap()), ["vs/b_"]);
+    assert_eq!(keys(meta.list_docs("1", "trigger", "", "", 10).await.unwrap()), Vec::<String>::new());
+    assert_eq!(meta.update_doc(&doc("vs/a", "e2"), "wrong").await, Err(MetaError::PreconditionFailed));
+    meta.update_doc(&doc("vs/a", "e2"), "e1").await.unwrap();
+    assert_eq!(meta.get_doc("1", "alias", "vs/a").await.unwrap().etag, "e2");
+    let mut replaced = doc("vs/a", "e3");
+    replaced.created_time = "later".into();
+    assert_eq!(meta.put_doc(&replaced).await.unwrap().created_time, "c", "put keeps created_time");
+    assert_eq!(meta.put_doc(&doc("new/x", "e1")).await.unwrap().created_time, "c");
+    assert_eq!(meta.delete_doc("1", "alias", "vs/a", Some("e1")).await, Err(MetaError::PreconditionFailed));
+    meta.delete_doc("1", "alias", "vs/a", Some("e3")).await.unwrap();
+    assert_eq!(meta.delete_doc("1", "alias", "vs/a", None).await, Err(MetaError::NotFound));
+
+    // Layers: numbering per layer, ACL shared by versions, latest per layer.
+    let code = |k: &str| CodeRef { key: k.into(), checksum: 7, size: 3 };
+    let l1 = meta.create_layer_version("1", "lay", &json!({"d": 1}), &code("l/1"), "t").await.unwrap();
+    let l2 = meta.create_layer_version("1", "lay", &json!({"d": 2}), &code("l/2"), "t").await.unwrap();
+    meta.create_layer_version("1", "other", &json!({}), &code("l/3"), "t").await.unwrap();
+    assert_eq!((l1.version, l2.version, l1.acl), (1, 2, 0));
+    meta.set_layer_acl("1", "lay", 1).await.unwrap();
+    assert_eq!(meta.set_layer_acl("1", "ghost", 1).await, Err(MetaError::NotFound));
+    assert_eq!(meta.get_layer_version("1", "lay", 1).await.unwrap().acl, 1);
+    let latest = meta.list_latest_layers("1", &page(None, None, 10)).await.unwrap();
+    assert_eq!(latest.iter().map(|l| (l.layer_name.as_str(), l.version)).collect::<Vec<_>>(), [("lay", 2), ("other", 1)]);
+    assert_eq!(meta.list_layer_versions("1", "lay", 2, 10).await.unwrap().len(), 1);
+    meta.delete_layer_version("1", "lay", 2).await.unwrap();
+    assert_eq!(meta.get_layer_version("1", "lay", 2).await, Err(MetaError::NotFound));
+    assert_eq!(meta.create_layer_version("1", "lay", &json!({}), &code("l/4"), "t").await.unwrap().version, 3);
+}
+
+#[tokio::test]
+async fn sqlite_resources_conform() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("meta.db").display());
+    conformance_resources(SqlMeta::connect(&url).await.unwrap().as_ref()).await;
+}
+
+#[tokio::test]
+async fn postgres_resources_conform() {
+    let Ok(base) = std::env::var("OPENFC_TEST_DATABASE_URL") else {
+        assert!(std::env::var("OPENFC_REQUIRE_EXTERNAL").is_err(), "OPENFC_TEST_DATABASE_URL is required");
+        return;
+    };
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    let db = format!("resources_{}_{}", std::process::id(), uuid_like());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&admin).await.unwrap();
+    let url = format!("{}/{db}", &base[..base.rfind('/').unwrap()]);
+    conformance_resources(SqlMeta::connect(&url).await.unwrap().as_ref()).await;
+}
