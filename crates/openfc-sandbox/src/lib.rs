@@ -1,0 +1,57 @@
+//! The instance launcher, in the spirit of Firecracker's jailer: a small, synchronous program that puts one
+//! function instance into its own pid, mount, network, ipc and uts namespaces, under cgroup limits, with a
+//! minimal read-only root (system directories, the package at `/code`, layers at `/opt`, the runtime shims),
+//! a size-capped `/tmp`, a fresh `/proc`, loopback-only networking, rlimits, a seccomp deny-list, and an
+//! unprivileged user; then execs the runtime. It is the only crate allowed `unsafe`.
+//!
+//! Process shape: the launcher (host namespaces) unshares, forks the namespace's init (pid 1), which builds
+//! the root and forks the runtime; init reaps and exits with the runtime's status; the launcher reports
+//! init's pid on fd 3 (so the invoker can enter the network namespace) and mirrors its exit status.
+
+mod filter;
+mod mounts;
+mod sys;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The environment variable carrying the launcher's `Spec` as JSON.
+pub const SPEC_ENV: &str = "OPENFC_SANDBOX_SPEC";
+
+/// Everything the launcher needs, passed as JSON in `SPEC_ENV`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Spec {
+    /// An empty directory on the host that becomes the instance's root (a tmpfs is mounted on it).
+    pub root: PathBuf,
+    /// Host directories shown read-only inside, as (host path, path inside).
+    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// Size cap of the writable `/tmp`, in MiB.
+    pub tmp_mib: u64,
+    pub hostname: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// cgroup directories (each with a `cgroup.procs`) the instance joins before anything else.
+    pub cgroups: Vec<PathBuf>,
+    pub nofile: u64,
+    /// Apply the seccomp deny-list.
+    pub seccomp: bool,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+/// File descriptor on which the launcher writes the host pid of the namespace's init, then a newline.
+pub const PID_FD: i32 = 3;
+
+/// Runs the launcher; never returns. Exit status: the runtime's, or 128 + signal; 125 when the sandbox
+/// could not be built (the reason is on stderr).
+pub fn launch(spec: &Spec) -> ! {
+    match sys::launcher(spec) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("openfc sandbox: {e}");
+            std::process::exit(125)
+        }
+    }
+}
