@@ -7,6 +7,27 @@ use std::hash::Hash;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+/// The caches of the hot paths (GetFunction, GetFunctionCode, InvokeFunction), sharing one TTL.
+pub struct HotCache {
+    /// LATEST functions by (account, service, function).
+    pub functions: ReadCache<(String, String, String), crate::ports::FunctionRecord>,
+    /// Published function snapshots by (account, service, function, version): immutable while they exist.
+    pub versions: ReadCache<(String, String, String, u64), crate::ports::FunctionRecord>,
+    pub services: ReadCache<(String, String), crate::ports::ServiceRecord>,
+    pub aliases: ReadCache<(String, String, String), crate::versions::Alias>,
+}
+
+impl HotCache {
+    pub fn new(ttl: Duration) -> Self {
+        HotCache {
+            functions: ReadCache::new(ttl, 100_000),
+            versions: ReadCache::new(ttl, 100_000),
+            services: ReadCache::new(ttl, 10_000),
+            aliases: ReadCache::new(ttl, 10_000),
+        }
+    }
+}
+
 pub struct ReadCache<K, V> {
     ttl: Duration,
     max_entries: usize,

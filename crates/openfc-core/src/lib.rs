@@ -8,6 +8,7 @@ pub mod code;
 pub mod configs;
 pub mod error;
 pub mod function;
+pub mod invoke;
 pub mod layers;
 pub mod names;
 pub mod page;

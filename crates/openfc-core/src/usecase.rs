@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::cache::ReadCache;
+use crate::cache::HotCache;
 use crate::versions::Resolved;
 use crate::code::{self, Package, PackageLimits};
 use crate::error::{CoreError, CoreResult};
@@ -32,8 +32,8 @@ pub struct Fc {
     pub gc_grace: Duration,
     /// Region used in ARNs.
     pub region: String,
-    /// LATEST functions as the hot read paths last saw them; see `cache`.
-    pub functions: ReadCache<FunctionKey, FunctionRecord>,
+    /// What the hot read paths last saw; see `cache`.
+    pub hot: HotCache,
 }
 
 /// (account, service, function)
@@ -151,7 +151,9 @@ impl Fc {
             let expected = std::mem::replace(&mut rec.etag, new_etag());
             rec.config = to_config(&fields)?;
             rec.modified_time = self.timestamp();
-            match self.meta.update_service(&rec, &expected).await {
+            let result = self.meta.update_service(&rec, &expected).await;
+            self.hot.services.invalidate(&(account.to_owned(), name.to_string()));
+            match result {
                 Ok(()) => return Ok(rec),
                 Err(MetaError::PreconditionFailed) if if_match.is_none() => continue,
                 Err(MetaError::PreconditionFailed) => return Err(CoreError::PreconditionFailed),
@@ -167,7 +169,9 @@ impl Fc {
             return Err(CoreError::PreconditionFailed);
         }
         self.check_service_empty(account, name).await?;
-        match self.meta.delete_service(account, name.as_str(), if_match.map(|m| m.trim_matches('"'))).await {
+        let result = self.meta.delete_service(account, name.as_str(), if_match.map(|m| m.trim_matches('"'))).await;
+        self.hot.services.invalidate(&(account.to_owned(), name.to_string()));
+        match result {
             Ok(()) => {
                 // Tags die with their service; a failure here leaves only an orphaned tag document.
                 let _ = self.meta.delete_doc(account, crate::tags::KIND, &self.service_arn(account, name), None).await;
@@ -263,18 +267,24 @@ impl Fc {
         q: &Qualifier,
     ) -> CoreResult<FunctionRecord> {
         if let Resolved::Version(v) = self.resolve(account, service, q).await? {
-            return self
+            let key = (account.to_owned(), service.to_string(), name.to_string(), v);
+            if let Some(rec) = self.hot.versions.get(&key) {
+                return Ok(rec);
+            }
+            let rec = self
                 .meta
                 .get_version_function(account, service.as_str(), v, name.as_str())
                 .await
-                .map_err(Self::function_missing(service, name));
+                .map_err(Self::function_missing(service, name))?;
+            self.hot.versions.put(key, rec.clone());
+            return Ok(rec);
         }
         let key = function_key(account, service, name);
-        if let Some(rec) = self.functions.get(&key) {
+        if let Some(rec) = self.hot.functions.get(&key) {
             return Ok(rec);
         }
         let rec = self.fresh_function(account, service, name).await?;
-        self.functions.put(key, rec.clone());
+        self.hot.functions.put(key, rec.clone());
         Ok(rec)
     }
 
@@ -341,7 +351,7 @@ impl Fc {
             rec.config = to_config(&fields)?;
             rec.modified_time = self.timestamp();
             let result = self.meta.update_function(&rec, &expected).await;
-            self.functions.invalidate(&function_key(account, service, name));
+            self.hot.functions.invalidate(&function_key(account, service, name));
             match result {
                 Ok(()) => return Ok(rec),
                 Err(MetaError::PreconditionFailed) if if_match.is_none() => continue,
@@ -365,7 +375,7 @@ impl Fc {
         }
         self.check_no_triggers(account, service, name).await?;
         let result = self.meta.delete_function(account, service.as_str(), name.as_str(), Some(&rec.etag)).await;
-        self.functions.invalidate(&function_key(account, service, name));
+        self.hot.functions.invalidate(&function_key(account, service, name));
         match result {
             Ok(()) => Ok(()),
             Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),

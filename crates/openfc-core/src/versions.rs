@@ -151,7 +151,7 @@ impl Fc {
                 Ok(Resolved::Version(*v))
             }
             Qualifier::Alias(a) => {
-                let alias = self.alias(account, service, a).await?;
+                let alias = self.cached_alias(account, service, a).await?;
                 Ok(Resolved::Version(alias.version_id.parse().map_err(|_| {
                     CoreError::Internal(format!("alias {a} holds a bad version id {}", alias.version_id))
                 })?))
@@ -179,6 +179,16 @@ impl Fc {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    pub(crate) async fn cached_alias(&self, account: &str, service: &ServiceName, name: &str) -> CoreResult<Alias> {
+        let key = (account.to_owned(), service.to_string(), name.to_owned());
+        if let Some(a) = self.hot.aliases.get(&key) {
+            return Ok(a);
+        }
+        let alias = self.alias(account, service, name).await?;
+        self.hot.aliases.put(key, alias.clone());
+        Ok(alias)
     }
 
     pub async fn alias(&self, account: &str, service: &ServiceName, name: &str) -> CoreResult<Alias> {
@@ -379,7 +389,9 @@ impl Fc {
         let expected = std::mem::replace(&mut doc.etag, new_etag());
         doc.body = serde_json::to_value(&alias).map_err(|e| CoreError::Internal(e.to_string()))?;
         doc.modified_time = self.timestamp();
-        match self.meta.update_doc(&doc, &expected).await {
+        let result = self.meta.update_doc(&doc, &expected).await;
+        self.hot.aliases.invalidate(&(account.to_owned(), service.to_string(), name.to_owned()));
+        match result {
             Ok(()) => Ok(doc),
             Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
             Err(MetaError::NotFound) => {
@@ -400,7 +412,9 @@ impl Fc {
         if !etag_matches(if_match, &doc.etag) {
             return Err(CoreError::PreconditionFailed);
         }
-        match self.meta.delete_doc(account, ALIAS, &doc.key, Some(&doc.etag)).await {
+        let result = self.meta.delete_doc(account, ALIAS, &doc.key, Some(&doc.etag)).await;
+        self.hot.aliases.invalidate(&(account.to_owned(), service.to_string(), name.to_owned()));
+        match result {
             Ok(()) => Ok(()),
             Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
             Err(MetaError::NotFound) => {

@@ -6,7 +6,8 @@
 //!
 //! Process shape: the launcher (host namespaces) unshares, forks the namespace's init (pid 1), which builds
 //! the root and forks the runtime; init reaps and exits with the runtime's status; the launcher reports
-//! init's pid on fd 3 (so the invoker can enter the network namespace) and mirrors its exit status.
+//! mirrors init's exit status. The invoker finds init as the launcher's only child
+//! (`/proc/PID/task/PID/children`) to enter its network namespace.
 
 mod filter;
 mod mounts;
@@ -41,9 +42,6 @@ pub struct Spec {
     pub cwd: PathBuf,
 }
 
-/// File descriptor on which the launcher writes the host pid of the namespace's init, then a newline.
-pub const PID_FD: i32 = 3;
-
 /// Runs the launcher; never returns. Exit status: the runtime's, or 128 + signal; 125 when the sandbox
 /// could not be built (the reason is on stderr).
 pub fn launch(spec: &Spec) -> ! {
@@ -54,4 +52,33 @@ pub fn launch(spec: &Spec) -> ! {
             std::process::exit(125)
         }
     }
+}
+
+/// Sends SIGKILL to a process (a stale pid at worst gets ESRCH, which is ignored).
+pub fn kill(pid: i32) {
+    // SAFETY: kill takes plain integers and touches no memory.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Connects to `addr` from inside the network namespace `netns` (an open `/proc/PID/ns/net`), on the calling
+/// thread, which returns to `home` (this process's own namespace) before the call ends. Blocking: run it
+/// on a thread that may block. The socket keeps the namespace it was created in.
+pub fn connect_in_netns(
+    netns: &std::fs::File,
+    home: &std::fs::File,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns takes an fd we hold open and a namespace type; it changes only this thread's namespace.
+    if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let result = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1));
+    // SAFETY: as above; returning home must not fail silently, or this pool thread would stay inside.
+    if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        let e = std::io::Error::last_os_error();
+        eprintln!("openfc: cannot return a thread to its network namespace: {e}");
+        std::process::abort();
+    }
+    result
 }

@@ -1,10 +1,9 @@
 //! The system calls, in order. Each `unsafe` block says why it is sound.
 
 use std::ffi::CString;
-use std::io::{Error, Write};
-use std::os::fd::FromRawFd;
+use std::io::Error;
 
-use crate::{PID_FD, Spec, filter, mounts};
+use crate::{Spec, filter, mounts};
 
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -60,10 +59,6 @@ pub fn launcher(spec: &Spec) -> Result<i32> {
         // SAFETY: _exit ends the forked child without running the parent's atexit handlers.
         unsafe { libc::_exit(code) };
     }
-    // SAFETY: fd 3 was set up by the invoker for this purpose; we own it from here on.
-    let mut report = unsafe { std::fs::File::from_raw_fd(PID_FD) };
-    let _ = writeln!(report, "{init}");
-    drop(report);
     wait_exit(init)
 }
 
@@ -133,7 +128,11 @@ fn exec_runtime(spec: &Spec) -> Result<()> {
         check(unsafe { libc::setrlimit(res, &lim) }, what)?;
         Ok(())
     };
-    rl(libc::RLIMIT_NOFILE, spec.nofile, "setrlimit(NOFILE)")?;
+    // Never above the hard limit openfc itself runs under (raising it may be refused even to root).
+    let mut current = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `current` is a valid out-pointer.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut current) }, "getrlimit(NOFILE)")?;
+    rl(libc::RLIMIT_NOFILE, spec.nofile.min(current.rlim_max), "setrlimit(NOFILE)")?;
     rl(libc::RLIMIT_CORE, 0, "setrlimit(CORE)")?;
     let cwd = cstr(&spec.cwd.to_string_lossy())?;
     // SAFETY: valid C string.

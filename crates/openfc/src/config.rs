@@ -75,6 +75,24 @@ pub struct ServeArgs {
     /// after at most this long (this node's own writes at once). 0 disables the cache [default: 1000].
     #[arg(long, env = "OPENFC_META_CACHE_TTL_MS")]
     pub meta_cache_ttl_ms: Option<u64>,
+    /// Most instances per function version [default: 10].
+    #[arg(long, env = "OPENFC_MAX_INSTANCES")]
+    pub max_instances: Option<u32>,
+    /// Milliseconds a request waits for a free instance before it is throttled (429) [default: 10000].
+    #[arg(long, env = "OPENFC_QUEUE_TIMEOUT_MS")]
+    pub queue_timeout_ms: Option<u64>,
+    /// Seconds an idle instance is kept before it is stopped (scale to zero) [default: 300].
+    #[arg(long, env = "OPENFC_INSTANCE_IDLE_TIMEOUT")]
+    pub instance_idle_timeout: Option<u64>,
+    /// Seconds a runtime has to start listening on its port [default: 30].
+    #[arg(long, env = "OPENFC_INSTANCE_START_TIMEOUT")]
+    pub instance_start_timeout: Option<u64>,
+    /// Python interpreter for python3.x runtimes [default: /usr/bin/python3].
+    #[arg(long, env = "OPENFC_PYTHON")]
+    pub python: Option<std::path::PathBuf>,
+    /// Node.js interpreter for nodejs runtimes [default: /usr/bin/node].
+    #[arg(long, env = "OPENFC_NODE")]
+    pub node: Option<std::path::PathBuf>,
     /// Region reported in ARNs and account settings [default: cn-hangzhou].
     #[arg(long, env = "OPENFC_REGION")]
     pub region: Option<String>,
@@ -105,6 +123,12 @@ struct FileConfig {
     gc_grace: Option<u64>,
     key_cache_ttl: Option<u64>,
     meta_cache_ttl_ms: Option<u64>,
+    max_instances: Option<u32>,
+    queue_timeout_ms: Option<u64>,
+    instance_idle_timeout: Option<u64>,
+    instance_start_timeout: Option<u64>,
+    python: Option<std::path::PathBuf>,
+    node: Option<std::path::PathBuf>,
     region: Option<String>,
     log_format: Option<String>,
 }
@@ -148,6 +172,12 @@ pub struct ServeConfig {
     pub gc_grace: u64,
     pub key_cache_ttl: u64,
     pub meta_cache_ttl_ms: u64,
+    pub max_instances: u32,
+    pub queue_timeout_ms: u64,
+    pub instance_idle_timeout: u64,
+    pub instance_start_timeout: u64,
+    pub python: std::path::PathBuf,
+    pub node: std::path::PathBuf,
     pub region: String,
     pub log_json: bool,
 }
@@ -202,6 +232,12 @@ impl ServeConfig {
             gc_grace: a.gc_grace.or(f.gc_grace).unwrap_or(600),
             key_cache_ttl: a.key_cache_ttl.or(f.key_cache_ttl).unwrap_or(1),
             meta_cache_ttl_ms: a.meta_cache_ttl_ms.or(f.meta_cache_ttl_ms).unwrap_or(1000),
+            max_instances: a.max_instances.or(f.max_instances).unwrap_or(10),
+            queue_timeout_ms: a.queue_timeout_ms.or(f.queue_timeout_ms).unwrap_or(10_000),
+            instance_idle_timeout: a.instance_idle_timeout.or(f.instance_idle_timeout).unwrap_or(300),
+            instance_start_timeout: a.instance_start_timeout.or(f.instance_start_timeout).unwrap_or(30),
+            python: a.python.or(f.python).unwrap_or_else(|| "/usr/bin/python3".into()),
+            node: a.node.or(f.node).unwrap_or_else(|| "/usr/bin/node".into()),
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),
             log_json: log_format == "json",
         })

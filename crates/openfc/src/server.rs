@@ -9,10 +9,12 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Subcommand;
 use openfc_blob::{ObjectCodeStore, S3Settings};
-use openfc_core::cache::ReadCache;
+use openfc_core::cache::HotCache;
 use openfc_core::code::PackageLimits;
 use openfc_core::ports::{CodeStore, KeyStatus, MetaStore, SystemClock};
 use openfc_core::usecase::Fc;
+use openfc_invoker::runtime::Interpreters;
+use openfc_invoker::{Invoker, InvokerConfig};
 use openfc_meta::SqlMeta;
 use serde_json::json;
 
@@ -109,16 +111,42 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         limits,
         gc_grace: Duration::from_secs(cfg.gc_grace),
         region: cfg.region.clone(),
-        functions: ReadCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms), 100_000),
+        hot: HotCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms)),
     };
+    let invoker = Invoker::new(
+        InvokerConfig {
+            data_dir: cfg.store.data_dir.clone(),
+            interpreters: Interpreters { python: cfg.python.clone(), node: cfg.node.clone() },
+            max_instances: cfg.max_instances,
+            queue_timeout: Duration::from_millis(cfg.queue_timeout_ms),
+            idle_timeout: Duration::from_secs(cfg.instance_idle_timeout),
+            start_timeout_secs: cfg.instance_start_timeout,
+            tmp_mib: 512,
+            pids_limit: 1024,
+            nofile: 65_536,
+            uid: 65_534,
+            gid: 65_534,
+            log_ring_bytes: 1 << 20,
+            max_unzipped: cfg.max_unzipped_size,
+        },
+        fc.code.clone(),
+    )
+    .context("starting the invoker")?;
+    let isolation = invoker.isolation();
+    tracing::info!(cgroups = %isolation["cgroups"], network = %isolation["network"], "function isolation");
+    if !isolation["cgroups"].as_str().unwrap_or("").starts_with("cgroup") {
+        tracing::warn!("memory, process and CPU limits are NOT enforced: {}", isolation["cgroups"]);
+    }
     let app = Arc::new(App {
         fc,
+        invoker: invoker.clone(),
         keyring: Keyring::new(meta_dyn, master.clone(), Duration::from_secs(cfg.key_cache_ttl)),
         region: cfg.region.clone(),
         public_url: public_url.clone(),
         url_key: master.derive("openfc code url v1"),
         code_url_ttl: cfg.code_url_ttl,
-        max_body: (cfg.max_code_size as usize / 3 + 1) * 4 + 1024 * 1024,
+        // A base64 package at the size limit, or a 32 MB invocation payload, plus room for the rest.
+        max_body: ((cfg.max_code_size as usize / 3 + 1) * 4).max(32 * 1024 * 1024) + 1024 * 1024,
         metrics: crate::metrics::handle(),
         health: json!({
             "status": "ok",
@@ -139,6 +167,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     });
     axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
     gc.abort();
+    invoker.stop_all();
     meta.close().await;
     tracing::info!("openfc stopped");
     Ok(())

@@ -54,7 +54,7 @@ async fn collector_never_deletes_referenced_packages() {
         limits: PackageLimits::default(),
         gc_grace: grace,
         region: "cn-hangzhou".into(),
-        functions: openfc_core::cache::ReadCache::new(Duration::from_secs(1), 1000),
+        hot: openfc_core::cache::HotCache::new(Duration::from_secs(1)),
     });
     fc.create_service("1", br#"{"serviceName":"s"}"#).await.unwrap();
     let svc = ServiceName::parse("s").unwrap();

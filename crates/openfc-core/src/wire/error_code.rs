@@ -29,6 +29,8 @@ pub enum ErrorCode {
     LayerVersionNotFound,
     PreconditionFailed,
     InvalidRange,
+    FunctionNotStarted,
+    ResourceThrottled,
     InternalServerError,
 }
 
@@ -64,6 +66,8 @@ impl ErrorCode {
             LayerVersionNotFound => ("LayerVersionNotFound", 404),
             PreconditionFailed => ("PreconditionFailed", 412),
             InvalidRange => ("InvalidRange", 416),
+            FunctionNotStarted => ("FunctionNotStarted", 412),
+            ResourceThrottled => ("ResourceThrottled", 429),
             InternalServerError => ("InternalServerError", 500),
         }
     }

@@ -26,6 +26,7 @@ pub enum Endpoint {
     UpdateFunction { service: ServiceName, function: FunctionName },
     DeleteFunction { service: ServiceName, function: FunctionName },
     GetFunctionCode { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    InvokeFunction { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     PublishServiceVersion { service: ServiceName },
     ListServiceVersions { service: ServiceName },
     DeleteServiceVersion { service: ServiceName, version: String },
@@ -174,6 +175,10 @@ pub fn parse(method: &str, path: &str, query: &Query) -> Result<(ApiVersion, End
             let (service, qualifier) = service_segment(s, query)?;
             GetFunctionCode { service, function: FunctionName::parse(f)?, qualifier }
         }
+        ("POST", ["services", s, "functions", f, "invocations"]) => {
+            let (service, qualifier) = service_segment(s, query)?;
+            InvokeFunction { service, function: FunctionName::parse(f)?, qualifier }
+        }
         ("POST", ["services", s, "versions"]) => PublishServiceVersion { service: unqualified(s, query)? },
         ("GET", ["services", s, "versions"]) => ListServiceVersions { service: unqualified(s, query)? },
         ("DELETE", ["services", s, "versions", v]) => {
@@ -258,6 +263,7 @@ impl Endpoint {
             UpdateFunction { .. } => "UpdateFunction",
             DeleteFunction { .. } => "DeleteFunction",
             GetFunctionCode { .. } => "GetFunctionCode",
+            InvokeFunction { .. } => "InvokeFunction",
             PublishServiceVersion { .. } => "PublishServiceVersion",
             ListServiceVersions { .. } => "ListServiceVersions",
             DeleteServiceVersion { .. } => "DeleteServiceVersion",
@@ -331,6 +337,7 @@ impl Endpoint {
                 format!("{base}:services/{service}/functions/{function}")
             }
             PutProvisionConfig { service, function, qualifier }
+            | InvokeFunction { service, function, qualifier }
             | GetProvisionConfig { service, function, qualifier }
             | PutFunctionOnDemandConfig { service, function, qualifier }
             | GetFunctionOnDemandConfig { service, function, qualifier }
@@ -398,6 +405,9 @@ mod tests {
             check("PUT", &format!("/{v}/services/s/functions/f"), Some(("UpdateFunction", "")));
             check("DELETE", &format!("/{v}/services/s/functions/f"), Some(("DeleteFunction", "")));
             check("GET", &format!("/{v}/services/s/functions/f/code?x-fc-trace-id=t"), Some(("GetFunctionCode", "")));
+            check("POST", &format!("/{v}/services/s/functions/f/invocations"), Some(("InvokeFunction", "Latest")));
+            check("POST", &format!("/{v}/services/s.prod/functions/f/invocations"), Some(("InvokeFunction", "prod")));
+            check("POST", &format!("/{v}/services/s/functions/f/invocations?qualifier=2"), Some(("InvokeFunction", "Version(2)")));
             check("POST", &format!("/{v}/services/s/versions"), Some(("PublishServiceVersion", "")));
             check("GET", &format!("/{v}/services/s/versions?direction=FORWARD"), Some(("ListServiceVersions", "")));
             check("DELETE", &format!("/{v}/services/s/versions/3"), Some(("DeleteServiceVersion", "\"3\"")));

@@ -66,6 +66,20 @@ impl From<CoreError> for ApiError {
     }
 }
 
+impl From<openfc_invoker::InvokeError> for ApiError {
+    fn from(e: openfc_invoker::InvokeError) -> Self {
+        use openfc_invoker::InvokeError::*;
+        let message = e.to_string();
+        let code = match e {
+            UnsupportedRuntime(_) => ErrorCode::InvalidArgument,
+            NotStarted(_) => ErrorCode::FunctionNotStarted,
+            Throttled(_) => ErrorCode::ResourceThrottled,
+            Internal(detail) => return ApiError::internal(detail),
+        };
+        ApiError::new(code, message)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,6 +124,9 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
             let code = fc.get_function_code(acct, &service, &function, &qualifier).await?;
             json(json!({ "url": code_url(app, &code), "checksum": code.checksum.to_string() }))
         }
+        InvokeFunction { service, function, qualifier } => {
+            return super::invoke::invoke(app, acct, request_id, &service, &function, &qualifier, headers, body).await;
+        }
         PublishServiceVersion { service } => json(version_json(&fc.publish_version(acct, &service, if_match, &body).await?)),
         ListServiceVersions { service } => {
             let start = query.get("nextToken").filter(|t| !t.is_empty()).or(query.get("startKey"));

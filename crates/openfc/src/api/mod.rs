@@ -7,6 +7,7 @@ pub mod download;
 pub mod endpoint;
 pub mod error;
 mod handlers;
+mod invoke;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,7 @@ use error::ApiError;
 /// Everything a request needs, shared by all of them.
 pub struct App {
     pub fc: Fc,
+    pub invoker: std::sync::Arc<openfc_invoker::Invoker>,
     pub keyring: Keyring,
     pub region: String,
     pub public_url: String,
@@ -50,7 +52,11 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
-    handlers::json(app.health.clone())
+    let mut health = app.health.clone();
+    let (alive, busy) = app.invoker.instance_counts();
+    health["isolation"] = app.invoker.isolation();
+    health["instances"] = serde_json::json!({"alive": alive, "busy": busy, "idle": alive - busy});
+    handlers::json(health)
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {

@@ -1,0 +1,90 @@
+//! What an invocation runs: the qualifier followed to a function snapshot (an alias's additional-version
+//! weights decide per request), from the hot caches, so the invoke path normally reads no database.
+
+use rand::Rng;
+
+use crate::error::{CoreError, CoreResult};
+use crate::names::{FunctionName, Qualifier, ServiceName};
+use crate::ports::{FunctionRecord, ServiceRecord};
+use crate::usecase::Fc;
+use crate::versions::Alias;
+
+pub struct InvokeTarget {
+    pub function: FunctionRecord,
+    pub service: ServiceRecord,
+    /// The qualifier as the caller gave it (`LATEST` when none).
+    pub qualifier: String,
+    /// The version that runs, or `None` for LATEST.
+    pub version: Option<u64>,
+}
+
+/// Picks the version for one request: each additional version with its weight, the main one otherwise.
+pub fn route(alias: &Alias, roll: f64) -> CoreResult<u64> {
+    let mut acc = 0.0;
+    for (version, weight) in &alias.additional_version_weight {
+        acc += weight;
+        if roll < acc {
+            return version.parse().map_err(|_| CoreError::Internal(format!("bad version {version} in alias")));
+        }
+    }
+    alias.version_id.parse().map_err(|_| CoreError::Internal(format!("bad version {} in alias", alias.version_id)))
+}
+
+impl Fc {
+    async fn cached_service(&self, account: &str, service: &ServiceName) -> CoreResult<ServiceRecord> {
+        let key = (account.to_owned(), service.to_string());
+        if let Some(s) = self.hot.services.get(&key) {
+            return Ok(s);
+        }
+        let rec = self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
+        self.hot.services.put(key, rec.clone());
+        Ok(rec)
+    }
+
+    pub async fn invoke_target(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<InvokeTarget> {
+        let svc = self.cached_service(account, service).await?;
+        let version = match q {
+            Qualifier::Latest => None,
+            Qualifier::Version(v) => Some(*v),
+            Qualifier::Alias(a) => {
+                let alias = self.cached_alias(account, service, a).await?;
+                Some(route(&alias, rand::rng().random::<f64>())?)
+            }
+        };
+        let rec = match version {
+            None => self.get_function(account, service, function, &Qualifier::Latest).await?,
+            Some(v) => self.get_function(account, service, function, &Qualifier::Version(v)).await?,
+        };
+        Ok(InvokeTarget { function: rec, service: svc, qualifier: q.to_string(), version })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn weights_route() {
+        let alias = Alias {
+            alias_name: "a".into(),
+            version_id: "1".into(),
+            description: String::new(),
+            additional_version_weight: BTreeMap::from([("2".into(), 0.2), ("3".into(), 0.3)]),
+            resolve_policy: "Random".into(),
+            route_policy: None,
+        };
+        assert_eq!(route(&alias, 0.0).unwrap(), 2);
+        assert_eq!(route(&alias, 0.19).unwrap(), 2);
+        assert_eq!(route(&alias, 0.2).unwrap(), 3);
+        assert_eq!(route(&alias, 0.49).unwrap(), 3);
+        assert_eq!(route(&alias, 0.5).unwrap(), 1);
+        assert_eq!(route(&alias, 0.999).unwrap(), 1);
+    }
+}

@@ -1,0 +1,152 @@
+//! Resource limits per instance through cgroups: v1 (memory, pids and cpu hierarchies, as on this project's
+//! machines) or v2 (one unified hierarchy), detected at start. Where neither is writable the invoker says so
+//! and runs instances without these limits rather than pretending.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupMode {
+    V1 { memory: PathBuf, pids: PathBuf, cpu: PathBuf },
+    V2 { root: PathBuf },
+    Unavailable(String),
+}
+
+/// The limits of one instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub memory_mb: u64,
+    pub pids: u64,
+    /// Relative CPU weight, proportional to memory (FC gives CPU in proportion to memory).
+    pub cpu_shares: u64,
+}
+
+/// One instance's cgroup directories.
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Vec<PathBuf>,
+    memory_dir: PathBuf,
+    v2: bool,
+}
+
+const GROUP: &str = "openfc";
+
+fn writable_dir(p: &Path) -> bool {
+    let probe = p.join(format!("{GROUP}-probe-{}", std::process::id()));
+    let ok = std::fs::create_dir(&probe).is_ok();
+    let _ = std::fs::remove_dir(&probe);
+    ok
+}
+
+impl CgroupMode {
+    pub fn detect() -> CgroupMode {
+        let base = Path::new("/sys/fs/cgroup");
+        let v1 = |c: &str| base.join(c);
+        if v1("memory").join("memory.limit_in_bytes").exists() && v1("pids").is_dir() && v1("cpu").is_dir() {
+            if [v1("memory"), v1("pids"), v1("cpu")].iter().all(|d| writable_dir(d)) {
+                return CgroupMode::V1 { memory: v1("memory"), pids: v1("pids"), cpu: v1("cpu") };
+            }
+            return CgroupMode::Unavailable("cgroup v1 hierarchies are not writable (run openfc as root)".into());
+        }
+        let controllers = std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
+        if ["memory", "pids", "cpu"].iter().all(|c| controllers.split_whitespace().any(|x| x == *c)) {
+            if writable_dir(base) {
+                // Children of our group need the controllers enabled.
+                let group = base.join(GROUP);
+                let _ = std::fs::create_dir_all(&group);
+                let _ = std::fs::write(base.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                let _ = std::fs::write(group.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                return CgroupMode::V2 { root: base.to_path_buf() };
+            }
+            return CgroupMode::Unavailable("the cgroup v2 hierarchy is not writable (run openfc as root)".into());
+        }
+        CgroupMode::Unavailable("no cgroup hierarchy with memory, pids and cpu controllers".into())
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            CgroupMode::V1 { .. } => "cgroup v1 (memory, pids, cpu)".into(),
+            CgroupMode::V2 { .. } => "cgroup v2 (memory, pids, cpu)".into(),
+            CgroupMode::Unavailable(why) => format!("unavailable: {why}"),
+        }
+    }
+
+    /// Creates the instance's groups with its limits. `None` when cgroups are unavailable.
+    pub fn create(&self, instance: &str, limits: Limits) -> std::io::Result<Option<Cgroup>> {
+        let bytes = limits.memory_mb * 1024 * 1024;
+        match self {
+            CgroupMode::Unavailable(_) => Ok(None),
+            CgroupMode::V1 { memory, pids, cpu } => {
+                let (m, p, c) = (memory.join(GROUP).join(instance), pids.join(GROUP).join(instance), cpu.join(GROUP).join(instance));
+                for d in [&m, &p, &c] {
+                    std::fs::create_dir_all(d)?;
+                }
+                std::fs::write(m.join("memory.limit_in_bytes"), bytes.to_string())?;
+                // No swap escape: memory+swap capped at the same figure where the kernel supports it.
+                let _ = std::fs::write(m.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+                std::fs::write(p.join("pids.max"), limits.pids.to_string())?;
+                std::fs::write(c.join("cpu.shares"), limits.cpu_shares.to_string())?;
+                Ok(Some(Cgroup { dirs: vec![m.clone(), p, c], memory_dir: m, v2: false }))
+            }
+            CgroupMode::V2 { root } => {
+                let d = root.join(GROUP).join(instance);
+                std::fs::create_dir_all(&d)?;
+                std::fs::write(d.join("memory.max"), bytes.to_string())?;
+                let _ = std::fs::write(d.join("memory.swap.max"), "0");
+                std::fs::write(d.join("pids.max"), limits.pids.to_string())?;
+                // cpu.weight is 1..10000 (default 100); shares are 2..262144 (default 1024).
+                let weight = (limits.cpu_shares * 100 / 1024).clamp(1, 10_000);
+                std::fs::write(d.join("cpu.weight"), weight.to_string())?;
+                Ok(Some(Cgroup { dirs: vec![d.clone()], memory_dir: d, v2: true }))
+            }
+        }
+    }
+}
+
+impl Cgroup {
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    fn read_u64(&self, file: &str) -> Option<u64> {
+        std::fs::read_to_string(self.memory_dir.join(file)).ok()?.trim().parse().ok()
+    }
+
+    /// Peak memory since the last reset, in bytes.
+    pub fn memory_peak(&self) -> Option<u64> {
+        if self.v2 { self.read_u64("memory.peak") } else { self.read_u64("memory.max_usage_in_bytes") }
+    }
+
+    pub fn reset_peak(&self) {
+        let file = if self.v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
+        let _ = std::fs::write(self.memory_dir.join(file), "0");
+    }
+
+    /// How many processes the kernel killed for exceeding the memory limit.
+    pub fn oom_kills(&self) -> u64 {
+        let (file, key) = if self.v2 { ("memory.events", "oom_kill") } else { ("memory.oom_control", "oom_kill") };
+        std::fs::read_to_string(self.memory_dir.join(file))
+            .ok()
+            .and_then(|t| {
+                t.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
+            })
+            .unwrap_or(0)
+    }
+
+    /// Kills every process left in the group, then removes it.
+    pub fn destroy(&self) {
+        for d in &self.dirs {
+            for _ in 0..50 {
+                let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+                let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
+                if pids.is_empty() {
+                    break;
+                }
+                for pid in pids {
+                    openfc_sandbox::kill(pid);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}

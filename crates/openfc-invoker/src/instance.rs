@@ -1,0 +1,308 @@
+//! One running function instance: the sandboxed runtime process, its network namespace, its HTTP
+//! connections, its output, and its lifecycle (start → ready → initialize → invoke ... → stop).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Semaphore;
+
+use crate::cgroup::{Cgroup, Limits};
+use crate::logs::LogRing;
+use crate::runtime::{RUNTIME_MOUNT, RuntimeKind};
+use crate::{FunctionSpec, InvokeError, Shared};
+
+/// Largest response body a function may return.
+pub const MAX_RESPONSE: usize = 32 * 1024 * 1024;
+
+pub struct Instance {
+    pub id: String,
+    pub kind: RuntimeKind,
+    pub permits: Arc<Semaphore>,
+    pub logs: Arc<LogRing>,
+    pub cgroup: Option<Cgroup>,
+    launcher: Mutex<Option<tokio::process::Child>>,
+    netns: std::fs::File,
+    port: u16,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    last_used: Mutex<Instant>,
+    dead: AtomicBool,
+    root: PathBuf,
+}
+
+/// A response from the runtime.
+pub struct RuntimeResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Why a request to the runtime did not produce a response.
+pub enum CallError {
+    Timeout,
+    /// The connection failed or the process is gone.
+    Broken(String),
+}
+
+fn env_vec(spec: &FunctionSpec, instance_id: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let fc = [
+        ("FC_FUNC_CODE_PATH", "/code".to_owned()),
+        ("FC_CUSTOM_LISTEN_PORT", spec.ca_port.to_string()),
+        ("FC_FUNCTION_HANDLER", spec.handler.clone()),
+        ("FC_FUNCTION_INITIALIZER", spec.initializer.clone()),
+        ("FC_FUNCTION_NAME", spec.function.clone()),
+        ("FC_SERVICE_NAME", spec.service.clone()),
+        ("FC_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
+        ("FC_FUNCTION_TIMEOUT", spec.timeout_secs.to_string()),
+        ("FC_INITIALIZATION_TIMEOUT", spec.initialization_timeout_secs.to_string()),
+        ("FC_REGION", spec.region.clone()),
+        ("FC_ACCOUNT_ID", spec.account_id.clone()),
+        ("FC_QUALIFIER", spec.qualifier.clone()),
+        ("FC_VERSION_ID", spec.version_id.clone()),
+        ("FC_FUNCTION_VERSION", spec.version_id.clone()),
+        ("FC_SERVICE_LOG_PROJECT", spec.log_project.clone()),
+        ("FC_SERVICE_LOG_STORE", spec.log_store.clone()),
+        ("FC_INSTANCE_ID", instance_id.to_owned()),
+        ("FC_RUNTIME_API", format!("127.0.0.1:{}", spec.ca_port)),
+    ];
+    env.extend(fc.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    for (k, v) in [("PATH", "/usr/local/bin:/usr/bin:/bin:/code:/code/bin:/opt/bin"), ("HOME", "/tmp"), ("LANG", "C.UTF-8"),
+        ("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONPATH", "/code:/opt/python"), ("NODE_PATH", "/code/node_modules:/opt/nodejs/node_modules")] {
+        if !env.iter().any(|(key, _)| key == k) {
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    env
+}
+
+/// Finds the launcher's only child: the namespace's init.
+fn init_pid(launcher: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+impl Instance {
+    pub async fn start(shared: &Shared, spec: &FunctionSpec, argv: Vec<String>, kind: RuntimeKind, code_dir: PathBuf) -> Result<Arc<Instance>, InvokeError> {
+        let id = format!("c-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+        let root = shared.instances_dir.join(&id);
+        std::fs::create_dir_all(&root).map_err(|e| InvokeError::internal(format!("instance root: {e}")))?;
+        let limits = Limits {
+            memory_mb: spec.memory_mb,
+            pids: shared.config.pids_limit,
+            cpu_shares: (spec.memory_mb * 1024 / 128).max(2),
+        };
+        let cgroup = shared.cgroups.create(&id, limits).map_err(|e| InvokeError::internal(format!("cgroup: {e}")))?;
+        let sandbox = openfc_sandbox::Spec {
+            root: root.clone(),
+            binds: vec![(code_dir, PathBuf::from("/code")), (shared.runtime_dir.clone(), PathBuf::from(RUNTIME_MOUNT))],
+            tmp_mib: shared.config.tmp_mib,
+            hostname: id.clone(),
+            uid: shared.config.uid,
+            gid: shared.config.gid,
+            cgroups: cgroup.as_ref().map(|c| c.dirs().to_vec()).unwrap_or_default(),
+            nofile: shared.config.nofile,
+            seccomp: true,
+            argv,
+            env: env_vec(spec, &id),
+            cwd: PathBuf::from("/code"),
+        };
+        let spec_json = serde_json::to_string(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
+        let mut child = tokio::process::Command::new(&shared.self_exe)
+            .arg(openfc_sandbox_command())
+            .env_clear()
+            .env(openfc_sandbox::SPEC_ENV, spec_json)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| InvokeError::internal(format!("spawning the sandbox: {e}")))?;
+        let logs = Arc::new(LogRing::new(shared.config.log_ring_bytes));
+        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)].into_iter().flatten() {
+            let (logs, id) = (logs.clone(), id.clone());
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::debug!(instance = %id, "{line}");
+                    logs.push(line);
+                }
+            });
+        }
+        let pid = child.id().ok_or_else(|| InvokeError::internal("sandbox exited at once"))?;
+        let deadline = Instant::now() + Duration::from_secs(shared.config.start_timeout_secs);
+        let init = loop {
+            if let Some(p) = init_pid(pid) {
+                break p;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let _ = std::fs::remove_dir(&root);
+                return Err(InvokeError::NotStarted(format!("the sandbox exited ({status}): {}", logs.tail(20).join("\n"))));
+            }
+            if Instant::now() > deadline {
+                return Err(InvokeError::NotStarted("the sandbox did not start".into()));
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        let netns = std::fs::File::open(format!("/proc/{init}/ns/net"))
+            .map_err(|e| InvokeError::internal(format!("opening the instance network namespace: {e}")))?;
+        let instance = Arc::new(Instance {
+            id,
+            kind,
+            permits: Arc::new(Semaphore::new(spec.instance_concurrency.max(1) as usize)),
+            logs,
+            cgroup,
+            launcher: Mutex::new(Some(child)),
+            netns,
+            port: spec.ca_port,
+            idle: Mutex::new(Vec::new()),
+            last_used: Mutex::new(Instant::now()),
+            dead: AtomicBool::new(false),
+            root,
+        });
+        // Ready when the runtime accepts a connection on caPort inside its namespace.
+        let mut delay = Duration::from_micros(500);
+        loop {
+            match instance.connect(shared).await {
+                Ok(conn) => {
+                    instance.idle.lock().expect("idle").push(conn);
+                    break;
+                }
+                Err(_) if !instance.exited() && Instant::now() < deadline => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(10));
+                }
+                Err(e) => {
+                    let why = if instance.exited() { "the runtime exited before listening".to_owned() } else {
+                        format!("the runtime did not listen on port {} within {} s ({e})", spec.ca_port, shared.config.start_timeout_secs)
+                    };
+                    instance.kill();
+                    // Give the output readers a moment to collect the runtime's last words.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    return Err(InvokeError::NotStarted(format!("{why}. Last output:\n{}", instance.logs.tail(20).join("\n"))));
+                }
+            }
+        }
+        Ok(instance)
+    }
+
+    async fn connect(&self, shared: &Shared) -> std::io::Result<SendRequest<Full<Bytes>>> {
+        let netns = self.netns.try_clone()?;
+        let home = shared.home_netns.try_clone()?;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let std_stream = tokio::task::spawn_blocking(move || openfc_sandbox::connect_in_netns(&netns, &home, addr))
+            .await
+            .map_err(std::io::Error::other)??;
+        std_stream.set_nonblocking(true)?;
+        std_stream.set_nodelay(true)?;
+        let stream = tokio::net::TcpStream::from_std(std_stream)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    pub fn exited(&self) -> bool {
+        if self.dead.load(Ordering::Relaxed) {
+            return true;
+        }
+        let mut guard = self.launcher.lock().expect("launcher");
+        match guard.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => false,
+            _ => {
+                self.dead.store(true, Ordering::Relaxed);
+                true
+            }
+        }
+    }
+
+    /// The exit code of the runtime, once it has ended.
+    pub fn exit_code(&self) -> Option<i32> {
+        let mut guard = self.launcher.lock().expect("launcher");
+        guard.as_mut().and_then(|c| c.try_wait().ok().flatten()).and_then(|s| s.code())
+    }
+
+    pub fn touch(&self) {
+        *self.last_used.lock().expect("last used") = Instant::now();
+    }
+
+    pub fn idle_for(&self) -> Duration {
+        self.last_used.lock().expect("last used").elapsed()
+    }
+
+    /// Sends one request to the runtime, reusing an idle keep-alive connection when there is one.
+    pub async fn call(
+        &self,
+        shared: &Shared,
+        req: http::Request<Full<Bytes>>,
+        limit: Duration,
+    ) -> Result<RuntimeResponse, CallError> {
+        let work = async {
+            let mut sender = loop {
+                let pooled = self.idle.lock().expect("idle").pop();
+                match pooled {
+                    Some(mut s) => {
+                        if s.ready().await.is_ok() {
+                            break s;
+                        }
+                    }
+                    None => break self.connect(shared).await.map_err(|e| CallError::Broken(e.to_string()))?,
+                }
+            };
+            let resp = sender.send_request(req).await.map_err(|e| CallError::Broken(e.to_string()))?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|e| CallError::Broken(format!("reading the response: {e}")))?
+                .to_bytes();
+            if !sender.is_closed() {
+                self.idle.lock().expect("idle").push(sender);
+            }
+            Ok(RuntimeResponse { status: parts.status.as_u16(), headers: parts.headers, body })
+        };
+        match tokio::time::timeout(limit, work).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout),
+        }
+    }
+
+    /// Stops the instance at once: the launcher, then whatever is left in its cgroup.
+    pub fn kill(&self) {
+        self.dead.store(true, Ordering::Relaxed);
+        if let Some(mut child) = self.launcher.lock().expect("launcher").take() {
+            let _ = child.start_kill();
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+        }
+        self.idle.lock().expect("idle").clear();
+        if let Some(cg) = &self.cgroup {
+            cg.destroy();
+        }
+        let _ = std::fs::remove_dir(&self.root);
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(cg) = &self.cgroup {
+            cg.destroy();
+        }
+        let _ = std::fs::remove_dir(&self.root);
+    }
+}
+
+fn openfc_sandbox_command() -> &'static str {
+    "__sandbox"
+}

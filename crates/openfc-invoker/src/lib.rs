@@ -1,0 +1,484 @@
+//! Running functions: per function version, a pool of sandboxed instances that share nothing with the host
+//! but their read-only code; requests go to an instance with a free concurrency slot, new instances start
+//! on demand up to a limit, excess requests wait a bounded time, idle instances stop (scale to zero).
+//! The invoker never reads metadata: it receives an immutable `FunctionSpec`.
+
+pub mod cgroup;
+mod instance;
+pub mod logs;
+mod package;
+pub mod runtime;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use openfc_core::ports::{CodeRef, CodeStore};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+
+use cgroup::CgroupMode;
+use instance::{CallError, Instance};
+use runtime::{Interpreters, RuntimeKind};
+
+/// A function as the invoker runs it: resolved (qualifier followed), immutable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    /// Identity of what runs: instances are shared only between requests with the same key.
+    pub key: String,
+    pub account_id: String,
+    pub region: String,
+    pub service: String,
+    pub function: String,
+    pub qualifier: String,
+    pub version_id: String,
+    pub runtime: String,
+    pub handler: String,
+    pub initializer: String,
+    pub initialization_timeout_secs: u64,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub instance_concurrency: u32,
+    pub ca_port: u16,
+    pub env: BTreeMap<String, String>,
+    pub custom_command: Vec<String>,
+    pub custom_args: Vec<String>,
+    pub code: CodeRef,
+    pub pre_stop_handler: String,
+    pub pre_stop_timeout_secs: u64,
+    pub log_project: String,
+    pub log_store: String,
+    /// The on-demand config's `maximumInstanceCount`, when set.
+    pub max_instances: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("{0}")]
+    UnsupportedRuntime(String),
+    #[error("The function either cannot be started or exited. {0}")]
+    NotStarted(String),
+    #[error("{0}")]
+    Throttled(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl InvokeError {
+    pub fn internal(msg: impl Into<String>) -> Self {
+        InvokeError::Internal(msg.into())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct InvokerConfig {
+    pub data_dir: PathBuf,
+    pub interpreters: Interpreters,
+    /// Most instances per function version (the on-demand config may lower it).
+    pub max_instances: u32,
+    /// How long a request waits for capacity before it is throttled.
+    pub queue_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub start_timeout_secs: u64,
+    pub tmp_mib: u64,
+    pub pids_limit: u64,
+    pub nofile: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub log_ring_bytes: usize,
+    pub max_unzipped: u64,
+}
+
+/// What instances need from the invoker.
+pub struct Shared {
+    pub config: InvokerConfig,
+    pub cgroups: CgroupMode,
+    pub runtime_dir: PathBuf,
+    pub instances_dir: PathBuf,
+    pub self_exe: PathBuf,
+    pub home_netns: std::fs::File,
+}
+
+pub struct Invoker {
+    shared: Arc<Shared>,
+    packages: package::Packages,
+    pools: Mutex<HashMap<String, Arc<Pool>>>,
+}
+
+struct Pool {
+    instances: Mutex<Vec<Arc<Instance>>>,
+    starting: Mutex<usize>,
+    capacity_freed: Notify,
+    pre_stop: Option<(String, u64)>,
+}
+
+/// One invocation.
+pub struct InvokeRequest {
+    pub request_id: String,
+    /// The caller wants the log (`X-Fc-Log-Type: Tail`): wait for the runtime's output to drain.
+    pub want_log: bool,
+    pub event: Bytes,
+    pub access_key_id: String,
+    pub access_key_secret: String,
+}
+
+/// What a function made of an invocation. Function failures are outcomes, not errors.
+pub struct InvokeOutcome {
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    /// `HandledInvocationError` / `UnhandledInvocationError`
+    pub error_type: Option<&'static str>,
+    pub duration: Duration,
+    pub max_memory_mb: u64,
+    /// The invocation's log lines (markers included), for `X-Fc-Log-Result`.
+    pub log: String,
+    pub instance_id: String,
+}
+
+pub const HANDLED: &str = "HandledInvocationError";
+pub const UNHANDLED: &str = "UnhandledInvocationError";
+
+/// Returns its slot to the instance and wakes one waiting request.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    pool: Arc<Pool>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.pool.capacity_freed.notify_one();
+    }
+}
+
+fn error_body(error_type: &str, message: &str) -> Bytes {
+    Bytes::from(serde_json::json!({"errorMessage": message, "errorType": error_type, "stackTrace": []}).to_string())
+}
+
+impl Invoker {
+    pub fn new(config: InvokerConfig, store: Arc<dyn CodeStore>) -> std::io::Result<Arc<Invoker>> {
+        let run = config.data_dir.join("run");
+        let runtime_dir = run.join("runtime");
+        let instances_dir = run.join("instances");
+        // Old instance roots from a previous process are empty directories; start clean.
+        let _ = std::fs::remove_dir_all(&instances_dir);
+        std::fs::create_dir_all(&instances_dir)?;
+        runtime::install_shims(&runtime_dir)?;
+        let packages = package::Packages::new(run.join("packages"), store, config.max_unzipped);
+        let shared = Arc::new(Shared {
+            cgroups: CgroupMode::detect(),
+            runtime_dir,
+            instances_dir,
+            self_exe: std::env::current_exe()?,
+            home_netns: std::fs::File::open("/proc/self/ns/net")?,
+            config,
+        });
+        let invoker = Arc::new(Invoker { shared, packages, pools: Mutex::new(HashMap::new()) });
+        let weak = Arc::downgrade(&invoker);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(inv) => inv.reap_idle().await,
+                    None => return,
+                }
+            }
+        });
+        Ok(invoker)
+    }
+
+    /// What the host provides for isolation, for logs and `/health`.
+    pub fn isolation(&self) -> serde_json::Value {
+        serde_json::json!({
+            "namespaces": "pid, mount, network, ipc, uts",
+            "cgroups": self.shared.cgroups.describe(),
+            "seccomp": "deny-list",
+            "network": "loopback only (outbound access for internetAccess=true is not available yet)",
+        })
+    }
+
+    pub fn instance_counts(&self) -> (usize, usize) {
+        let pools = self.pools.lock().expect("pools");
+        let mut alive = 0;
+        let mut busy = 0;
+        for p in pools.values() {
+            for i in p.instances.lock().expect("instances").iter() {
+                alive += 1;
+                if i.permits.available_permits() == 0 {
+                    busy += 1;
+                }
+            }
+        }
+        (alive, busy)
+    }
+
+    fn pool(&self, spec: &FunctionSpec) -> Arc<Pool> {
+        self.pools
+            .lock()
+            .expect("pools")
+            .entry(spec.key.clone())
+            .or_insert_with(|| {
+                Arc::new(Pool {
+                    instances: Mutex::new(Vec::new()),
+                    starting: Mutex::new(0),
+                    capacity_freed: Notify::new(),
+                    pre_stop: (!spec.pre_stop_handler.is_empty()).then(|| (spec.pre_stop_handler.clone(), spec.pre_stop_timeout_secs)),
+                })
+            })
+            .clone()
+    }
+
+    /// An instance with a free slot: an existing one, a new one when under the limit, or one that frees
+    /// up within the queue timeout.
+    async fn acquire(&self, spec: &FunctionSpec, pool: &Arc<Pool>) -> Result<(Arc<Instance>, Slot), InvokeError> {
+        let deadline = tokio::time::Instant::now() + self.shared.config.queue_timeout;
+        let max = spec.max_instances.unwrap_or(self.shared.config.max_instances).min(self.shared.config.max_instances) as usize;
+        loop {
+            let notified = pool.capacity_freed.notified();
+            let start_new = {
+                let mut instances = pool.instances.lock().expect("instances");
+                instances.retain(|i| !i.exited());
+                for inst in instances.iter() {
+                    if let Ok(permit) = inst.permits.clone().try_acquire_owned() {
+                        return Ok((inst.clone(), Slot { _permit: permit, pool: pool.clone() }));
+                    }
+                }
+                let mut starting = pool.starting.lock().expect("starting");
+                if instances.len() + *starting < max {
+                    *starting += 1;
+                    true
+                } else {
+                    false
+                }
+            };
+            if start_new {
+                let started = self.start_instance(spec).await;
+                *pool.starting.lock().expect("starting") -= 1;
+                let inst = started?;
+                let permit = inst.permits.clone().try_acquire_owned().map_err(|_| InvokeError::internal("new instance has no slot"))?;
+                pool.instances.lock().expect("instances").push(inst.clone());
+                return Ok((inst, Slot { _permit: permit, pool: pool.clone() }));
+            }
+            if max == 0 || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(InvokeError::Throttled(format!(
+                    "Reserve resource exhausted: function '{}' has {max} instance(s) busy and no capacity freed within {} ms",
+                    spec.function,
+                    self.shared.config.queue_timeout.as_millis()
+                )));
+            }
+        }
+    }
+
+    async fn start_instance(&self, spec: &FunctionSpec) -> Result<Arc<Instance>, InvokeError> {
+        let (argv, kind) = runtime::command(spec, &self.shared.config.interpreters)?;
+        let code_dir = self.packages.unpacked(&spec.code).await?;
+        let inst = Instance::start(&self.shared, spec, argv, kind, code_dir).await?;
+        if !spec.initializer.is_empty() {
+            let req = self.control_request(spec, "/initialize", &uuid::Uuid::new_v4().to_string(), None, Bytes::new());
+            let limit = Duration::from_secs(spec.initialization_timeout_secs.max(1));
+            let failure = match inst.call(&self.shared, req, limit).await {
+                Ok(r) if r.status == 200 => None,
+                Ok(r) => Some(String::from_utf8_lossy(&r.body).into_owned()),
+                Err(CallError::Timeout) => Some(format!("the initializer timed out after {} s", limit.as_secs())),
+                Err(CallError::Broken(e)) => Some(format!("the runtime failed during initialization: {e}")),
+            };
+            if let Some(why) = failure {
+                inst.kill();
+                return Err(InvokeError::NotStarted(format!("Initializer failed: {why}")));
+            }
+        }
+        tracing::info!(instance = %inst.id, function = %spec.function, service = %spec.service, "instance started");
+        Ok(inst)
+    }
+
+    fn control_request(
+        &self,
+        spec: &FunctionSpec,
+        path: &str,
+        request_id: &str,
+        keys: Option<(&str, &str)>,
+        body: Bytes,
+    ) -> http::Request<Full<Bytes>> {
+        let (ak, sk) = keys.unwrap_or(("", ""));
+        let mut b = http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("host", format!("127.0.0.1:{}", spec.ca_port))
+            .header("content-type", "application/octet-stream")
+            .header("x-fc-request-id", request_id)
+            .header("x-fc-control-path", path)
+            .header("x-fc-function-handler", &spec.handler)
+            .header("x-fc-function-memory", spec.memory_mb.to_string())
+            .header("x-fc-function-timeout", spec.timeout_secs.to_string())
+            .header("x-fc-function-initializer", &spec.initializer)
+            .header("x-fc-initialization-timeout", spec.initialization_timeout_secs.to_string())
+            .header("x-fc-instance-lifecycle-pre-stop-handler", &spec.pre_stop_handler)
+            .header("x-fc-access-key-id", ak)
+            .header("x-fc-access-key-secret", sk)
+            .header("x-fc-security-token", "")
+            .header("x-fc-region", &spec.region)
+            .header("x-fc-account-id", &spec.account_id)
+            .header("x-fc-qualifier", &spec.qualifier)
+            .header("x-fc-version-id", &spec.version_id)
+            .header("x-fc-function-name", &spec.function)
+            .header("x-fc-service-name", &spec.service)
+            .header("x-fc-service-logproject", &spec.log_project)
+            .header("x-fc-service-logstore", &spec.log_store);
+        if path == "/pre-stop" {
+            b = b.method("GET");
+        }
+        b.body(Full::new(body)).expect("static request parts are valid")
+    }
+
+    /// Runs one synchronous invocation.
+    pub async fn invoke(&self, spec: &FunctionSpec, req: InvokeRequest) -> Result<InvokeOutcome, InvokeError> {
+        let pool = self.pool(spec);
+        let (inst, slot) = self.acquire(spec, &pool).await?;
+        inst.touch();
+        if let Some(cg) = &inst.cgroup
+            && inst.permits.available_permits() + 1 >= spec.instance_concurrency as usize
+        {
+            cg.reset_peak();
+        }
+        let (start_marker, end_marker) =
+            (format!("FC Invoke Start RequestId: {}", req.request_id), format!("FC Invoke End RequestId: {}", req.request_id));
+        if inst.kind == RuntimeKind::Custom {
+            inst.logs.push(start_marker.clone());
+        }
+        let started = Instant::now();
+        let want_log = req.want_log;
+        let http_req = self.control_request(spec, "/invoke", &req.request_id, Some((&req.access_key_id, &req.access_key_secret)), req.event);
+        let limit = Duration::from_secs(spec.timeout_secs.max(1));
+        let result = inst.call(&self.shared, http_req, limit).await;
+        let duration = started.elapsed();
+        let oom = inst.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
+        let max_memory_mb = inst.cgroup.as_ref().and_then(|c| c.memory_peak()).map_or(0, |b| b.div_ceil(1024 * 1024));
+        let outcome = match result {
+            Ok(r) => {
+                if inst.kind == RuntimeKind::Shim {
+                    inst.logs.wait_for(&end_marker, Duration::from_millis(100)).await;
+                }
+                let header = |k: &str| r.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let failed = r.status != 200 || header("x-fc-status").is_some_and(|s| s != "200");
+                let error_type = if !failed {
+                    None
+                } else {
+                    match header("x-fc-error-type").as_deref() {
+                        Some(t) if t.contains("Unhandled") => Some(UNHANDLED),
+                        Some(_) => Some(HANDLED),
+                        // A custom runtime that answers an error as JSON has handled it; anything else has not.
+                        None if serde_json::from_slice::<serde_json::Value>(&r.body).is_ok() => Some(HANDLED),
+                        None => Some(UNHANDLED),
+                    }
+                };
+                let body = if failed && error_type == Some(UNHANDLED) && serde_json::from_slice::<serde_json::Value>(&r.body).is_err() {
+                    error_body("FunctionUnhandledError", &format!("the function failed with status {}: {}", r.status, String::from_utf8_lossy(&r.body)))
+                } else {
+                    r.body
+                };
+                (body, header("content-type"), error_type)
+            }
+            Err(CallError::Timeout) => {
+                inst.kill();
+                let msg = format!("Function timed out after {} seconds (maxMemoryUsage: {max_memory_mb}MB)", spec.timeout_secs);
+                inst.logs.push(format!("FC Invoke End RequestId: {}, Error: {msg}", req.request_id));
+                (error_body("FunctionTimeoutError", &msg), Some("application/json".into()), Some(UNHANDLED))
+            }
+            Err(CallError::Broken(e)) => {
+                // Let the process finish dying and its output drain, then say what happened.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let oom = oom || inst.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
+                let code = inst.exit_code();
+                inst.kill();
+                let msg = if oom {
+                    format!("Function ran out of memory: the instance exceeded its memory size of {} MB and was stopped", spec.memory_mb)
+                } else {
+                    format!(
+                        "Process exited unexpectedly before completing request (exit code {}; {e}). Last output:\n{}",
+                        code.map_or("unknown".into(), |c| c.to_string()),
+                        inst.logs.tail(10).join("\n")
+                    )
+                };
+                let kind = if oom { "FunctionOOMError" } else { "FunctionExitedError" };
+                (error_body(kind, &msg), Some("application/json".into()), Some(UNHANDLED))
+            }
+        };
+        if inst.kind == RuntimeKind::Custom && !inst.exited() {
+            if want_log {
+                // A custom runtime's output may trail its response by a moment; let the pipe drain.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            inst.logs.push(end_marker.clone());
+        }
+        if oom && !inst.exited() {
+            inst.kill();
+        }
+        drop(slot);
+        let billed = duration.as_millis().div_ceil(1).max(1);
+        let mut log = inst.logs.segment(&start_marker, &end_marker);
+        log.push(format!(
+            "Duration: {:.2} ms, Billed Duration: {billed} ms, Memory Size: {} MB, Max Memory Used: {max_memory_mb} MB",
+            duration.as_secs_f64() * 1000.0,
+            spec.memory_mb
+        ));
+        let (body, content_type, error_type) = outcome;
+        Ok(InvokeOutcome { body, content_type, error_type, duration, max_memory_mb, log: log.join("\n"), instance_id: inst.id.clone() })
+    }
+
+    /// Stops instances idle past the idle timeout (running preStop first), never one with a request in flight.
+    async fn reap_idle(&self) {
+        let idle_after = self.shared.config.idle_timeout;
+        let pools: Vec<Arc<Pool>> = self.pools.lock().expect("pools").values().cloned().collect();
+        for pool in pools {
+            let victims: Vec<(Arc<Instance>, Vec<OwnedSemaphorePermit>)> = {
+                let mut instances = pool.instances.lock().expect("instances");
+                let mut out = Vec::new();
+                instances.retain(|i| {
+                    if i.exited() {
+                        return false;
+                    }
+                    if i.idle_for() < idle_after {
+                        return true;
+                    }
+                    // Take every slot: if any is in use, the instance is busy and stays.
+                    let total = i.permits.available_permits();
+                    match i.permits.clone().try_acquire_many_owned(total as u32) {
+                        Ok(p) if total > 0 => {
+                            out.push((i.clone(), vec![p]));
+                            false
+                        }
+                        _ => true,
+                    }
+                });
+                out
+            };
+            for (inst, _permits) in victims {
+                if let Some((handler, timeout)) = &pool.pre_stop {
+                    let _ = handler;
+                    let req = http::Request::builder()
+                        .method("GET")
+                        .uri("/pre-stop")
+                        .header("x-fc-control-path", "/pre-stop")
+                        .header("x-fc-request-id", uuid::Uuid::new_v4().to_string())
+                        .header("x-fc-instance-lifecycle-pre-stop-handler", handler.as_str())
+                        .body(Full::new(Bytes::new()))
+                        .expect("static request");
+                    let _ = inst.call(&self.shared, req, Duration::from_secs((*timeout).max(1))).await;
+                }
+                tracing::info!(instance = %inst.id, idle_secs = inst.idle_for().as_secs(), "stopping idle instance");
+                inst.kill();
+            }
+        }
+    }
+
+    /// Stops every instance (shutdown).
+    pub fn stop_all(&self) {
+        for pool in self.pools.lock().expect("pools").values() {
+            for inst in pool.instances.lock().expect("instances").drain(..) {
+                inst.kill();
+            }
+        }
+    }
+}

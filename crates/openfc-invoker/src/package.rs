@@ -1,0 +1,120 @@
+//! Code packages unpacked once per content address and shared read-only by every instance that runs them.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use openfc_core::ports::{CodeRef, CodeStore};
+
+use crate::InvokeError;
+
+pub struct Packages {
+    root: PathBuf,
+    store: Arc<dyn CodeStore>,
+    max_unzipped: u64,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Packages {
+    pub fn new(root: PathBuf, store: Arc<dyn CodeStore>, max_unzipped: u64) -> Self {
+        Packages { root, store, max_unzipped, locks: Mutex::new(HashMap::new()) }
+    }
+
+    fn dir_for(&self, code: &CodeRef) -> PathBuf {
+        let name = code.key.rsplit('/').next().unwrap_or(&code.key).trim_end_matches(".zip");
+        self.root.join(name)
+    }
+
+    /// The package's unpacked directory, unpacking it first if this is its first use.
+    pub async fn unpacked(&self, code: &CodeRef) -> Result<PathBuf, InvokeError> {
+        let dir = self.dir_for(code);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let lock = self.locks.lock().expect("package locks").entry(code.key.clone()).or_default().clone();
+        let _guard = lock.lock().await;
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        std::fs::create_dir_all(&self.root).map_err(|e| InvokeError::internal(format!("package dir: {e}")))?;
+        let tmp_zip = self.root.join(format!(".{}.zip.tmp", uuid::Uuid::new_v4().simple()));
+        let mut read = self.store.get(&code.key, None).await.map_err(|e| InvokeError::internal(format!("reading package: {e}")))?;
+        let mut file = std::fs::File::create(&tmp_zip).map_err(|e| InvokeError::internal(e.to_string()))?;
+        while let Some(chunk) = read.stream.next().await {
+            let chunk = chunk.map_err(|e| InvokeError::internal(format!("reading package: {e}")))?;
+            file.write_all(&chunk).map_err(|e| InvokeError::internal(e.to_string()))?;
+        }
+        drop(file);
+        let (root, max, target) = (self.root.clone(), self.max_unzipped, dir.clone());
+        let result = tokio::task::spawn_blocking(move || extract(&tmp_zip, &root, &target, max).inspect(|_| {
+            let _ = std::fs::remove_file(&tmp_zip);
+        }))
+        .await
+        .map_err(|e| InvokeError::internal(format!("unpack task: {e}")))?;
+        result.map_err(|e| InvokeError::internal(format!("unpacking {}: {e}", code.key)))?;
+        Ok(dir)
+    }
+}
+
+/// Extracts into a fresh directory, then renames it into place, so a half-extracted package is never used.
+fn extract(zip_path: &Path, root: &Path, target: &Path, max: u64) -> std::io::Result<()> {
+    let staging = root.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&staging)?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755))?;
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip_path)?).map_err(std::io::Error::other)?;
+    let mut written: u64 = 0;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(std::io::Error::other)?;
+        // Validated at upload; checked again because this is where it would matter.
+        let Some(rel) = entry.enclosed_name() else { continue };
+        if entry.is_symlink() {
+            continue;
+        }
+        let path = staging.join(rel);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&path)?;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut out = std::fs::File::create(&path)?;
+        let n = std::io::copy(&mut (&mut entry).take(max.saturating_sub(written) + 1), &mut out)?;
+        written += n;
+        if written > max {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(std::io::Error::other(format!("unpacks to more than {max} bytes")));
+        }
+        // Everyone may read; executables stay executable (the sandbox user is not the owner).
+        let exec = entry.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(if exec { 0o755 } else { 0o644 }))?;
+    }
+    // Directories created implicitly get the umask's mode; make them traversable.
+    for dir in walk_dirs(&staging)? {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    }
+    match std::fs::rename(&staging, target) {
+        Ok(()) => Ok(()),
+        // Another process unpacked the same content first.
+        Err(_) if target.is_dir() => std::fs::remove_dir_all(&staging),
+        Err(e) => Err(e),
+    }
+}
+
+fn walk_dirs(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        for e in std::fs::read_dir(&out[i])? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                out.push(e.path());
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
+}
