@@ -17,6 +17,7 @@ use tokio::sync::Semaphore;
 
 use crate::cgroup::{Cgroup, Limits};
 use crate::logs::LogRing;
+use crate::logstore::LogFile;
 use crate::runtime::{RUNTIME_MOUNT, RuntimeKind};
 use crate::{FunctionSpec, InvokeError, Shared};
 
@@ -91,7 +92,15 @@ fn init_pid(launcher: u32) -> Option<u32> {
 }
 
 impl Instance {
-    pub async fn start(shared: &Shared, spec: &FunctionSpec, argv: Vec<String>, kind: RuntimeKind, code_dir: PathBuf) -> Result<Arc<Instance>, InvokeError> {
+    pub async fn start(
+        shared: &Shared,
+        spec: &FunctionSpec,
+        argv: Vec<String>,
+        kind: RuntimeKind,
+        code_dir: PathBuf,
+        log_file: Arc<LogFile>,
+    ) -> Result<Arc<Instance>, InvokeError> {
+        let t0 = Instant::now();
         let id = format!("c-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
         let root = shared.instances_dir.join(&id);
         std::fs::create_dir_all(&root).map_err(|e| InvokeError::internal(format!("instance root: {e}")))?;
@@ -129,11 +138,11 @@ impl Instance {
         let logs = Arc::new(LogRing::new(shared.config.log_ring_bytes));
         for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
             child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)].into_iter().flatten() {
-            let (logs, id) = (logs.clone(), id.clone());
+            let (logs, id, file) = (logs.clone(), id.clone(), log_file.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::debug!(instance = %id, "{line}");
+                    file.append(&id, &line);
                     logs.push(line);
                 }
             });
@@ -153,6 +162,8 @@ impl Instance {
             }
             tokio::time::sleep(Duration::from_micros(200)).await;
         };
+        metrics::histogram!("openfc_cold_start_seconds", "phase" => "sandbox").record(t0.elapsed().as_secs_f64());
+        let t_sandbox = Instant::now();
         let netns = std::fs::File::open(format!("/proc/{init}/ns/net"))
             .map_err(|e| InvokeError::internal(format!("opening the instance network namespace: {e}")))?;
         let instance = Arc::new(Instance {
@@ -175,6 +186,8 @@ impl Instance {
             match instance.connect(shared).await {
                 Ok(conn) => {
                     instance.idle.lock().expect("idle").push(conn);
+                    metrics::histogram!("openfc_cold_start_seconds", "phase" => "runtime_ready")
+                        .record(t_sandbox.elapsed().as_secs_f64());
                     break;
                 }
                 Err(_) if !instance.exited() && Instant::now() < deadline => {

@@ -6,6 +6,7 @@
 pub mod cgroup;
 mod instance;
 pub mod logs;
+pub mod logstore;
 mod package;
 pub mod runtime;
 
@@ -94,6 +95,7 @@ pub struct InvokerConfig {
 /// What instances need from the invoker.
 pub struct Shared {
     pub config: InvokerConfig,
+    pub logs_dir: PathBuf,
     pub cgroups: CgroupMode,
     pub runtime_dir: PathBuf,
     pub instances_dir: PathBuf,
@@ -108,6 +110,7 @@ pub struct Invoker {
 }
 
 struct Pool {
+    log: Arc<logstore::LogFile>,
     instances: Mutex<Vec<Arc<Instance>>>,
     starting: Mutex<usize>,
     capacity_freed: Notify,
@@ -167,6 +170,7 @@ impl Invoker {
         runtime::install_shims(&runtime_dir)?;
         let packages = package::Packages::new(run.join("packages"), store, config.max_unzipped);
         let shared = Arc::new(Shared {
+            logs_dir: config.data_dir.join("logs"),
             cgroups: CgroupMode::detect(),
             runtime_dir,
             instances_dir,
@@ -181,7 +185,13 @@ impl Invoker {
             loop {
                 tick.tick().await;
                 match weak.upgrade() {
-                    Some(inv) => inv.reap_idle().await,
+                    Some(inv) => {
+                        inv.reap_idle().await;
+                        let (alive, busy) = inv.instance_counts();
+                        metrics::gauge!("openfc_instances", "state" => "alive").set(alive as f64);
+                        metrics::gauge!("openfc_instances", "state" => "busy").set(busy as f64);
+                        metrics::gauge!("openfc_instances", "state" => "idle").set((alive - busy) as f64);
+                    }
                     None => return,
                 }
             }
@@ -220,7 +230,9 @@ impl Invoker {
             .expect("pools")
             .entry(spec.key.clone())
             .or_insert_with(|| {
+                let path = logstore::log_path(&self.shared.logs_dir, &spec.account_id, &spec.service, &spec.function);
                 Arc::new(Pool {
+                    log: Arc::new(logstore::LogFile::new(path)),
                     instances: Mutex::new(Vec::new()),
                     starting: Mutex::new(0),
                     capacity_freed: Notify::new(),
@@ -254,7 +266,7 @@ impl Invoker {
                 }
             };
             if start_new {
-                let started = self.start_instance(spec).await;
+                let started = self.start_instance(spec, &pool.log).await;
                 *pool.starting.lock().expect("starting") -= 1;
                 let inst = started?;
                 let permit = inst.permits.clone().try_acquire_owned().map_err(|_| InvokeError::internal("new instance has no slot"))?;
@@ -271,10 +283,13 @@ impl Invoker {
         }
     }
 
-    async fn start_instance(&self, spec: &FunctionSpec) -> Result<Arc<Instance>, InvokeError> {
+    async fn start_instance(&self, spec: &FunctionSpec, log: &Arc<logstore::LogFile>) -> Result<Arc<Instance>, InvokeError> {
         let (argv, kind) = runtime::command(spec, &self.shared.config.interpreters)?;
+        let t0 = Instant::now();
         let code_dir = self.packages.unpacked(&spec.code).await?;
-        let inst = Instance::start(&self.shared, spec, argv, kind, code_dir).await?;
+        metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
+        let inst = Instance::start(&self.shared, spec, argv, kind, code_dir, log.clone()).await?;
+        let t1 = Instant::now();
         if !spec.initializer.is_empty() {
             let req = self.control_request(spec, "/initialize", &uuid::Uuid::new_v4().to_string(), None, Bytes::new());
             let limit = Duration::from_secs(spec.initialization_timeout_secs.max(1));
@@ -289,7 +304,12 @@ impl Invoker {
                 return Err(InvokeError::NotStarted(format!("Initializer failed: {why}")));
             }
         }
-        tracing::info!(instance = %inst.id, function = %spec.function, service = %spec.service, "instance started");
+        if !spec.initializer.is_empty() {
+            metrics::histogram!("openfc_cold_start_seconds", "phase" => "initializer").record(t1.elapsed().as_secs_f64());
+        }
+        metrics::histogram!("openfc_cold_start_seconds", "phase" => "total").record(t0.elapsed().as_secs_f64());
+        tracing::info!(instance = %inst.id, function = %spec.function, service = %spec.service,
+            cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0, "instance started");
         Ok(inst)
     }
 
@@ -424,6 +444,12 @@ impl Invoker {
             spec.memory_mb
         ));
         let (body, content_type, error_type) = outcome;
+        let result = match error_type {
+            None => "success",
+            Some(HANDLED) => "handled_error",
+            Some(_) => "unhandled_error",
+        };
+        metrics::counter!("openfc_invocations_total", "service" => spec.service.clone(), "function" => spec.function.clone(), "outcome" => result).increment(1);
         Ok(InvokeOutcome { body, content_type, error_type, duration, max_memory_mb, log: log.join("\n"), instance_id: inst.id.clone() })
     }
 
@@ -471,6 +497,16 @@ impl Invoker {
                 inst.kill();
             }
         }
+    }
+
+    /// The last `limit` log lines of a function.
+    pub fn function_logs(&self, account: &str, service: &str, function: &str, limit: usize) -> Vec<String> {
+        logstore::read_tail(&logstore::log_path(&self.shared.logs_dir, account, service, function), limit)
+    }
+
+    /// Where a function's log file is (for `openfc logs --follow`).
+    pub fn log_file(data_dir: &std::path::Path, account: &str, service: &str, function: &str) -> PathBuf {
+        logstore::log_path(&data_dir.join("logs"), account, service, function)
     }
 
     /// Stops every instance (shutdown).

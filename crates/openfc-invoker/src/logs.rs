@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn bounded_and_segmented() {
-        let r = LogRing::new(64);
+        let r = LogRing::new(128);
         r.push("FC Invoke Start RequestId: a".into());
         r.push("hello".into());
         r.push("FC Invoke End RequestId: a".into());
@@ -92,7 +92,8 @@ mod tests {
         for i in 0..20 {
             r.push(format!("line {i}"));
         }
-        assert!(r.tail(100).len() < 10, "bounded by bytes");
+        let kept = r.tail(100).len();
+        assert!((10..=16).contains(&kept), "bounded by bytes: kept {kept}");
         assert_eq!(r.tail(1), ["line 19"]);
     }
 }

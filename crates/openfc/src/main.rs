@@ -24,6 +24,19 @@ struct Cli {
 enum Command {
     /// Start the server (embedded SQLite and local code store by default).
     Serve(config::ServeArgs),
+    /// Print a function's logs (the output of its instances): `openfc logs SERVICE/FUNCTION [--follow]`.
+    Logs {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        /// SERVICE/FUNCTION
+        target: String,
+        /// Keep printing new lines as they are written.
+        #[arg(long, short)]
+        follow: bool,
+        /// How many of the last lines to print first.
+        #[arg(long, short = 'n', default_value_t = 100)]
+        lines: usize,
+    },
     /// Manage AccessKeys.
     Keys {
         #[command(flatten)]
@@ -44,6 +57,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(server::serve(config::ServeConfig::resolve(args)?)),
+        Command::Logs { store, target, follow, lines } => {
+            runtime.block_on(server::logs(config::StoreConfig::resolve(&store)?, &target, follow, lines))
+        }
         Command::Keys { store, action } => runtime.block_on(server::keys(config::StoreConfig::resolve(&store)?, action)),
     }
 }

@@ -199,6 +199,37 @@ async fn collect_garbage(app: Arc<App>, every: Duration) {
     }
 }
 
+/// `openfc logs`: the function's log file, then (with `--follow`) whatever is appended to it.
+pub async fn logs(store: StoreConfig, target: &str, follow: bool, lines: usize) -> anyhow::Result<()> {
+    let (service, function) = target.split_once('/').context("give the function as SERVICE/FUNCTION")?;
+    let meta = open_meta(&store).await?;
+    let account = meta.first_account().await?.context("no account yet: start openfc once")?.id;
+    meta.close().await;
+    let path = Invoker::log_file(&store.data_dir, &account, service, function);
+    for line in openfc_invoker::logstore::read_tail(&path, lines) {
+        println!("{line}");
+    }
+    if !follow {
+        return Ok(());
+    }
+    let mut offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len < offset {
+            offset = 0; // rotated
+        }
+        if len > offset {
+            let mut f = std::fs::File::open(&path)?;
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(offset))?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut f, &mut text)?;
+            print!("{text}");
+            offset = len;
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum KeyAction {
     /// Create an AccessKey for the account; prints it (the secret is shown only here).

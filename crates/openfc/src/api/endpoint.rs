@@ -27,6 +27,8 @@ pub enum Endpoint {
     DeleteFunction { service: ServiceName, function: FunctionName },
     GetFunctionCode { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     InvokeFunction { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    /// openfc extension: the function's instance output.
+    GetFunctionLogs { service: ServiceName, function: FunctionName },
     PublishServiceVersion { service: ServiceName },
     ListServiceVersions { service: ServiceName },
     DeleteServiceVersion { service: ServiceName, version: String },
@@ -225,6 +227,7 @@ pub fn parse(method: &str, path: &str, query: &Query) -> Result<(ApiVersion, End
                 ("GET", "async-invoke-config") => GetFunctionAsyncInvokeConfig { service, function, qualifier },
                 ("DELETE", "async-invoke-config") => DeleteFunctionAsyncInvokeConfig { service, function, qualifier },
                 ("GET", "async-invoke-configs") => ListFunctionAsyncInvokeConfigs { service, function },
+                ("GET", "logs") => GetFunctionLogs { service, function },
                 _ => return Err(ParseError::NotSupported),
             }
         }
@@ -264,6 +267,7 @@ impl Endpoint {
             DeleteFunction { .. } => "DeleteFunction",
             GetFunctionCode { .. } => "GetFunctionCode",
             InvokeFunction { .. } => "InvokeFunction",
+            GetFunctionLogs { .. } => "GetFunctionLogs",
             PublishServiceVersion { .. } => "PublishServiceVersion",
             ListServiceVersions { .. } => "ListServiceVersions",
             DeleteServiceVersion { .. } => "DeleteServiceVersion",
@@ -333,7 +337,8 @@ impl Endpoint {
             | GetFunctionCode { service, function, .. }
             | CreateTrigger { service, function }
             | ListTriggers { service, function }
-            | ListFunctionAsyncInvokeConfigs { service, function } => {
+            | ListFunctionAsyncInvokeConfigs { service, function }
+            | GetFunctionLogs { service, function } => {
                 format!("{base}:services/{service}/functions/{function}")
             }
             PutProvisionConfig { service, function, qualifier }
@@ -437,6 +442,7 @@ mod tests {
             check("GET", &format!("/{v}/services/s.1/functions/f/async-invoke-config"), Some(("GetFunctionAsyncInvokeConfig", "Version(1)")));
             check("DELETE", &format!("/{v}/services/s/functions/f/async-invoke-config"), Some(("DeleteFunctionAsyncInvokeConfig", "")));
             check("GET", &format!("/{v}/services/s/functions/f/async-invoke-configs"), Some(("ListFunctionAsyncInvokeConfigs", "")));
+            check("GET", &format!("/{v}/services/s/functions/f/logs?limit=5"), Some(("GetFunctionLogs", "")));
             check("POST", &format!("/{v}/layers/l/versions"), Some(("CreateLayerVersion", "")));
             check("GET", &format!("/{v}/layers?public=True"), Some(("ListLayers", "")));
             check("GET", &format!("/{v}/layers/l/versions"), Some(("ListLayerVersions", "")));

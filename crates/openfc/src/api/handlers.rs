@@ -127,6 +127,16 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
         InvokeFunction { service, function, qualifier } => {
             return super::invoke::invoke(app, acct, request_id, &service, &function, &qualifier, headers, body).await;
         }
+        GetFunctionLogs { service, function } => {
+            fc.get_function(acct, &service, &function, &openfc_core::names::Qualifier::Latest).await?;
+            let limit = match query.get("limit") {
+                None | Some("") => 100,
+                Some(l) => l.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
+                    ApiError::new(openfc_core::wire::ErrorCode::InvalidArgument, format!("limit must be 1 to 10000, actual: '{l}'"))
+                })?,
+            };
+            json(json!({ "lines": app.invoker.function_logs(acct, service.as_str(), function.as_str(), limit) }))
+        }
         PublishServiceVersion { service } => json(version_json(&fc.publish_version(acct, &service, if_match, &body).await?)),
         ListServiceVersions { service } => {
             let start = query.get("nextToken").filter(|t| !t.is_empty()).or(query.get("startKey"));
