@@ -15,6 +15,10 @@ pub struct HotCache {
     pub versions: ReadCache<(String, String, String, u64), crate::ports::FunctionRecord>,
     pub services: ReadCache<(String, String), crate::ports::ServiceRecord>,
     pub aliases: ReadCache<(String, String, String), crate::versions::Alias>,
+    /// Layer versions by (account, ARN): immutable while they exist.
+    pub layers: ReadCache<(String, String), crate::ports::LayerVersionRecord>,
+    /// On-demand configs' maximumInstanceCount by (account, resource); `None` when unset.
+    pub on_demand: ReadCache<(String, String), Option<i64>>,
 }
 
 impl HotCache {
@@ -24,6 +28,8 @@ impl HotCache {
             versions: ReadCache::new(ttl, 100_000),
             services: ReadCache::new(ttl, 10_000),
             aliases: ReadCache::new(ttl, 10_000),
+            layers: ReadCache::new(ttl, 10_000),
+            on_demand: ReadCache::new(ttl, 10_000),
         }
     }
 }

@@ -384,6 +384,7 @@ impl Fc {
         }
         let doc = new_doc(account, ON_DEMAND, key, json!({"maximumInstanceCount": max}), self.timestamp());
         let doc = self.meta.put_doc(&doc).await?;
+        self.hot.on_demand.invalidate(&(account.to_owned(), doc.key.clone()));
         Ok(on_demand_json(&doc))
     }
 
@@ -413,6 +414,7 @@ impl Fc {
     ) -> CoreResult<()> {
         self.config_target(account, service, function, q).await?;
         let key = on_demand_key(service, q, function);
+        self.hot.on_demand.invalidate(&(account.to_owned(), key.clone()));
         self.meta.delete_doc(account, ON_DEMAND, &key, if_match.map(|m| m.trim_matches('"'))).await.map_err(|e| match e {
             MetaError::NotFound => CoreError::OnDemandConfigNotFound(key.clone()),
             MetaError::PreconditionFailed => CoreError::PreconditionFailed,

@@ -11,6 +11,10 @@ use crate::versions::Alias;
 
 pub struct InvokeTarget {
     pub function: FunctionRecord,
+    /// The function's layers, in order.
+    pub layers: Vec<crate::ports::CodeRef>,
+    /// The on-demand config's `maximumInstanceCount` for this qualifier, when set.
+    pub max_instances: Option<u32>,
     pub service: ServiceRecord,
     /// The qualifier as the caller gave it (`LATEST` when none).
     pub qualifier: String,
@@ -61,7 +65,38 @@ impl Fc {
             None => self.get_function(account, service, function, &Qualifier::Latest).await?,
             Some(v) => self.get_function(account, service, function, &Qualifier::Version(v)).await?,
         };
-        Ok(InvokeTarget { function: rec, service: svc, qualifier: q.to_string(), version })
+        let arns: Vec<String> = rec.config.get("layers").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
+        let mut layers = Vec::new();
+        for arn in arns {
+            let key = (account.to_owned(), arn.clone());
+            let layer = match self.hot.layers.get(&key) {
+                Some(l) => l,
+                None => {
+                    let l = self.get_layer_version_by_arn(account, &arn).await.map_err(|_| {
+                        CoreError::invalid(format!("layer '{arn}' of function '{function}' no longer exists"))
+                    })?;
+                    self.hot.layers.put(key, l.clone());
+                    l
+                }
+            };
+            layers.push(layer.code);
+        }
+        let resource = format!("services/{service}.{q}/functions/{function}");
+        let key = (account.to_owned(), resource.clone());
+        let max = match self.hot.on_demand.get(&key) {
+            Some(m) => m,
+            None => {
+                let m = match self.meta.get_doc(account, crate::configs::ON_DEMAND, &resource).await {
+                    Ok(d) => d.body.get("maximumInstanceCount").and_then(|v| v.as_i64()),
+                    Err(crate::ports::MetaError::NotFound) => None,
+                    Err(e) => return Err(e.into()),
+                };
+                self.hot.on_demand.put(key, m);
+                m
+            }
+        };
+        let max_instances = max.map(|m| m.clamp(0, u32::MAX as i64) as u32);
+        Ok(InvokeTarget { function: rec, layers, max_instances, service: svc, qualifier: q.to_string(), version })
     }
 }
 

@@ -98,6 +98,7 @@ impl Instance {
         argv: Vec<String>,
         kind: RuntimeKind,
         code_dir: PathBuf,
+        layers_dir: Option<PathBuf>,
         log_file: Arc<LogFile>,
     ) -> Result<Arc<Instance>, InvokeError> {
         let t0 = Instant::now();
@@ -112,7 +113,10 @@ impl Instance {
         let cgroup = shared.cgroups.create(&id, limits).map_err(|e| InvokeError::internal(format!("cgroup: {e}")))?;
         let sandbox = openfc_sandbox::Spec {
             root: root.clone(),
-            binds: vec![(code_dir, PathBuf::from("/code")), (shared.runtime_dir.clone(), PathBuf::from(RUNTIME_MOUNT))],
+            binds: [(code_dir, PathBuf::from("/code")), (shared.runtime_dir.clone(), PathBuf::from(RUNTIME_MOUNT))]
+                .into_iter()
+                .chain(layers_dir.map(|d| (d, PathBuf::from("/opt"))))
+                .collect(),
             tmp_mib: shared.config.tmp_mib,
             hostname: id.clone(),
             uid: shared.config.uid,

@@ -47,6 +47,8 @@ pub struct FunctionSpec {
     pub custom_command: Vec<String>,
     pub custom_args: Vec<String>,
     pub code: CodeRef,
+    /// Layer packages, merged in order and shown read-only at `/opt`.
+    pub layers: Vec<CodeRef>,
     pub pre_stop_handler: String,
     pub pre_stop_timeout_secs: u64,
     pub log_project: String,
@@ -247,6 +249,12 @@ impl Invoker {
     async fn acquire(&self, spec: &FunctionSpec, pool: &Arc<Pool>) -> Result<(Arc<Instance>, Slot), InvokeError> {
         let deadline = tokio::time::Instant::now() + self.shared.config.queue_timeout;
         let max = spec.max_instances.unwrap_or(self.shared.config.max_instances).min(self.shared.config.max_instances) as usize;
+        if max == 0 {
+            return Err(InvokeError::Throttled(format!(
+                "function '{}' may run no instances (its maximumInstanceCount is 0)",
+                spec.function
+            )));
+        }
         loop {
             let notified = pool.capacity_freed.notified();
             let start_new = {
@@ -273,7 +281,7 @@ impl Invoker {
                 pool.instances.lock().expect("instances").push(inst.clone());
                 return Ok((inst, Slot { _permit: permit, pool: pool.clone() }));
             }
-            if max == 0 || tokio::time::timeout_at(deadline, notified).await.is_err() {
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Err(InvokeError::Throttled(format!(
                     "Reserve resource exhausted: function '{}' has {max} instance(s) busy and no capacity freed within {} ms",
                     spec.function,
@@ -287,8 +295,9 @@ impl Invoker {
         let (argv, kind) = runtime::command(spec, &self.shared.config.interpreters)?;
         let t0 = Instant::now();
         let code_dir = self.packages.unpacked(&spec.code).await?;
+        let layers_dir = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };
         metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
-        let inst = Instance::start(&self.shared, spec, argv, kind, code_dir, log.clone()).await?;
+        let inst = Instance::start(&self.shared, spec, argv, kind, code_dir, layers_dir, log.clone()).await?;
         let t1 = Instant::now();
         if !spec.initializer.is_empty() {
             let req = self.control_request(spec, "/initialize", &uuid::Uuid::new_v4().to_string(), None, Bytes::new());

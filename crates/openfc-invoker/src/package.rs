@@ -59,6 +59,65 @@ impl Packages {
     }
 }
 
+impl Packages {
+    /// The layers merged into one directory, in order (a later layer's file wins), built once per list.
+    pub async fn merged_layers(&self, layers: &[CodeRef]) -> Result<PathBuf, InvokeError> {
+        let mut dirs = Vec::new();
+        for l in layers {
+            dirs.push(self.unpacked(l).await?);
+        }
+        let id: String = layers.iter().map(|l| l.key.rsplit('/').next().unwrap_or("").trim_end_matches(".zip")).collect::<Vec<_>>().join("+");
+        let name = format!("{:016x}", openfc_core::code::crc64(id.as_bytes()));
+        let target = self.root.with_file_name("layers").join(name);
+        if target.is_dir() {
+            return Ok(target);
+        }
+        let lock = self.locks.lock().expect("package locks").entry(format!("layers:{id}")).or_default().clone();
+        let _guard = lock.lock().await;
+        if target.is_dir() {
+            return Ok(target);
+        }
+        let t = target.clone();
+        tokio::task::spawn_blocking(move || merge(&dirs, &t))
+            .await
+            .map_err(|e| InvokeError::internal(format!("merge task: {e}")))?
+            .map_err(|e| InvokeError::internal(format!("merging layers: {e}")))?;
+        Ok(target)
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let dest = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&e.path(), &dest)?;
+        } else {
+            let _ = std::fs::remove_file(&dest);
+            std::fs::copy(e.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
+
+fn merge(dirs: &[PathBuf], target: &Path) -> std::io::Result<()> {
+    let parent = target.parent().ok_or_else(|| std::io::Error::other("no parent"))?;
+    std::fs::create_dir_all(parent)?;
+    let staging = parent.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&staging)?;
+    for d in dirs {
+        copy_tree(d, &staging)?;
+    }
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755))?;
+    match std::fs::rename(&staging, target) {
+        Ok(()) => Ok(()),
+        Err(_) if target.is_dir() => std::fs::remove_dir_all(&staging),
+        Err(e) => Err(e),
+    }
+}
+
 /// Extracts into a fresh directory, then renames it into place, so a half-extracted package is never used.
 fn extract(zip_path: &Path, root: &Path, target: &Path, max: u64) -> std::io::Result<()> {
     let staging = root.join(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));

@@ -37,8 +37,8 @@ _ENV = os.environ
 CODE_DIR = _ENV.get("FC_FUNC_CODE_PATH") or "/code"
 
 ERROR_STATUS = 404
+# Python has no "handled" errors: every exception escaping user code is an UnhandledInvocationError.
 UNHANDLED = "UnhandledInvocationError"
-HANDLED = "HandledInvocationError"
 
 # Request headers never shown to user code as HTTP headers (the invoker's control channel).
 _HIDDEN_REQUEST_PREFIX = "x-fc-"
@@ -362,7 +362,9 @@ def load_function(name):
 # ---------------------------------------------------------------------------------------------------------------
 
 def _error_payload(exc):
+    import importlib
     import traceback
+    importlib_dir = os.path.dirname(importlib.__file__) + os.sep
     error_type = getattr(exc, "error_type", None) or type(exc).__name__
     try:
         message = str(exc)
@@ -371,7 +373,7 @@ def _error_payload(exc):
     frames = []
     for fs in traceback.extract_tb(exc.__traceback__):
         fname = fs.filename or ""
-        if fname == _BOOTSTRAP_FILE or fname.startswith("<frozen importlib"):
+        if fname == _BOOTSTRAP_FILE or fname.startswith("<frozen importlib") or fname.startswith(importlib_dir):
             continue
         frames.append(fs)
     stack = [line.rstrip("\n") for line in traceback.format_list(frames)]
@@ -380,19 +382,13 @@ def _error_payload(exc):
     return {"errorMessage": message, "errorType": error_type, "stackTrace": stack}
 
 
-def _log_exception(request_id, exc):
-    import traceback
-    try:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:
-        text = repr(exc)
-    _log_error_line(request_id, text)
-
-
 def _error_response(exc, request_id, error_kind=UNHANDLED):
     import json
-    _log_exception(request_id, exc)
-    body = json.dumps(_error_payload(exc)).encode("utf-8")
+    payload = _error_payload(exc)
+    lines = ["Traceback (most recent call last):"] + payload["stackTrace"] if payload["stackTrace"] else []
+    lines.append("%s: %s" % (payload["errorType"], payload["errorMessage"]))
+    _log_error_line(request_id, "\n".join(lines))
+    body = json.dumps(payload).encode("utf-8")
     headers = [("Content-Type", "application/json"), ("x-fc-status", str(ERROR_STATUS)),
                ("x-fc-error-type", error_kind)]
     return ERROR_STATUS, headers, body

@@ -58,11 +58,12 @@ fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> Result<Func
         custom_command: fields.custom_runtime_config.as_ref().map(|c| c.command.clone()).unwrap_or_default(),
         custom_args: fields.custom_runtime_config.as_ref().map(|c| c.args.clone()).unwrap_or_default(),
         code,
+        layers: target.layers.clone(),
         pre_stop_handler: lifecycle.pre_stop.handler,
         pre_stop_timeout_secs: lifecycle.pre_stop.timeout.max(1) as u64,
         log_project: log_field("project"),
         log_store: log_field("logstore"),
-        max_instances: None,
+        max_instances: target.max_instances,
     })
 }
 
