@@ -258,6 +258,13 @@ if [[ $MODE == all ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
+if [[ $MODE != infra && $# -eq 0 ]]; then
+    # The Python and Node.js runtime shims on their own, driven over HTTP like the invoker drives them.
+    phase "pytest tests/runtimes"
+    "$PY" -m pytest -q -o cache_dir="$TESTENV/pytest_cache" tests/runtimes
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
 phase "pytest tests/e2e"
 export OPENFC_BIN=${OPENFC_BIN:-$ROOT/target/debug/openfc}
 [[ -x $OPENFC_BIN ]] || die "$OPENFC_BIN does not exist or is not executable"
