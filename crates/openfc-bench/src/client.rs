@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{SendRequest, handshake};
-use hyper::{Method, Request, Response, body::Incoming};
+use hyper::{HeaderMap, Method, Request, Response, body::Incoming};
 use hyper_util::rt::TokioIo;
 use openfc_auth::{RequestParts, SecretKey, fc_authorization};
 use tokio::net::TcpStream;
@@ -32,12 +32,24 @@ impl Signer {
 
     /// A signed request: `Date` and `Content-Type` are sent and signed, as fc2 does.
     pub fn request(&self, method: Method, path_and_query: &str, body: Bytes) -> Request<Full<Bytes>> {
+        self.request_with(method, path_and_query, body, &[])
+    }
+
+    /// A signed request with extra headers (`x-fc-*` ones are part of the signature).
+    pub fn request_with(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+        extra: &[(&str, &str)],
+    ) -> Request<Full<Bytes>> {
         let date = httpdate::fmt_http_date(SystemTime::now());
         let (raw_path, raw_query) = match path_and_query.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path_and_query, None),
         };
-        let headers = [("date", date.as_str()), ("content-type", "application/json")];
+        let mut headers = vec![("date", date.as_str()), ("content-type", "application/json")];
+        headers.extend_from_slice(extra);
         let parts = RequestParts {
             method: method.as_str(),
             raw_path,
@@ -46,15 +58,22 @@ impl Signer {
             body_sha256_hex: EMPTY_SHA256,
         };
         let authorization = fc_authorization(&self.access_key_id, &self.secret, &parts);
-        Request::builder()
+        let mut builder = Request::builder()
             .method(method)
             .uri(path_and_query)
             .header("host", self.addr.to_string())
-            .header("date", date)
+            .header("date", &date)
             .header("content-type", "application/json")
-            .header("authorization", authorization)
-            .body(Full::new(body))
-            .expect("valid request")
+            .header("authorization", authorization);
+        for (k, v) in extra {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(Full::new(body)).expect("valid request")
+    }
+
+    /// The same key, signing for another server (the baselines).
+    pub fn for_addr(&self, addr: SocketAddr) -> Self {
+        Self { addr, access_key_id: self.access_key_id.clone(), secret: self.secret.clone() }
     }
 }
 
@@ -91,9 +110,16 @@ impl Conn {
 
     /// Sends a request and reads the whole body; `Err` for transport failures only.
     pub async fn call(&mut self, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
+        let (status, _, body) = self.call_full(req).await?;
+        Ok((status, body))
+    }
+
+    /// Like `call`, with the response headers.
+    pub async fn call_full(&mut self, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, HeaderMap, Bytes)> {
         let resp = self.send(req).await?;
         let status = resp.status().as_u16();
-        Ok((status, resp.into_body().collect().await?.to_bytes()))
+        let (parts, body) = resp.into_parts();
+        Ok((status, parts.headers, body.collect().await?.to_bytes()))
     }
 
     /// Like `call`, but any non-2xx status is an error carrying the body.

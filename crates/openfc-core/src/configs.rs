@@ -506,6 +506,40 @@ impl Fc {
     }
 }
 
+/// A provision config to keep warm: (service, qualifier, function, target).
+pub struct ProvisionTarget {
+    pub service: ServiceName,
+    pub qualifier: Qualifier,
+    pub function: FunctionName,
+    pub target: i64,
+}
+
+impl Fc {
+    /// Every provision config of the account with a target above zero.
+    pub async fn provision_targets(&self, account: &str) -> CoreResult<Vec<ProvisionTarget>> {
+        let mut out = Vec::new();
+        let mut start = String::new();
+        loop {
+            let docs = self.meta.list_docs(account, PROVISION, "", &start, 100).await?;
+            for d in docs.iter().take(100) {
+                let cfg: ProvisionConfig = serde_json::from_value(d.body.clone()).unwrap_or_default();
+                let mut parts = d.key.splitn(3, '#');
+                let (Some(s), Some(q), Some(f)) = (parts.next(), parts.next(), parts.next()) else { continue };
+                if cfg.target > 0
+                    && let (Ok(service), Ok(qualifier), Ok(function)) =
+                        (ServiceName::parse(s), Qualifier::parse(q), FunctionName::parse(f))
+                {
+                    out.push(ProvisionTarget { service, qualifier, function, target: cfg.target });
+                }
+            }
+            match docs.get(100) {
+                Some(next) => start = next.key.clone(),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
 static PROVISION_SHAPE: Shape = Shape::Object(&[
     Field("target", &Shape::Any),
     Field("scheduledActions", &Shape::Any),
@@ -533,7 +567,7 @@ struct ProvisionConfig {
     always_allocate_cpu: Option<bool>,
 }
 
-/// `current` counts instances actually kept warm: none until the invoker runs them.
+/// `current` is filled in by the API layer from the invoker (instances actually running).
 fn provision_json(account: &str, key: &str, cfg: &ProvisionConfig) -> Value {
     json!({
         "resource": format!("{account}#{key}"),

@@ -52,13 +52,27 @@ impl Fc {
         function: &FunctionName,
         q: &Qualifier,
     ) -> CoreResult<InvokeTarget> {
+        // The thread-local generator must not live across the await.
+        let roll = rand::rng().random::<f64>();
+        self.invoke_target_routed(account, service, function, q, roll).await
+    }
+
+    /// As `invoke_target`, with the alias routing roll given (1.0 always picks the alias's main version).
+    pub async fn invoke_target_routed(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+        roll: f64,
+    ) -> CoreResult<InvokeTarget> {
         let svc = self.cached_service(account, service).await?;
         let version = match q {
             Qualifier::Latest => None,
             Qualifier::Version(v) => Some(*v),
             Qualifier::Alias(a) => {
                 let alias = self.cached_alias(account, service, a).await?;
-                Some(route(&alias, rand::rng().random::<f64>())?)
+                Some(route(&alias, roll)?)
             }
         };
         let rec = match version {

@@ -113,6 +113,8 @@ pub struct Invoker {
 
 struct Pool {
     log: Arc<logstore::LogFile>,
+    /// Instances kept warm whatever the traffic (a provision config's target).
+    provisioned: std::sync::atomic::AtomicUsize,
     instances: Mutex<Vec<Arc<Instance>>>,
     starting: Mutex<usize>,
     capacity_freed: Notify,
@@ -235,6 +237,7 @@ impl Invoker {
                 let path = logstore::log_path(&self.shared.logs_dir, &spec.account_id, &spec.service, &spec.function);
                 Arc::new(Pool {
                     log: Arc::new(logstore::LogFile::new(path)),
+                    provisioned: std::sync::atomic::AtomicUsize::new(0),
                     instances: Mutex::new(Vec::new()),
                     starting: Mutex::new(0),
                     capacity_freed: Notify::new(),
@@ -462,17 +465,49 @@ impl Invoker {
         Ok(InvokeOutcome { body, content_type, error_type, duration, max_memory_mb, log: log.join("\n"), instance_id: inst.id.clone() })
     }
 
-    /// Stops instances idle past the idle timeout (running preStop first), never one with a request in flight.
+    /// Keeps `target` instances of `spec` running (capped by the instance limit); returns how many run.
+    pub async fn ensure_warm(&self, spec: &FunctionSpec, target: usize) -> Result<usize, InvokeError> {
+        let pool = self.pool(spec);
+        let target = target.min(self.shared.config.max_instances as usize);
+        pool.provisioned.store(target, std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let alive = {
+                let mut instances = pool.instances.lock().expect("instances");
+                instances.retain(|i| !i.exited());
+                instances.len() + *pool.starting.lock().expect("starting")
+            };
+            if alive >= target {
+                return Ok(alive);
+            }
+            *pool.starting.lock().expect("starting") += 1;
+            let started = self.start_instance(spec, &pool.log).await;
+            *pool.starting.lock().expect("starting") -= 1;
+            let inst = started?;
+            pool.instances.lock().expect("instances").push(inst);
+            pool.capacity_freed.notify_one();
+        }
+    }
+
+    /// Instances of a function version that are alive now.
+    pub fn alive(&self, key: &str) -> usize {
+        self.pools.lock().expect("pools").get(key).map_or(0, |p| p.instances.lock().expect("instances").iter().filter(|i| !i.exited()).count())
+    }
+
+    /// Stops instances idle past the idle timeout (running preStop first), never one with a request in flight,
+    /// and never below the pool's provisioned count.
     async fn reap_idle(&self) {
         let idle_after = self.shared.config.idle_timeout;
         let pools: Vec<Arc<Pool>> = self.pools.lock().expect("pools").values().cloned().collect();
         for pool in pools {
             let victims: Vec<(Arc<Instance>, Vec<OwnedSemaphorePermit>)> = {
                 let mut instances = pool.instances.lock().expect("instances");
+                instances.retain(|i| !i.exited());
+                let mut keep = pool.provisioned.load(std::sync::atomic::Ordering::Relaxed);
                 let mut out = Vec::new();
                 instances.retain(|i| {
-                    if i.exited() {
-                        return false;
+                    if keep > 0 {
+                        keep -= 1;
+                        return true;
                     }
                     if i.idle_for() < idle_after {
                         return true;

@@ -157,6 +157,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     });
 
     let gc = tokio::spawn(collect_garbage(app.clone(), Duration::from_secs(cfg.gc_interval.max(1))));
+    let provision = tokio::spawn(api::invoke::keep_provisioned(app.clone(), account.clone()));
     println!("openfc listening on {public_url} (account {account}, database {}, data dir {})",
         meta.dialect(), cfg.store.data_dir.display());
     println!("  try: curl {public_url}/health");
@@ -167,6 +168,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     });
     axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
     gc.abort();
+    provision.abort();
     invoker.stop_all();
     meta.close().await;
     tracing::info!("openfc stopped");

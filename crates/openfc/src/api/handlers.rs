@@ -206,10 +206,14 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
             no_content()
         }
         PutProvisionConfig { service, function, qualifier } => {
-            json(fc.put_provision_config(acct, &service, &function, &qualifier, &body).await?)
+            let mut out = fc.put_provision_config(acct, &service, &function, &qualifier, &body).await?;
+            out["current"] = super::invoke::provisioned_now(app, acct, &service, &function, &qualifier).await.into();
+            json(out)
         }
         GetProvisionConfig { service, function, qualifier } => {
-            json(fc.get_provision_config(acct, &service, &function, &qualifier).await?)
+            let mut out = fc.get_provision_config(acct, &service, &function, &qualifier).await?;
+            out["current"] = super::invoke::provisioned_now(app, acct, &service, &function, &qualifier).await.into();
+            json(out)
         }
         ListProvisionConfigs => {
             let paging = PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;

@@ -29,7 +29,7 @@ fn invalid(msg: String) -> ApiError {
 }
 
 /// The runtime-facing description of what runs, from the stored function and service.
-fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> Result<FunctionSpec, ApiError> {
+pub(crate) fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> Result<FunctionSpec, ApiError> {
     let f = &target.function;
     let fields: FunctionFields = serde_json::from_value(f.config.clone())
         .map_err(|e| ApiError::internal(format!("stored function config unreadable: {e}")))?;
@@ -148,4 +148,54 @@ pub async fn invoke(
         put("x-fc-log-result", base64::engine::general_purpose::STANDARD.encode(&log[cut..]));
     }
     Ok(resp)
+}
+
+/// How many instances of a provisioned function version run now (GetProvisionConfig's `current`).
+pub(crate) async fn provisioned_now(
+    app: &App,
+    account: &str,
+    service: &ServiceName,
+    function: &FunctionName,
+    qualifier: &Qualifier,
+) -> usize {
+    match app.fc.invoke_target_routed(account, service, function, qualifier, 1.0).await {
+        Ok(target) => function_spec(app, account, &target).map_or(0, |spec| app.invoker.alive(&spec.key)),
+        Err(_) => 0,
+    }
+}
+
+/// Keeps provisioned instances warm: every few seconds, each provision config's target is reconciled.
+pub async fn keep_provisioned(app: std::sync::Arc<App>, account: String) {
+    let mut warmed: std::collections::HashMap<String, FunctionSpec> = std::collections::HashMap::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        let targets = match app.fc.provision_targets(&account).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading provision configs failed");
+                continue;
+            }
+        };
+        let mut now = std::collections::HashMap::new();
+        for t in targets {
+            let spec = match app.fc.invoke_target_routed(&account, &t.service, &t.function, &t.qualifier, 1.0).await {
+                Ok(target) => match function_spec(&app, &account, &target) {
+                    Ok(spec) => spec,
+                    Err(_) => continue,
+                },
+                Err(_) => continue,
+            };
+            if let Err(e) = app.invoker.ensure_warm(&spec, t.target as usize).await {
+                tracing::warn!(function = %t.function, error = %e, "could not start provisioned instances");
+            }
+            now.insert(spec.key.clone(), spec);
+        }
+        for (key, spec) in warmed.drain() {
+            if !now.contains_key(&key) {
+                let _ = app.invoker.ensure_warm(&spec, 0).await;
+            }
+        }
+        warmed = now;
+    }
 }

@@ -7,7 +7,7 @@ pub mod download;
 pub mod endpoint;
 pub mod error;
 mod handlers;
-mod invoke;
+pub mod invoke;
 
 use std::sync::Arc;
 use std::time::Instant;
