@@ -129,6 +129,14 @@ fi
 "$PY" -c 'import fc2, alibabacloud_fc_open20210406.client, pytest, requests, moto' || die "venv is incomplete"
 
 # ---------------------------------------------------------------------------------------------------------------
+phase "slirp4netns (outbound network for functions with internetAccess)"
+if ! command -v slirp4netns >/dev/null 2>&1; then
+    echo "installing Debian's slirp4netns"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slirp4netns >/dev/null
+fi
+slirp4netns --version | head -n 1
+
+# ---------------------------------------------------------------------------------------------------------------
 phase "PostgreSQL (private throw-away cluster)"
 find_pg_bin() {
     local d

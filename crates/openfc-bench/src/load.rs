@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper::{Method, Request};
 
 use crate::client::{Conn, Signer};
-use crate::procs::tree_cpu_time;
+use crate::procs::{cpu_time, tree_cpu_time};
 
 /// What every worker sends, signed afresh each time.
 pub struct Call {
@@ -65,9 +65,9 @@ pub async fn run(call: Arc<Call>, workers: usize, server_pid: u32, warm_up: Dura
         handles.push(tokio::spawn(worker(call.clone(), warm_end, end)));
     }
     tokio::time::sleep_until(warm_end.into()).await;
-    let (server0, client0) = (tree_cpu_time(server_pid), tree_cpu_time(std::process::id()));
+    let (server0, client0) = (tree_cpu_time(server_pid), cpu_time(std::process::id()));
     tokio::time::sleep_until(end.into()).await;
-    let (server1, client1) = (tree_cpu_time(server_pid), tree_cpu_time(std::process::id()));
+    let (server1, client1) = (tree_cpu_time(server_pid), cpu_time(std::process::id()));
 
     let (mut latencies, mut errors, mut first_error, mut instances) = (Vec::new(), 0, None, HashSet::new());
     for h in handles {

@@ -1,21 +1,30 @@
-//! `openfc-bench`: the figures behind `scripts/bench.sh`. It starts `openfc serve` (temp data dir, free
-//! port) and, as a baseline measured in the same run, this binary's own `bare-server` mode: an axum
-//! handler answering a GetFunctionCode-sized JSON body, under the same runtime and TCP settings. A
-//! closed-loop load generator signs every request like an fc2 client (also those to the baseline, so
-//! client cost is equal) and measures throughput, latency percentiles and CPU per request at
-//! concurrency 1 and 16; then it times CreateFunction with 1 MB and 50 MB packages while watching the
-//! server's peak memory, and measures the download rate of a 50 MB package's code URL. It prints one
-//! table of figures against their targets. It is a measurement, not a test: it fails only when it
-//! cannot measure.
+//! `openfc-bench`: the figures behind `scripts/bench.sh`, in two parts (`api`, `invoke`; both by default).
+//!
+//! `api`: starts `openfc serve` (temp data dir, free port) and, as a baseline measured in the same run,
+//! this binary's own `bare-server` mode: an axum handler answering a GetFunctionCode-sized JSON body,
+//! under the same runtime and TCP settings. A closed-loop load generator signs every request like an fc2
+//! client (also those to the baseline, so client cost is equal) and measures throughput, latency
+//! percentiles and CPU per request at concurrency 1 and 16; then it times CreateFunction with 1 MB and
+//! 50 MB packages while watching the server's peak memory, and measures the download rate of a 50 MB
+//! package's code URL.
+//!
+//! `invoke`: InvokeFunction against this binary serving as a trivial custom runtime (see `runtime`),
+//! compared with the same runtime server called directly; cold starts of Python and custom-runtime
+//! functions; 1,000 concurrent invocations (see `invoke`).
+//!
+//! It prints tables of figures against their targets. It is a measurement, not a test: it fails only
+//! when it cannot measure.
 
 mod client;
+mod invoke;
 mod load;
 mod package;
 mod procs;
+mod runtime;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use axum::serve::ListenerExt;
@@ -23,10 +32,11 @@ use bytes::Bytes;
 use hyper::Method;
 
 use client::{Conn, Signer};
+use load::Call;
 use package::FUNCTIONS;
 use procs::Servers;
 
-const USAGE: &str = "usage: openfc-bench [--openfc PATH] [--seconds N]";
+const USAGE: &str = "usage: openfc-bench [api|invoke] [--openfc PATH] [--seconds N]";
 const FUNCTION_PATH: &str = "/2016-08-15/services/bench/functions/f";
 const CODE_PATH: &str = "/2016-08-15/services/bench/functions/f/code";
 /// Shaped and sized like openfc's GetFunctionCode answer (273 bytes).
@@ -36,25 +46,68 @@ const BARE_BODY: &str = concat!(
     r#"&Checksum=175337865456933622&Size=1100&Signature=5l-aDSjcfYpc_o22JRW-OThqdW4ggzhZYGvVRJaGd7g"}"#
 );
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // In a function's zip this binary is the custom runtime's `bootstrap`.
+    if runtime::is_bootstrap() {
+        return runtime::serve_from_env();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
-    if args.first().map(String::as_str) == Some("bare-server") {
-        return bare_server(flag("--port").map_or(Ok(0), |p| p.parse())?).await;
+    match args.first().map(String::as_str) {
+        Some("runtime-server") => return runtime::serve_from_env(),
+        Some("bare-server") => {
+            let port = flag("--port").map_or(Ok(0), |p| p.parse())?;
+            return tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(bare_server(port));
+        }
+        _ => {}
     }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
         return Ok(());
     }
+    // Positional words (not flags, not flag values) choose the parts.
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--openfc" | "--seconds" => i += 1,
+            "api" | "invoke" => parts.push(args[i].clone()),
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+        i += 1;
+    }
+    let (run_api, run_invoke) = match (parts.iter().any(|p| p == "api"), parts.iter().any(|p| p == "invoke")) {
+        (false, false) => (true, true),
+        chosen => chosen,
+    };
     let openfc = PathBuf::from(flag("--openfc").map_or("target/release/openfc", String::as_str));
     let seconds: u64 = flag("--seconds").map_or(Ok(5), |s| s.parse()).context(USAGE)?;
-    let rows = tokio::select! {
-        rows = bench(openfc, Duration::from_secs(seconds)) => rows?,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
-    };
-    print_table(&rows);
-    Ok(())
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        let run = async {
+            let api_rows = if run_api { Some(bench_api(openfc.clone(), Duration::from_secs(seconds)).await?) } else { None };
+            let invoke_rows = if run_invoke { Some(invoke::run(&openfc, Duration::from_secs(seconds)).await?) } else { None };
+            anyhow::Ok((api_rows, invoke_rows))
+        };
+        let (api_rows, invoke_rows) = tokio::select! {
+            rows = run => rows?,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        };
+        if let Some(rows) = api_rows {
+            println!("\ncontrol plane (scripts/bench.sh api)");
+            print_table(&rows);
+            println!("\ncpu S+C µs = server + load-generator CPU time per request; c = concurrent keep-alive connections.");
+        }
+        if let Some(rows) = invoke_rows {
+            println!("\ninvocation (scripts/bench.sh invoke)");
+            print_table(&rows);
+            println!("\ncpu S+C µs = server (openfc and its instances) + load-generator CPU time per request; c = concurrent");
+            println!("keep-alive connections; \"direct\" = the same runtime server called without openfc, in the same run.");
+        }
+        println!("\nbenchmark took {:.1} s", started.elapsed().as_secs_f64());
+        Ok(())
+    })
 }
 
 /// The baseline: any path answers 200 with `BARE_BODY`; TCP_NODELAY on accepted sockets.
@@ -68,22 +121,22 @@ async fn bare_server(port: u16) -> anyhow::Result<()> {
     Ok(axum::serve(listener, app).await?)
 }
 
-struct Row {
+pub struct Row {
     metric: String,
     figure: String,
     target: &'static str,
     status: &'static str,
 }
 
-fn info(metric: impl Into<String>, figure: impl Into<String>) -> Row {
+pub fn info(metric: impl Into<String>, figure: impl Into<String>) -> Row {
     Row { metric: metric.into(), figure: figure.into(), target: "", status: "" }
 }
 
-fn check(metric: impl Into<String>, figure: impl Into<String>, target: &'static str, met: bool) -> Row {
+pub fn check(metric: impl Into<String>, figure: impl Into<String>, target: &'static str, met: bool) -> Row {
     Row { status: if met { "MET" } else { "MISSED" }, target, ..info(metric, figure) }
 }
 
-fn us(d: Duration) -> String {
+pub fn us(d: Duration) -> String {
     match d.as_micros() {
         n if n < 10_000 => format!("{n} µs"),
         _ => format!("{:.1} ms", d.as_secs_f64() * 1e3),
@@ -94,11 +147,16 @@ fn mb(bytes: f64) -> f64 {
     bytes / 1e6
 }
 
-async fn bench(openfc: PathBuf, seconds: Duration) -> anyhow::Result<Vec<Row>> {
+async fn bench_api(openfc: PathBuf, seconds: Duration) -> anyhow::Result<Vec<Row>> {
     let servers = Servers::start(&openfc).await?;
-    eprintln!("openfc on {}, bare handler on {}, data in {}", servers.openfc.addr, servers.bare.addr, servers.dir.path().display());
-    let signer = Arc::new(Signer::from_credentials(&servers.credentials, servers.openfc.addr)?);
-    let bare_signer = Arc::new(Signer::from_credentials(&servers.credentials, servers.bare.addr)?);
+    eprintln!(
+        "openfc on {}, bare handler on {}, data in {}",
+        servers.openfc.addr(),
+        servers.bare.addr,
+        servers.openfc.dir.path().display()
+    );
+    let signer = Arc::new(Signer::from_credentials(&servers.openfc.credentials, servers.openfc.addr())?);
+    let bare_signer = Arc::new(signer.for_addr(servers.bare.addr));
     let mut conn = Conn::open(signer.addr).await?;
     conn.call_ok(signer.request(Method::POST, "/2016-08-15/services", Bytes::from(r#"{"serviceName":"bench"}"#))).await?;
     conn.call_ok(signer.request(Method::POST, FUNCTIONS, package::create_body("f", &package::random_zip(1024)?))).await?;
@@ -113,7 +171,7 @@ async fn bench(openfc: PathBuf, seconds: Duration) -> anyhow::Result<Vec<Row>> {
     for workers in [1, 16] {
         for (name, signer, pid, path) in &scenarios {
             eprintln!("load: {name}, concurrency {workers}, 1 s warm-up + {} s", seconds.as_secs());
-            let r = load::run((*signer).clone(), path, workers, *pid, Duration::from_secs(1), seconds).await?;
+            let r = load::run(Call::get(signer, path), workers, *pid, Duration::from_secs(1), seconds).await?;
             if let Some(e) = &r.first_error {
                 eprintln!("  {} errors; first: {e}", r.errors);
             }
@@ -160,7 +218,7 @@ async fn bench(openfc: PathBuf, seconds: Duration) -> anyhow::Result<Vec<Row>> {
                 ));
             }
             Err(e) => {
-                eprintln!("CreateFunction {label} failed: {e:#}\n{}", servers.log_tail());
+                eprintln!("CreateFunction {label} failed: {e:#}\n{}", servers.openfc.log_tail());
                 rows.push(check(format!("CreateFunction {label}"), "FAILED (see above)", "", false));
             }
         }
@@ -177,7 +235,7 @@ async fn bench(openfc: PathBuf, seconds: Duration) -> anyhow::Result<Vec<Row>> {
             rows.push(check("downloads whose bytes = Content-Length", format!("{}/{n}", d.complete), "all", d.complete == n));
         }
         Err(e) => {
-            eprintln!("download failed: {e:#}\n{}", servers.log_tail());
+            eprintln!("download failed: {e:#}\n{}", servers.openfc.log_tail());
             rows.push(check("download 50 MB package", "FAILED (see above)", "", false));
         }
     }
@@ -201,5 +259,4 @@ fn print_table(rows: &[Row]) {
     for r in rows {
         line(&r.metric, &r.figure, r.target, r.status);
     }
-    println!("\ncpu S+C µs = server + load-generator CPU time per request; c = concurrent keep-alive connections.");
 }

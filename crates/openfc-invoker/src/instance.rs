@@ -31,6 +31,8 @@ pub struct Instance {
     pub logs: Arc<LogRing>,
     pub cgroup: Option<Cgroup>,
     launcher: Mutex<Option<tokio::process::Child>>,
+    /// The user-mode network stack of an instance with outbound access.
+    slirp: Mutex<Option<tokio::process::Child>>,
     netns: std::fs::File,
     port: u16,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
@@ -170,6 +172,19 @@ impl Instance {
         let t_sandbox = Instant::now();
         let netns = std::fs::File::open(format!("/proc/{init}/ns/net"))
             .map_err(|e| InvokeError::internal(format!("opening the instance network namespace: {e}")))?;
+        let slirp = match (&shared.config.slirp4netns, spec.internet_access) {
+            (Some(bin), true) => Some(
+                tokio::process::Command::new(bin)
+                    .args(["--configure", "--mtu=65520", "--disable-host-loopback", &init.to_string(), "tap0"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .map_err(|e| InvokeError::internal(format!("starting slirp4netns: {e}")))?,
+            ),
+            _ => None,
+        };
         let instance = Arc::new(Instance {
             id,
             kind,
@@ -177,6 +192,7 @@ impl Instance {
             logs,
             cgroup,
             launcher: Mutex::new(Some(child)),
+            slirp: Mutex::new(slirp),
             netns,
             port: spec.ca_port,
             idle: Mutex::new(Vec::new()),
@@ -297,6 +313,12 @@ impl Instance {
     /// Stops the instance at once: the launcher, then whatever is left in its cgroup.
     pub fn kill(&self) {
         self.dead.store(true, Ordering::Relaxed);
+        if let Some(mut slirp) = self.slirp.lock().expect("slirp").take() {
+            let _ = slirp.start_kill();
+            tokio::spawn(async move {
+                let _ = slirp.wait().await;
+            });
+        }
         if let Some(mut child) = self.launcher.lock().expect("launcher").take() {
             let _ = child.start_kill();
             tokio::spawn(async move {

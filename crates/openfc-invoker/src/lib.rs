@@ -55,6 +55,8 @@ pub struct FunctionSpec {
     pub log_store: String,
     /// The on-demand config's `maximumInstanceCount`, when set.
     pub max_instances: Option<u32>,
+    /// The service's `internetAccess`: outbound network through slirp4netns (else loopback only).
+    pub internet_access: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +94,8 @@ pub struct InvokerConfig {
     pub gid: u32,
     pub log_ring_bytes: usize,
     pub max_unzipped: u64,
+    /// slirp4netns, which gives instances with `internetAccess` outbound network; `None`: loopback only.
+    pub slirp4netns: Option<PathBuf>,
 }
 
 /// What instances need from the invoker.
@@ -209,7 +213,10 @@ impl Invoker {
             "namespaces": "pid, mount, network, ipc, uts",
             "cgroups": self.shared.cgroups.describe(),
             "seccomp": "deny-list",
-            "network": "loopback only (outbound access for internetAccess=true is not available yet)",
+            "network": match &self.shared.config.slirp4netns {
+                Some(p) => format!("loopback; outbound for internetAccess=true through {} (host loopback unreachable)", p.display()),
+                None => "loopback only: slirp4netns not found, so internetAccess=true gets no outbound network".into(),
+            },
         })
     }
 

@@ -128,6 +128,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             gid: 65_534,
             log_ring_bytes: 1 << 20,
             max_unzipped: cfg.max_unzipped_size,
+            slirp4netns: ["/usr/bin/slirp4netns", "/usr/local/bin/slirp4netns"]
+                .iter()
+                .map(std::path::PathBuf::from)
+                .find(|p| p.exists()),
         },
         fc.code.clone(),
     )

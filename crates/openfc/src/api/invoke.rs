@@ -39,7 +39,8 @@ pub(crate) fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> 
     let version = target.version.map_or("LATEST".to_owned(), |v| v.to_string());
     let lifecycle = fields.instance_lifecycle_config.clone().unwrap_or_default();
     Ok(FunctionSpec {
-        key: format!("{account}/{}/{}@{version}#{}", f.service_name, f.name, f.etag),
+        // The service's etag too: its internetAccess and logConfig shape the instance.
+        key: format!("{account}/{}/{}@{version}#{}#{}", f.service_name, f.name, f.etag, target.service.etag),
         account_id: account.to_owned(),
         region: app.region.clone(),
         service: f.service_name.clone(),
@@ -64,6 +65,7 @@ pub(crate) fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> 
         log_project: log_field("project"),
         log_store: log_field("logstore"),
         max_instances: target.max_instances,
+        internet_access: target.service.config.get("internetAccess").and_then(|v| v.as_bool()).unwrap_or(true),
     })
 }
 
