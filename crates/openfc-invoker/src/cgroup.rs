@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CgroupMode {
+    /// Each path is this openfc's own group in that hierarchy (`.../openfc/<node>`).
     V1 { memory: PathBuf, pids: PathBuf, cpu: PathBuf },
     V2 { root: PathBuf },
     Unavailable(String),
@@ -38,24 +39,32 @@ fn writable_dir(p: &Path) -> bool {
 }
 
 impl CgroupMode {
-    pub fn detect() -> CgroupMode {
+    /// Detects the hierarchy. `node` names this openfc's own group (several may share a host), whose
+    /// leftovers from an earlier run are cleaned up.
+    pub fn detect(node: &str) -> CgroupMode {
         let base = Path::new("/sys/fs/cgroup");
         let v1 = |c: &str| base.join(c);
         if v1("memory").join("memory.limit_in_bytes").exists() && v1("pids").is_dir() && v1("cpu").is_dir() {
             if [v1("memory"), v1("pids"), v1("cpu")].iter().all(|d| writable_dir(d)) {
-                return CgroupMode::V1 { memory: v1("memory"), pids: v1("pids"), cpu: v1("cpu") };
+                let mine = |c: &str| v1(c).join(GROUP).join(node);
+                for d in [mine("memory"), mine("pids"), mine("cpu")] {
+                    clean(&d);
+                }
+                return CgroupMode::V1 { memory: mine("memory"), pids: mine("pids"), cpu: mine("cpu") };
             }
             return CgroupMode::Unavailable("cgroup v1 hierarchies are not writable (run openfc as root)".into());
         }
         let controllers = std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
         if ["memory", "pids", "cpu"].iter().all(|c| controllers.split_whitespace().any(|x| x == *c)) {
             if writable_dir(base) {
-                // Children of our group need the controllers enabled.
-                let group = base.join(GROUP);
-                let _ = std::fs::create_dir_all(&group);
-                let _ = std::fs::write(base.join("cgroup.subtree_control"), "+memory +pids +cpu");
-                let _ = std::fs::write(group.join("cgroup.subtree_control"), "+memory +pids +cpu");
-                return CgroupMode::V2 { root: base.to_path_buf() };
+                // Every level down to the instances needs the controllers enabled for its children.
+                let mine = base.join(GROUP).join(node);
+                clean(&mine);
+                let _ = std::fs::create_dir_all(&mine);
+                for level in [base.to_path_buf(), base.join(GROUP), mine.clone()] {
+                    let _ = std::fs::write(level.join("cgroup.subtree_control"), "+memory +pids +cpu");
+                }
+                return CgroupMode::V2 { root: mine };
             }
             return CgroupMode::Unavailable("the cgroup v2 hierarchy is not writable (run openfc as root)".into());
         }
@@ -76,7 +85,7 @@ impl CgroupMode {
         match self {
             CgroupMode::Unavailable(_) => Ok(None),
             CgroupMode::V1 { memory, pids, cpu } => {
-                let (m, p, c) = (memory.join(GROUP).join(instance), pids.join(GROUP).join(instance), cpu.join(GROUP).join(instance));
+                let (m, p, c) = (memory.join(instance), pids.join(instance), cpu.join(instance));
                 for d in [&m, &p, &c] {
                     std::fs::create_dir_all(d)?;
                 }
@@ -88,7 +97,7 @@ impl CgroupMode {
                 Ok(Some(Cgroup { dirs: vec![m.clone(), p, c], memory_dir: m, v2: false }))
             }
             CgroupMode::V2 { root } => {
-                let d = root.join(GROUP).join(instance);
+                let d = root.join(instance);
                 std::fs::create_dir_all(&d)?;
                 std::fs::write(d.join("memory.max"), bytes.to_string())?;
                 let _ = std::fs::write(d.join("memory.swap.max"), "0");
@@ -98,6 +107,16 @@ impl CgroupMode {
                 std::fs::write(d.join("cpu.weight"), weight.to_string())?;
                 Ok(Some(Cgroup { dirs: vec![d.clone()], memory_dir: d, v2: true }))
             }
+        }
+    }
+}
+
+/// Removes instance groups an earlier run of this openfc left behind (killing what still runs in them).
+fn clean(node_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(node_dir) else { return };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            Cgroup { dirs: vec![e.path()], memory_dir: e.path(), v2: false }.destroy();
         }
     }
 }

@@ -179,7 +179,8 @@ impl Invoker {
         let packages = package::Packages::new(run.join("packages"), store, config.max_unzipped);
         let shared = Arc::new(Shared {
             logs_dir: config.data_dir.join("logs"),
-            cgroups: CgroupMode::detect(),
+            // One group per data directory: several openfc processes may share a host.
+            cgroups: CgroupMode::detect(&format!("{:016x}", openfc_core::code::crc64(std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone()).to_string_lossy().as_bytes()))),
             runtime_dir,
             instances_dir,
             self_exe: std::env::current_exe()?,
