@@ -119,6 +119,8 @@ struct Pool {
     log: Arc<logstore::LogFile>,
     /// Instances kept warm whatever the traffic (a provision config's target).
     provisioned: std::sync::atomic::AtomicUsize,
+    /// Requests waiting for a slot.
+    waiting: std::sync::atomic::AtomicUsize,
     instances: Mutex<Vec<Arc<Instance>>>,
     starting: Mutex<usize>,
     capacity_freed: Notify,
@@ -246,6 +248,7 @@ impl Invoker {
                 Arc::new(Pool {
                     log: Arc::new(logstore::LogFile::new(path)),
                     provisioned: std::sync::atomic::AtomicUsize::new(0),
+                    waiting: std::sync::atomic::AtomicUsize::new(0),
                     instances: Mutex::new(Vec::new()),
                     starting: Mutex::new(0),
                     capacity_freed: Notify::new(),
@@ -266,18 +269,22 @@ impl Invoker {
                 spec.function
             )));
         }
+        let concurrency = spec.instance_concurrency.max(1) as usize;
         loop {
             let notified = pool.capacity_freed.notified();
             let start_new = {
                 let mut instances = pool.instances.lock().expect("instances");
-                instances.retain(|i| !i.exited());
                 for inst in instances.iter() {
                     if let Ok(permit) = inst.permits.clone().try_acquire_owned() {
                         return Ok((inst.clone(), Slot { _permit: permit, pool: pool.clone() }));
                     }
                 }
+                instances.retain(|i| !i.exited());
                 let mut starting = pool.starting.lock().expect("starting");
-                if instances.len() + *starting < max {
+                // Start another instance only when the demand (the waiting requests and this one) exceeds what
+                // the instances already starting will serve.
+                let demand = pool.waiting.load(std::sync::atomic::Ordering::Relaxed) + 1;
+                if instances.len() + *starting < max && *starting * concurrency < demand {
                     *starting += 1;
                     true
                 } else {
@@ -287,12 +294,23 @@ impl Invoker {
             if start_new {
                 let started = self.start_instance(spec, &pool.log).await;
                 *pool.starting.lock().expect("starting") -= 1;
-                let inst = started?;
+                let inst = match started {
+                    Ok(i) => i,
+                    Err(e) => {
+                        pool.capacity_freed.notify_waiters();
+                        return Err(e);
+                    }
+                };
                 let permit = inst.permits.clone().try_acquire_owned().map_err(|_| InvokeError::internal("new instance has no slot"))?;
                 pool.instances.lock().expect("instances").push(inst.clone());
+                // Its other slots are free for the requests waiting on it.
+                pool.capacity_freed.notify_waiters();
                 return Ok((inst, Slot { _permit: permit, pool: pool.clone() }));
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            pool.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let waited = tokio::time::timeout_at(deadline, notified).await;
+            pool.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            if waited.is_err() {
                 return Err(InvokeError::Throttled(format!(
                     "Reserve resource exhausted: function '{}' has {max} instance(s) busy and no capacity freed within {} ms",
                     spec.function,
@@ -377,8 +395,9 @@ impl Invoker {
         let pool = self.pool(spec);
         let (inst, slot) = self.acquire(spec, &pool).await?;
         inst.touch();
+        // Peak memory is per instance; per request only when the instance serves one at a time.
         if let Some(cg) = &inst.cgroup
-            && inst.permits.available_permits() + 1 >= spec.instance_concurrency as usize
+            && spec.instance_concurrency <= 1
         {
             cg.reset_peak();
         }
@@ -393,7 +412,8 @@ impl Invoker {
         let limit = Duration::from_secs(spec.timeout_secs.max(1));
         let result = inst.call(&self.shared, http_req, limit).await;
         let duration = started.elapsed();
-        let oom = inst.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
+        let failed = !matches!(&result, Ok(r) if r.status == 200);
+        let oom = failed && inst.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
         let max_memory_mb = inst.cgroup.as_ref().and_then(|c| c.memory_peak()).map_or(0, |b| b.div_ceil(1024 * 1024));
         let outcome = match result {
             Ok(r) => {
@@ -447,8 +467,8 @@ impl Invoker {
         };
         if inst.kind == RuntimeKind::Custom && !inst.exited() {
             if want_log {
-                // A custom runtime's output may trail its response by a moment; let the pipe drain.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // A custom runtime's output may trail its response by a moment; let the pipe go quiet.
+                inst.logs.wait_quiet(Duration::from_millis(1), Duration::from_millis(5)).await;
             }
             inst.logs.push(end_marker.clone());
         }
@@ -456,13 +476,18 @@ impl Invoker {
             inst.kill();
         }
         drop(slot);
-        let billed = duration.as_millis().div_ceil(1).max(1);
-        let mut log = inst.logs.segment(&start_marker, &end_marker);
-        log.push(format!(
-            "Duration: {:.2} ms, Billed Duration: {billed} ms, Memory Size: {} MB, Max Memory Used: {max_memory_mb} MB",
-            duration.as_secs_f64() * 1000.0,
-            spec.memory_mb
-        ));
+        let log = if want_log {
+            let mut lines = inst.logs.segment(&start_marker, &end_marker);
+            lines.push(format!(
+                "Duration: {:.2} ms, Billed Duration: {} ms, Memory Size: {} MB, Max Memory Used: {max_memory_mb} MB",
+                duration.as_secs_f64() * 1000.0,
+                duration.as_millis().max(1),
+                spec.memory_mb
+            ));
+            lines.join("\n")
+        } else {
+            String::new()
+        };
         let (body, content_type, error_type) = outcome;
         let result = match error_type {
             None => "success",
@@ -470,7 +495,7 @@ impl Invoker {
             Some(_) => "unhandled_error",
         };
         metrics::counter!("openfc_invocations_total", "service" => spec.service.clone(), "function" => spec.function.clone(), "outcome" => result).increment(1);
-        Ok(InvokeOutcome { body, content_type, error_type, duration, max_memory_mb, log: log.join("\n"), instance_id: inst.id.clone() })
+        Ok(InvokeOutcome { body, content_type, error_type, duration, max_memory_mb, log, instance_id: inst.id.clone() })
     }
 
     /// Keeps `target` instances of `spec` running (capped by the instance limit); returns how many run.

@@ -61,6 +61,18 @@ impl LogRing {
         }
     }
 
+    /// Waits until no line has arrived for `quiet`, or at most `limit`.
+    pub async fn wait_quiet(&self, quiet: Duration, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.notify.notified();
+            let until = (tokio::time::Instant::now() + quiet).min(deadline);
+            if tokio::time::timeout_at(until, notified).await.is_err() || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+        }
+    }
+
     /// The lines from `start` to `end` (the last such segment), inclusive.
     pub fn segment(&self, start: &str, end: &str) -> Vec<String> {
         let r = self.inner.lock().expect("log ring");

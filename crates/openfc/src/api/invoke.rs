@@ -69,6 +69,21 @@ pub(crate) fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> 
     })
 }
 
+/// `function_spec`, built once per function state rather than per request (it parses the stored config).
+fn cached_spec(app: &App, account: &str, target: &InvokeTarget) -> Result<std::sync::Arc<FunctionSpec>, ApiError> {
+    let f = &target.function;
+    let key = format!(
+        "{account}/{}/{}@{:?}#{}#{}#{}#{:?}",
+        f.service_name, f.name, target.version, f.etag, target.service.etag, target.qualifier, target.max_instances
+    );
+    if let Some(spec) = app.specs.get(&key) {
+        return Ok(spec);
+    }
+    let spec = std::sync::Arc::new(function_spec(app, account, target)?);
+    app.specs.put(key, spec.clone());
+    Ok(spec)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn invoke(
     app: &App,
@@ -106,7 +121,7 @@ pub async fn invoke(
         return Err(ApiError::new(ErrorCode::EntityTooLarge, format!("payload size exceeds maximum allowed size ({max} bytes)")));
     }
     let target = app.fc.invoke_target(account, service, function, qualifier).await?;
-    let spec = function_spec(app, account, &target)?;
+    let spec = cached_spec(app, account, &target)?;
     let req = InvokeRequest {
         request_id: request_id.to_owned(),
         want_log: tail,

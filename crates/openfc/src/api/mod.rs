@@ -32,6 +32,8 @@ use error::ApiError;
 pub struct App {
     pub fc: Fc,
     pub invoker: std::sync::Arc<openfc_invoker::Invoker>,
+    /// Invocation specs by function state (see `invoke::cached_spec`).
+    pub specs: openfc_core::cache::ReadCache<String, Arc<openfc_invoker::FunctionSpec>>,
     pub keyring: Keyring,
     pub region: String,
     pub public_url: String,
