@@ -129,6 +129,7 @@ impl Instance {
             argv,
             env: env_vec(spec, &id),
             cwd: PathBuf::from("/code"),
+            blackhole: if spec.internet_access && shared.config.slirp4netns.is_some() { shared.host_addresses.clone() } else { Vec::new() },
         };
         let spec_json = serde_json::to_string(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
         let mut child = tokio::process::Command::new(&shared.self_exe)

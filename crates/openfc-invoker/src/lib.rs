@@ -107,6 +107,8 @@ pub struct Shared {
     pub instances_dir: PathBuf,
     pub self_exe: PathBuf,
     pub home_netns: std::fs::File,
+    /// The host's own addresses, which instances with outbound network must not reach.
+    pub host_addresses: Vec<std::net::IpAddr>,
 }
 
 pub struct Invoker {
@@ -187,6 +189,7 @@ impl Invoker {
             instances_dir,
             self_exe: std::env::current_exe()?,
             home_netns: std::fs::File::open("/proc/self/ns/net")?,
+            host_addresses: openfc_sandbox::host_addresses(),
             config,
         });
         let invoker = Arc::new(Invoker { shared, packages, pools: Mutex::new(HashMap::new()) });
@@ -276,6 +279,10 @@ impl Invoker {
                 let mut instances = pool.instances.lock().expect("instances");
                 for inst in instances.iter() {
                     if let Ok(permit) = inst.permits.clone().try_acquire_owned() {
+                        // A crashed, timed-out or OOM-killed instance never takes another request.
+                        if inst.exited() {
+                            continue;
+                        }
                         return Ok((inst.clone(), Slot { _permit: permit, pool: pool.clone() }));
                     }
                 }
@@ -412,6 +419,8 @@ impl Invoker {
         let limit = Duration::from_secs(spec.timeout_secs.max(1));
         let result = inst.call(&self.shared, http_req, limit).await;
         let duration = started.elapsed();
+        // Idle time counts from the end of the last request.
+        inst.touch();
         let failed = !matches!(&result, Ok(r) if r.status == 200);
         let oom = failed && inst.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
         let max_memory_mb = inst.cgroup.as_ref().and_then(|c| c.memory_peak()).map_or(0, |b| b.div_ceil(1024 * 1024));
@@ -461,6 +470,7 @@ impl Invoker {
                         inst.logs.tail(10).join("\n")
                     )
                 };
+                inst.logs.push(format!("FC Invoke End RequestId: {}, Error: {msg}", req.request_id));
                 let kind = if oom { "FunctionOOMError" } else { "FunctionExitedError" };
                 (error_body(kind, &msg), Some("application/json".into()), Some(UNHANDLED))
             }

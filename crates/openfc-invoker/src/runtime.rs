@@ -35,6 +35,19 @@ const PYTHON: &[&str] = &["python3", "python3.9", "python3.10", "python3.12"];
 const NODE: &[&str] = &["nodejs12", "nodejs14", "nodejs16", "nodejs18", "nodejs20"];
 const CUSTOM: &[&str] = &["custom", "custom.debian10", "custom.debian11"];
 
+/// Refuses, naming it, a runtime openfc cannot run.
+pub fn check_supported(runtime: &str) -> Result<(), InvokeError> {
+    if CUSTOM.contains(&runtime) || PYTHON.contains(&runtime) || NODE.contains(&runtime) {
+        return Ok(());
+    }
+    Err(InvokeError::UnsupportedRuntime(format!(
+        "runtime '{runtime}' cannot run on openfc; supported runtimes: {}, {}, {}",
+        CUSTOM.join(", "),
+        PYTHON.join(", "),
+        NODE.join(", ")
+    )))
+}
+
 /// The command line of a function's runtime process.
 pub fn command(spec: &FunctionSpec, interp: &Interpreters) -> Result<(Vec<String>, RuntimeKind), InvokeError> {
     let rt = spec.runtime.as_str();
@@ -51,12 +64,7 @@ pub fn command(spec: &FunctionSpec, interp: &Interpreters) -> Result<(Vec<String
         let shim = format!("{RUNTIME_MOUNT}/nodejs/bootstrap.js");
         return Ok((vec![interp.node.display().to_string(), shim], RuntimeKind::Shim));
     }
-    Err(InvokeError::UnsupportedRuntime(format!(
-        "runtime '{rt}' cannot run on openfc; supported runtimes: {}, {}, {}",
-        CUSTOM.join(", "),
-        PYTHON.join(", "),
-        NODE.join(", ")
-    )))
+    check_supported(rt).map(|()| unreachable!("every supported runtime has a command above"))
 }
 
 /// Writes the shims into `dir` (world-readable), replacing older copies.

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
+};
 
 use crate::sys::Result;
 
@@ -48,11 +50,38 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_mknodat,
 ];
 
-pub fn apply() -> Result<()> {
-    let rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|s| (*s as i64, Vec::new())).collect();
+/// `clone` flags that would create namespaces (the first step of many container escapes).
+const NAMESPACE_FLAGS: &[libc::c_int] = &[
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWCGROUP,
+];
+
+fn install(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<()> {
     let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("seccomp arch: {e:?}"))?;
-    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
+    let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(errno as u32), arch)
         .map_err(|e| format!("seccomp filter: {e}"))?;
     let program: BpfProgram = filter.try_into().map_err(|e| format!("seccomp compile: {e:?}"))?;
     seccompiler::apply_filter(&program).map_err(|e| format!("seccomp apply: {e}"))
+}
+
+pub fn apply() -> Result<()> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|s| (*s as i64, Vec::new())).collect();
+    // clone with any namespace flag: one rule per flag (a rule matches when all its conditions do).
+    let clone_rules = NAMESPACE_FLAGS
+        .iter()
+        .map(|f| {
+            let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(*f as u64), *f as u64)
+                .map_err(|e| format!("seccomp condition: {e}"))?;
+            SeccompRule::new(vec![cond]).map_err(|e| format!("seccomp rule: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    rules.insert(libc::SYS_clone, clone_rules);
+    install(rules, libc::EPERM)?;
+    // clone3 passes its flags in memory, out of a filter's reach: answer ENOSYS so libc falls back to clone.
+    install(BTreeMap::from([(libc::SYS_clone3, Vec::new())]), libc::ENOSYS)
 }

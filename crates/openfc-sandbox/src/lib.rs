@@ -40,6 +40,9 @@ pub struct Spec {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
+    /// Addresses the instance must not reach (the host's own, when it has outbound network).
+    #[serde(default)]
+    pub blackhole: Vec<std::net::IpAddr>,
 }
 
 /// Runs the launcher; never returns. Exit status: the runtime's, or 128 + signal; 125 when the sandbox
@@ -81,4 +84,32 @@ pub fn connect_in_netns(
         std::process::abort();
     }
     result
+}
+
+/// This host's own IPv4 addresses, other than loopback.
+pub fn host_addresses() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return out;
+    }
+    let mut cur = list;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned and we have not freed it yet.
+        let ifa = unsafe { &*cur };
+        // SAFETY: a non-null ifa_addr points at a sockaddr whose family says which struct it is.
+        if !ifa.ifa_addr.is_null() && i32::from(unsafe { (*ifa.ifa_addr).sa_family }) == libc::AF_INET {
+            // SAFETY: family AF_INET means the sockaddr is a sockaddr_in.
+            let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            if !ip.is_loopback() && !out.contains(&std::net::IpAddr::V4(ip)) {
+                out.push(std::net::IpAddr::V4(ip));
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `list` came from getifaddrs.
+    unsafe { libc::freeifaddrs(list) };
+    out
 }

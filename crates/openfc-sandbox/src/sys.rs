@@ -68,6 +68,16 @@ fn namespace_init(spec: &Spec) -> Result<i32> {
     mounts::build_root(spec)?;
     sethostname(&spec.hostname)?;
     loopback_up()?;
+    for addr in &spec.blackhole {
+        // Before the runtime exists: the host's own addresses are unreachable from its first instruction.
+        let status = std::process::Command::new("/usr/sbin/ip")
+            .args(["route", "add", "blackhole", &format!("{addr}/32")])
+            .status()
+            .map_err(|e| format!("ip route add blackhole {addr}: {e}"))?;
+        if !status.success() {
+            return Err(format!("ip route add blackhole {addr}: {status}"));
+        }
+    }
     // SAFETY: as in `launcher`, this process is single-threaded.
     let runtime = check(unsafe { libc::fork() }, "fork runtime")?;
     if runtime == 0 {

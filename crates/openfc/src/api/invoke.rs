@@ -33,6 +33,8 @@ pub(crate) fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> 
     let f = &target.function;
     let fields: FunctionFields = serde_json::from_value(f.config.clone())
         .map_err(|e| ApiError::internal(format!("stored function config unreadable: {e}")))?;
+    // Before anything else: an async request for a runtime openfc cannot run must not be accepted.
+    openfc_invoker::runtime::check_supported(fields.runtime.as_deref().unwrap_or(""))?;
     let code = f.code.clone().ok_or_else(|| invalid(format!("function '{}' has no code package to run", f.name)))?;
     let log = target.service.config.get("logConfig");
     let log_field = |k: &str| log.and_then(|l| l.get(k)).and_then(|v| v.as_str()).unwrap_or("").to_owned();
