@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 /// The caches of the hot paths (GetFunction, GetFunctionCode, InvokeFunction), sharing one TTL.
 pub struct HotCache {
     /// LATEST functions by (account, service, function).
-    pub functions: ReadCache<(String, String, String), crate::ports::FunctionRecord>,
+    pub functions: ReadCache<(String, String, String), std::sync::Arc<crate::ports::FunctionRecord>>,
     /// Published function snapshots by (account, service, function, version): immutable while they exist.
-    pub versions: ReadCache<(String, String, String, u64), crate::ports::FunctionRecord>,
-    pub services: ReadCache<(String, String), crate::ports::ServiceRecord>,
+    pub versions: ReadCache<(String, String, String, u64), std::sync::Arc<crate::ports::FunctionRecord>>,
+    pub services: ReadCache<(String, String), std::sync::Arc<crate::ports::ServiceRecord>>,
     pub aliases: ReadCache<(String, String, String), crate::versions::Alias>,
     /// Layer versions by (account, ARN): immutable while they exist.
     pub layers: ReadCache<(String, String), crate::ports::LayerVersionRecord>,

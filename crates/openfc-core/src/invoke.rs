@@ -1,6 +1,8 @@
 //! What an invocation runs: the qualifier followed to a function snapshot (an alias's additional-version
 //! weights decide per request), from the hot caches, so the invoke path normally reads no database.
 
+use std::sync::Arc;
+
 use rand::Rng;
 
 use crate::error::{CoreError, CoreResult};
@@ -10,12 +12,12 @@ use crate::usecase::Fc;
 use crate::versions::Alias;
 
 pub struct InvokeTarget {
-    pub function: FunctionRecord,
+    pub function: Arc<FunctionRecord>,
     /// The function's layers, in order.
     pub layers: Vec<crate::ports::CodeRef>,
     /// The on-demand config's `maximumInstanceCount` for this qualifier, when set.
     pub max_instances: Option<u32>,
-    pub service: ServiceRecord,
+    pub service: Arc<ServiceRecord>,
     /// The qualifier as the caller gave it (`LATEST` when none).
     pub qualifier: String,
     /// The version that runs, or `None` for LATEST.
@@ -35,12 +37,12 @@ pub fn route(alias: &Alias, roll: f64) -> CoreResult<u64> {
 }
 
 impl Fc {
-    async fn cached_service(&self, account: &str, service: &ServiceName) -> CoreResult<ServiceRecord> {
+    async fn cached_service(&self, account: &str, service: &ServiceName) -> CoreResult<Arc<ServiceRecord>> {
         let key = (account.to_owned(), service.to_string());
         if let Some(s) = self.hot.services.get(&key) {
             return Ok(s);
         }
-        let rec = self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
+        let rec = Arc::new(self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?);
         self.hot.services.put(key, rec.clone());
         Ok(rec)
     }
@@ -76,8 +78,8 @@ impl Fc {
             }
         };
         let rec = match version {
-            None => self.get_function(account, service, function, &Qualifier::Latest).await?,
-            Some(v) => self.get_function(account, service, function, &Qualifier::Version(v)).await?,
+            None => self.shared_function(account, service, function, &Qualifier::Latest).await?,
+            Some(v) => self.shared_function(account, service, function, &Qualifier::Version(v)).await?,
         };
         let arns: Vec<String> = rec.config.get("layers").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
         let mut layers = Vec::new();

@@ -266,16 +266,28 @@ impl Fc {
         name: &FunctionName,
         q: &Qualifier,
     ) -> CoreResult<FunctionRecord> {
+        Ok(self.shared_function(account, service, name, q).await?.as_ref().clone())
+    }
+
+    /// As `get_function`, shared with the cache (no copy of the configuration: the invoke path uses this).
+    pub async fn shared_function(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        name: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<Arc<FunctionRecord>> {
         if let Resolved::Version(v) = self.resolve(account, service, q).await? {
             let key = (account.to_owned(), service.to_string(), name.to_string(), v);
             if let Some(rec) = self.hot.versions.get(&key) {
                 return Ok(rec);
             }
-            let rec = self
-                .meta
-                .get_version_function(account, service.as_str(), v, name.as_str())
-                .await
-                .map_err(Self::function_missing(service, name))?;
+            let rec = Arc::new(
+                self.meta
+                    .get_version_function(account, service.as_str(), v, name.as_str())
+                    .await
+                    .map_err(Self::function_missing(service, name))?,
+            );
             self.hot.versions.put(key, rec.clone());
             return Ok(rec);
         }
@@ -283,7 +295,7 @@ impl Fc {
         if let Some(rec) = self.hot.functions.get(&key) {
             return Ok(rec);
         }
-        let rec = self.fresh_function(account, service, name).await?;
+        let rec = Arc::new(self.fresh_function(account, service, name).await?);
         self.hot.functions.put(key, rec.clone());
         Ok(rec)
     }
