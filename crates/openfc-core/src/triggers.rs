@@ -435,6 +435,29 @@ impl Fc {
         self.list_children(account, KIND, &format!("{service}/{function}/"), page).await
     }
 
+    /// The function's HTTP trigger for a qualifier (a trigger without one serves LATEST).
+    pub async fn http_trigger(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        qualifier: &Qualifier,
+    ) -> CoreResult<Document> {
+        let parent = format!("{service}/{function}/");
+        let wanted = qualifier.to_string();
+        let docs = self.meta.list_docs(account, KIND, &parent, &parent, 1000).await?;
+        docs.into_iter()
+            .find(|d| {
+                d.body.get("triggerType").and_then(Value::as_str) == Some("http")
+                    && d.body.get("qualifier").and_then(Value::as_str).filter(|q| !q.is_empty()).unwrap_or("LATEST") == wanted
+            })
+            .ok_or_else(|| CoreError::TriggerNotFound {
+                service: service.to_string(),
+                function: function.to_string(),
+                trigger: format!("(an HTTP trigger for qualifier {wanted})"),
+            })
+    }
+
     /// DeleteFunction refuses while triggers remain.
     pub(crate) async fn check_no_triggers(&self, account: &str, service: &ServiceName, function: &FunctionName) -> CoreResult<()> {
         let parent = format!("{service}/{function}/");

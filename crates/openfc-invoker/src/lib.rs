@@ -132,6 +132,8 @@ struct Pool {
 /// One invocation.
 pub struct InvokeRequest {
     pub request_id: String,
+    /// An HTTP-trigger request (method, the URI the function sees, client headers); `None` for an event.
+    pub http: Option<HttpCall>,
     /// The caller wants the log (`X-Fc-Log-Type: Tail`): wait for the runtime's output to drain.
     pub want_log: bool,
     pub event: Bytes,
@@ -139,8 +141,23 @@ pub struct InvokeRequest {
     pub access_key_secret: String,
 }
 
+pub struct HttpCall {
+    pub method: http::Method,
+    pub uri: String,
+    pub headers: http::HeaderMap,
+}
+
+/// Response headers a function may not set (hop-by-hop, framing, or FC's own).
+fn reserved_header(name: &str) -> bool {
+    name.starts_with("x-fc-")
+        || matches!(name, "connection" | "content-length" | "date" | "keep-alive" | "server" | "transfer-encoding" | "upgrade")
+}
+
 /// What a function made of an invocation. Function failures are outcomes, not errors.
 pub struct InvokeOutcome {
+    /// The function's status and headers (HTTP-trigger requests; events answer 200).
+    pub status: u16,
+    pub headers: http::HeaderMap,
     pub body: Bytes,
     pub content_type: Option<String>,
     /// `HandledInvocationError` / `UnhandledInvocationError`
@@ -415,7 +432,22 @@ impl Invoker {
         }
         let started = Instant::now();
         let want_log = req.want_log;
-        let http_req = self.control_request(spec, "/invoke", &req.request_id, Some((&req.access_key_id, &req.access_key_secret)), req.event);
+        let is_http = req.http.is_some();
+        let keys = Some((req.access_key_id.as_str(), req.access_key_secret.as_str()));
+        let http_req = match req.http {
+            None => self.control_request(spec, "/invoke", &req.request_id, keys, req.event),
+            Some(call) => {
+                let mut r = self.control_request(spec, "/http-invoke", &req.request_id, keys, req.event);
+                *r.method_mut() = call.method;
+                *r.uri_mut() = call.uri.parse().map_err(|e| InvokeError::internal(format!("request URI: {e}")))?;
+                for (k, v) in call.headers.iter() {
+                    if !reserved_header(k.as_str()) && k != http::header::HOST {
+                        r.headers_mut().append(k.clone(), v.clone());
+                    }
+                }
+                r
+            }
+        };
         let limit = Duration::from_secs(spec.timeout_secs.max(1));
         let result = inst.call(&self.shared, http_req, limit).await;
         let duration = started.elapsed();
@@ -430,7 +462,10 @@ impl Invoker {
                     inst.logs.wait_for(&end_marker, Duration::from_millis(100)).await;
                 }
                 let header = |k: &str| r.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
-                let failed = r.status != 200 || header("x-fc-status").is_some_and(|s| s != "200");
+                // An HTTP function's own 404 is a response; failure is what the runtime marks as one.
+                let failed = (!is_http && r.status != 200)
+                    || header("x-fc-status").is_some_and(|s| s != "200")
+                    || (is_http && header("x-fc-error-type").is_some());
                 let error_type = if !failed {
                     None
                 } else {
@@ -447,13 +482,22 @@ impl Invoker {
                 } else {
                     r.body
                 };
-                (body, header("content-type"), error_type)
+                let status = if failed { 200 } else { r.status };
+                let mut passed = http::HeaderMap::new();
+                if is_http && !failed {
+                    for (k, v) in r.headers.iter() {
+                        if !reserved_header(k.as_str()) {
+                            passed.append(k.clone(), v.clone());
+                        }
+                    }
+                }
+                (status, passed, body, header("content-type"), error_type)
             }
             Err(CallError::Timeout) => {
                 inst.kill();
                 let msg = format!("Function timed out after {} seconds (maxMemoryUsage: {max_memory_mb}MB)", spec.timeout_secs);
                 inst.logs.push(format!("FC Invoke End RequestId: {}, Error: {msg}", req.request_id));
-                (error_body("FunctionTimeoutError", &msg), Some("application/json".into()), Some(UNHANDLED))
+                (200, http::HeaderMap::new(), error_body("FunctionTimeoutError", &msg), Some("application/json".into()), Some(UNHANDLED))
             }
             Err(CallError::Broken(e)) => {
                 // Let the process finish dying and its output drain, then say what happened.
@@ -472,7 +516,7 @@ impl Invoker {
                 };
                 inst.logs.push(format!("FC Invoke End RequestId: {}, Error: {msg}", req.request_id));
                 let kind = if oom { "FunctionOOMError" } else { "FunctionExitedError" };
-                (error_body(kind, &msg), Some("application/json".into()), Some(UNHANDLED))
+                (200, http::HeaderMap::new(), error_body(kind, &msg), Some("application/json".into()), Some(UNHANDLED))
             }
         };
         if inst.kind == RuntimeKind::Custom && !inst.exited() {
@@ -498,14 +542,14 @@ impl Invoker {
         } else {
             String::new()
         };
-        let (body, content_type, error_type) = outcome;
+        let (status, headers, body, content_type, error_type) = outcome;
         let result = match error_type {
             None => "success",
             Some(HANDLED) => "handled_error",
             Some(_) => "unhandled_error",
         };
         metrics::counter!("openfc_invocations_total", "service" => spec.service.clone(), "function" => spec.function.clone(), "outcome" => result).increment(1);
-        Ok(InvokeOutcome { body, content_type, error_type, duration, max_memory_mb, log, instance_id: inst.id.clone() })
+        Ok(InvokeOutcome { status, headers, body, content_type, error_type, duration, max_memory_mb, log, instance_id: inst.id.clone() })
     }
 
     /// Keeps `target` instances of `spec` running (capped by the instance limit); returns how many run.

@@ -144,6 +144,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let app = Arc::new(App {
         fc,
         invoker: invoker.clone(),
+        default_account: account.clone(),
         specs: openfc_core::cache::ReadCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms.max(1000)), 10_000),
         keyring: Keyring::new(meta_dyn, master.clone(), Duration::from_secs(cfg.key_cache_ttl)),
         region: cfg.region.clone(),

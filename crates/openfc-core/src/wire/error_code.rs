@@ -31,6 +31,7 @@ pub enum ErrorCode {
     InvalidRange,
     FunctionNotStarted,
     ResourceThrottled,
+    MethodNotAllowed,
     InternalServerError,
 }
 
@@ -68,6 +69,7 @@ impl ErrorCode {
             InvalidRange => ("InvalidRange", 416),
             FunctionNotStarted => ("FunctionNotStarted", 412),
             ResourceThrottled => ("ResourceThrottled", 429),
+            MethodNotAllowed => ("MethodNotAllowed", 405),
             InternalServerError => ("InternalServerError", 500),
         }
     }

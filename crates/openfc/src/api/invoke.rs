@@ -72,7 +72,7 @@ pub(crate) fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> 
 }
 
 /// `function_spec`, built once per function state rather than per request (it parses the stored config).
-fn cached_spec(app: &App, account: &str, target: &InvokeTarget) -> Result<std::sync::Arc<FunctionSpec>, ApiError> {
+pub(crate) fn cached_spec(app: &App, account: &str, target: &InvokeTarget) -> Result<std::sync::Arc<FunctionSpec>, ApiError> {
     let f = &target.function;
     let key = format!(
         "{account}/{}/{}@{:?}#{}#{}#{}#{:?}",
@@ -126,6 +126,7 @@ pub async fn invoke(
     let spec = cached_spec(app, account, &target)?;
     let req = InvokeRequest {
         request_id: request_id.to_owned(),
+        http: None,
         want_log: tail,
         event: body,
         access_key_id: String::new(),

@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod error;
 mod handlers;
 pub mod invoke;
+mod proxy;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +33,8 @@ use error::ApiError;
 pub struct App {
     pub fc: Fc,
     pub invoker: std::sync::Arc<openfc_invoker::Invoker>,
+    /// The account anonymous HTTP-trigger requests reach (the embedded single-account default).
+    pub default_account: String,
     /// Invocation specs by function state (see `invoke::cached_spec`).
     pub specs: openfc_core::cache::ReadCache<String, Arc<openfc_invoker::FunctionSpec>>,
     pub keyring: Keyring,
@@ -77,6 +80,9 @@ async fn entry(State(app): State<Arc<App>>, req: Request) -> Response {
         Some(key) => {
             let query = Query::parse(parts.uri.query());
             ("DownloadCode", download::serve(&app, &parts.method, key, &query, &parts.headers).await)
+        }
+        None if proxy::split(&path).is_some() => {
+            ("HttpTrigger", proxy::handle(&app, &request_id, parts, body).await)
         }
         None => api(&app, &request_id, parts, body).await,
     };
@@ -135,7 +141,7 @@ async fn api(
 }
 
 /// Collects the body into one buffer sized from Content-Length, refusing more than `max` bytes.
-async fn read_body(body: Body, headers: &axum::http::HeaderMap, max: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body, headers: &axum::http::HeaderMap, max: usize) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::new(ErrorCode::EntityTooLarge, format!("payload size exceeds maximum allowed size ({max} bytes)"));
     let declared = headers
         .get(header::CONTENT_LENGTH)

@@ -1,0 +1,117 @@
+//! HTTP triggers (spec §5.7): `{ANY} /{v}/proxy/{svc}[.{qualifier}]/{fn}[/{path}]`. The function's HTTP
+//! trigger decides whether a signature is needed (`authType`) and which methods pass; the request reaches the
+//! function as itself (method, path, query, headers, body) and its response comes back as it gave it.
+
+use axum::body::{Body, Bytes};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use openfc_core::names::{FunctionName, Qualifier, ServiceName};
+use openfc_core::wire::ErrorCode;
+use openfc_invoker::{HttpCall, InvokeRequest};
+use serde_json::Value;
+
+use super::App;
+use super::error::ApiError;
+
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+const MAX_URI_BYTES: usize = 4 * 1024;
+
+/// (service segment, function, the path after the function) of a proxy path, or `None` if it is not one.
+pub fn split(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix("/2016-08-15/proxy/").or_else(|| path.strip_prefix("/2021-04-06/proxy/"))?;
+    let (svc, rest) = rest.split_once('/')?;
+    let (function, sub) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    Some((svc, function, sub))
+}
+
+pub async fn handle(app: &App, request_id: &str, parts: Parts, body: Body) -> Result<Response, ApiError> {
+    let path = parts.uri.path().to_owned();
+    let (svc_seg, fn_seg, sub) = split(&path).ok_or_else(|| ApiError::path_not_supported(parts.method.as_str(), &path))?;
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let (svc, qualifier) = match decode(svc_seg).split_once('.') {
+        Some((s, q)) => (s.to_owned(), q.to_owned()),
+        None => (decode(svc_seg), String::new()),
+    };
+    let service = ServiceName::parse(&svc)?;
+    let function = FunctionName::parse(&decode(fn_seg))?;
+    let qualifier = Qualifier::parse(&qualifier)?;
+    let uri_len = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let header_len: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if uri_len > MAX_URI_BYTES || header_len > MAX_HEADER_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("HTTP trigger requests allow {MAX_URI_BYTES} bytes of path and query and {MAX_HEADER_BYTES} bytes of headers"),
+        ));
+    }
+    let body = super::read_body(body, &parts.headers, 32 * 1024 * 1024).await?;
+
+    // Signed requests name their account; anonymous ones reach this server's own account.
+    let signed = parts.headers.contains_key("authorization");
+    let account = if signed {
+        super::auth::authenticate(&app.keyring, &parts, &body).await?
+    } else {
+        app.default_account.clone()
+    };
+    let target = app.fc.invoke_target(&account, &service, &function, &qualifier).await?;
+    let trigger = app.fc.http_trigger(&account, &service, &function, &qualifier).await?;
+    let cfg = trigger.body.get("triggerConfig").cloned().unwrap_or(Value::Null);
+    if cfg.get("authType").and_then(Value::as_str) == Some("function") && !signed {
+        return Err(ApiError::new(
+            ErrorCode::MissingRequiredHeader,
+            "required HTTP header Authorization was not specified (the HTTP trigger's authType is function)",
+        ));
+    }
+    let allowed = cfg.get("methods").and_then(Value::as_array).is_some_and(|m| {
+        m.iter().filter_map(Value::as_str).any(|m| m.eq_ignore_ascii_case(parts.method.as_str()))
+    });
+    if !allowed {
+        return Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("method {} is not allowed by the HTTP trigger of function '{function}'", parts.method),
+        ));
+    }
+
+    let spec = super::invoke::cached_spec(app, &account, &target)?;
+    // Custom runtimes see the full original URI (as on FC's account endpoint); built-in runtimes the path
+    // after the function.
+    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let uri = if spec.runtime.starts_with("custom") { format!("{path}{query}") } else { format!("{sub}{query}") };
+    let mut headers = parts.headers.clone();
+    if let Ok(v) = HeaderValue::from_str(&format!("{path}{query}")) {
+        headers.insert("x-fc-request-uri", v);
+    }
+    let req = InvokeRequest {
+        request_id: request_id.to_owned(),
+        http: Some(HttpCall { method: parts.method.clone(), uri, headers }),
+        want_log: false,
+        event: Bytes::from(body),
+        access_key_id: String::new(),
+        access_key_secret: String::new(),
+    };
+    let outcome = app.invoker.invoke(&spec, req).await?;
+    let mut resp = (StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK), outcome.body).into_response();
+    *resp.headers_mut() = outcome.headers;
+    if let Some(t) = outcome.error_type {
+        resp.headers_mut().insert("x-fc-error-type", HeaderValue::from_static(t));
+        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn proxy_paths() {
+        assert_eq!(split("/2016-08-15/proxy/s.LATEST/f/a/b"), Some(("s.LATEST", "f", "/a/b")));
+        assert_eq!(split("/2021-04-06/proxy/s/f"), Some(("s", "f", "/")));
+        assert_eq!(split("/2021-04-06/proxy/s/f/"), Some(("s", "f", "/")));
+        assert_eq!(split("/2016-08-15/proxy/s"), None);
+        assert_eq!(split("/2016-08-15/services/s"), None);
+    }
+}
