@@ -29,7 +29,7 @@ pub struct Instance {
     pub kind: RuntimeKind,
     pub permits: Arc<Semaphore>,
     pub logs: Arc<LogRing>,
-    pub cgroup: Option<Cgroup>,
+    pub cgroup: Option<Arc<Cgroup>>,
     launcher: Mutex<Option<tokio::process::Child>>,
     /// The user-mode network stack of an instance with outbound access.
     slirp: Mutex<Option<tokio::process::Child>>,
@@ -191,7 +191,7 @@ impl Instance {
             kind,
             permits: Arc::new(Semaphore::new(spec.instance_concurrency.max(1) as usize)),
             logs,
-            cgroup,
+            cgroup: cgroup.map(Arc::new),
             launcher: Mutex::new(Some(child)),
             slirp: Mutex::new(slirp),
             netns,
@@ -213,7 +213,8 @@ impl Instance {
                 }
                 Err(_) if !instance.exited() && Instant::now() < deadline => {
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_millis(10));
+                    // Polls are cheap (one connect attempt); a coarse back-off would add its own latency.
+                    delay = (delay * 2).min(Duration::from_millis(2));
                 }
                 Err(e) => {
                     let why = if instance.exited() { "the runtime exited before listening".to_owned() } else {
@@ -327,19 +328,30 @@ impl Instance {
             });
         }
         self.idle.lock().expect("idle").clear();
-        if let Some(cg) = &self.cgroup {
-            cg.destroy();
+        self.release();
+    }
+
+    /// Removes the cgroup (waiting for its processes to die) and the root directory, off the async threads.
+    fn release(&self) {
+        let (cg, root) = (self.cgroup.clone(), self.root.clone());
+        let work = move || {
+            if let Some(cg) = cg {
+                cg.destroy();
+            }
+            let _ = std::fs::remove_dir(&root);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(work);
+            }
+            Err(_) => work(),
         }
-        let _ = std::fs::remove_dir(&self.root);
     }
 }
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        if let Some(cg) = &self.cgroup {
-            cg.destroy();
-        }
-        let _ = std::fs::remove_dir(&self.root);
+        self.release();
     }
 }
 
