@@ -177,3 +177,20 @@ def test_health_counts_busy_and_idle_instances(srv, svc):
         ok_json(slow.result())
     after = health(srv)["instances"]
     assert after["busy"] == 0 and after["idle"] == after["alive"] >= 1, after
+
+
+def test_fifty_parallel_invocations_with_concurrency_ten_use_at_most_five_instances(server_factory):
+    """50 requests at once, instanceConcurrency 10, cold: demand-aware scale-out starts ceil(50/10) = 5 instances,
+    not one per request (on a server whose instance limit would allow 10)."""
+    s = server_factory.start("sqlite", args=["--max-instances", "10", "--queue-timeout-ms", "20000"])
+    try:
+        svc = new_service(s, "fiftysvc")
+        fn = new_function(s, svc, SLEEPER, timeout=20, instanceConcurrency=10)
+        results = parallel(s, svc, fn, [b"1.0"] * 50)
+        bodies = [ok_json(inv) for inv, _ in results]
+        instances = {b["instance"] for b in bodies}
+        assert len(instances) <= 5, f"{len(instances)} instances for 50 requests at concurrency 10"
+        assert max(b["peak"] for b in bodies) <= 10, "an instance served more than instanceConcurrency at once"
+        assert health(s)["instances"]["alive"] <= 5
+    finally:
+        s.close()
