@@ -133,7 +133,7 @@ impl Instance {
         };
         let spec_json = serde_json::to_string(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
         let mut child = tokio::process::Command::new(&shared.self_exe)
-            .arg(openfc_sandbox_command())
+            .arg(openfc_sandbox::COMMAND)
             .env_clear()
             .env(openfc_sandbox::SPEC_ENV, spec_json)
             .stdin(Stdio::null())
@@ -353,8 +353,4 @@ impl Drop for Instance {
     fn drop(&mut self) {
         self.release();
     }
-}
-
-fn openfc_sandbox_command() -> &'static str {
-    "__sandbox"
 }

@@ -17,6 +17,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// The hidden first argument that turns the `openfc` binary into the launcher.
+pub const COMMAND: &str = "__sandbox";
+
 /// The environment variable carrying the launcher's `Spec` as JSON.
 pub const SPEC_ENV: &str = "OPENFC_SANDBOX_SPEC";
 

@@ -10,8 +10,6 @@ mod server;
 
 use clap::{Parser, Subcommand};
 
-/// Hidden first argument that turns this binary into the instance launcher (see `openfc-sandbox`).
-pub const SANDBOX_COMMAND: &str = "__sandbox";
 
 #[derive(Parser)]
 #[command(name = "openfc", version, about = "Self-hosted Function Compute 2.0 API server")]
@@ -49,7 +47,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     // The instance launcher must stay single-threaded (it forks), so it runs before anything else starts.
     // The spec travels in the environment, which the sandboxed user cannot read from /proc (unlike argv).
-    if std::env::args().nth(1).as_deref() == Some(SANDBOX_COMMAND) {
+    if std::env::args().nth(1).as_deref() == Some(openfc_sandbox::COMMAND) {
         let spec = std::env::var(openfc_sandbox::SPEC_ENV)?;
         openfc_sandbox::launch(&serde_json::from_str(&spec)?);
     }
