@@ -37,6 +37,8 @@ pub struct Instance {
     port: u16,
     idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
     last_used: Mutex<Instant>,
+    /// Host directories this instance shows (its package and merged layers): kept while it runs.
+    pub uses: Vec<PathBuf>,
     dead: AtomicBool,
     root: PathBuf,
 }
@@ -113,6 +115,7 @@ impl Instance {
             cpu_shares: (spec.memory_mb * 1024 / 128).max(2),
         };
         let cgroup = shared.cgroups.create(&id, limits).map_err(|e| InvokeError::internal(format!("cgroup: {e}")))?;
+        let uses: Vec<PathBuf> = std::iter::once(code_dir.clone()).chain(layers_dir.clone()).collect();
         let sandbox = openfc_sandbox::Spec {
             root: root.clone(),
             binds: [(code_dir, PathBuf::from("/code")), (shared.runtime_dir.clone(), PathBuf::from(RUNTIME_MOUNT))]
@@ -198,6 +201,7 @@ impl Instance {
             port: spec.ca_port,
             idle: Mutex::new(Vec::new()),
             last_used: Mutex::new(Instant::now()),
+            uses,
             dead: AtomicBool::new(false),
             root,
         });

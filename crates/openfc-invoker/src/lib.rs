@@ -113,7 +113,7 @@ pub struct Shared {
 
 pub struct Invoker {
     shared: Arc<Shared>,
-    packages: package::Packages,
+    packages: Arc<package::Packages>,
     pools: Mutex<HashMap<String, Arc<Pool>>>,
 }
 
@@ -197,7 +197,7 @@ impl Invoker {
         let _ = std::fs::remove_dir_all(&instances_dir);
         std::fs::create_dir_all(&instances_dir)?;
         runtime::install_shims(&runtime_dir)?;
-        let packages = package::Packages::new(run.join("packages"), store, config.max_unzipped);
+        let packages = Arc::new(package::Packages::new(run.join("packages"), store, config.max_unzipped));
         let shared = Arc::new(Shared {
             logs_dir: config.data_dir.join("logs"),
             // One group per data directory: several openfc processes may share a host.
@@ -213,11 +213,16 @@ impl Invoker {
         let weak = Arc::downgrade(&invoker);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut ticks: u64 = 0;
             loop {
                 tick.tick().await;
+                ticks += 1;
                 match weak.upgrade() {
                     Some(inv) => {
                         inv.reap_idle().await;
+                        if ticks % 60 == 0 {
+                            inv.sweep_packages();
+                        }
                         let (alive, busy) = inv.instance_counts();
                         metrics::gauge!("openfc_instances", "state" => "alive").set(alive as f64);
                         metrics::gauge!("openfc_instances", "state" => "busy").set(busy as f64);
@@ -628,6 +633,24 @@ impl Invoker {
                 inst.kill();
             }
         }
+    }
+
+    /// Removes unpacked packages no instance has used for ten minutes (off the async threads).
+    fn sweep_packages(&self) {
+        let in_use: std::collections::HashSet<PathBuf> = self
+            .pools
+            .lock()
+            .expect("pools")
+            .values()
+            .flat_map(|p| p.instances.lock().expect("instances").iter().flat_map(|i| i.uses.clone()).collect::<Vec<_>>())
+            .collect();
+        let packages = self.packages.clone();
+        tokio::task::spawn_blocking(move || {
+            let removed = packages.sweep(&in_use, Duration::from_secs(600));
+            if removed > 0 {
+                tracing::info!(removed, "removed unpacked packages no instance uses");
+            }
+        });
     }
 
     /// The last `limit` log lines of a function.

@@ -32,6 +32,7 @@ impl Packages {
     pub async fn unpacked(&self, code: &CodeRef) -> Result<PathBuf, InvokeError> {
         let dir = self.dir_for(code);
         if dir.is_dir() {
+            touch(&dir);
             return Ok(dir);
         }
         let lock = self.locks.lock().expect("package locks").entry(code.key.clone()).or_default().clone();
@@ -70,6 +71,7 @@ impl Packages {
         let name = format!("{:016x}", openfc_core::code::crc64(id.as_bytes()));
         let target = self.root.with_file_name("layers").join(name);
         if target.is_dir() {
+            touch(&target);
             return Ok(target);
         }
         let lock = self.locks.lock().expect("package locks").entry(format!("layers:{id}")).or_default().clone();
@@ -84,6 +86,39 @@ impl Packages {
             .map_err(|e| InvokeError::internal(format!("merging layers: {e}")))?;
         Ok(target)
     }
+}
+
+/// Marks a directory as used now, so the sweeper leaves it alone.
+fn touch(dir: &Path) {
+    if let Ok(f) = std::fs::File::open(dir) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+impl Packages {
+    /// Removes unpacked packages and merged layers that no running instance uses and nobody has used for
+    /// `min_age` (leftover staging directories too). Blocking: call from a blocking thread.
+    pub fn sweep(&self, in_use: &std::collections::HashSet<PathBuf>, min_age: std::time::Duration) -> usize {
+        sweep_dirs(&[self.root.clone(), self.root.with_file_name("layers")], in_use, min_age)
+    }
+}
+
+fn sweep_dirs(roots: &[PathBuf], in_use: &std::collections::HashSet<PathBuf>, min_age: std::time::Duration) -> usize {
+    let mut removed = 0;
+    for root in roots {
+        let Ok(entries) = std::fs::read_dir(root) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > min_age);
+            if old && !in_use.contains(&path) {
+                let gone = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+                if gone.is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    removed
 }
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -176,4 +211,34 @@ fn walk_dirs(root: &Path) -> std::io::Result<Vec<PathBuf>> {
         i += 1;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::time::{Duration, SystemTime};
+
+    fn dir_aged(root: &Path, name: &str, age_secs: u64) -> PathBuf {
+        let d = root.join(name);
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        let f = std::fs::File::open(&d).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(age_secs)).unwrap();
+        d
+    }
+
+    #[test]
+    fn sweep_removes_only_old_unused_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("packages");
+        let old_unused = dir_aged(&root, "a", 3600);
+        let old_used = dir_aged(&root, "b", 3600);
+        let fresh = dir_aged(&root, "c", 0);
+        let in_use = HashSet::from([old_used.clone()]);
+        assert_eq!(sweep_dirs(&[root.clone(), tmp.path().join("missing")], &in_use, Duration::from_secs(600)), 1);
+        assert!(!old_unused.exists());
+        assert!(old_used.exists() && fresh.exists());
+        touch(&old_used);
+        assert_eq!(sweep_dirs(&[root], &HashSet::new(), Duration::from_secs(600)), 0, "touched counts as used");
+    }
 }
