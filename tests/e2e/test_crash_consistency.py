@@ -52,6 +52,6 @@ def test_kill_during_create_leaves_no_half_function(start_server):
         assert d.status_code == 200, f"{name}: function exists but its package does not ({d.status_code})"
         assert d.content == pkg
         complete += 1
-    # Not a requirement of the property, but the test is only meaningful if both outcomes can occur.
-    assert 0 < len(attempted)
+    # The property holds vacuously if every create finished before its kill: make sure a crash was exercised.
+    assert complete < len(attempted), "no create was interrupted by the kills; the test exercised no crash"
     print(f"{complete} of {len(attempted)} creates completed before the kills")

@@ -389,7 +389,7 @@ impl Invoker {
         body: Bytes,
     ) -> http::Request<Full<Bytes>> {
         let (ak, sk) = keys.unwrap_or(("", ""));
-        let mut b = http::Request::builder()
+        let b = http::Request::builder()
             .method("POST")
             .uri(path)
             .header("host", format!("127.0.0.1:{}", spec.ca_port))
@@ -413,9 +413,6 @@ impl Invoker {
             .header("x-fc-service-name", &spec.service)
             .header("x-fc-service-logproject", &spec.log_project)
             .header("x-fc-service-logstore", &spec.log_store);
-        if path == "/pre-stop" {
-            b = b.method("GET");
-        }
         b.body(Full::new(body)).expect("static request parts are valid")
     }
 
@@ -618,7 +615,6 @@ impl Invoker {
             };
             for (inst, _permits) in victims {
                 if let Some((handler, timeout)) = &pool.pre_stop {
-                    let _ = handler;
                     let req = http::Request::builder()
                         .method("GET")
                         .uri("/pre-stop")

@@ -40,12 +40,16 @@ pub fn check_supported(runtime: &str) -> Result<(), InvokeError> {
     if CUSTOM.contains(&runtime) || PYTHON.contains(&runtime) || NODE.contains(&runtime) {
         return Ok(());
     }
-    Err(InvokeError::UnsupportedRuntime(format!(
+    Err(unsupported(runtime))
+}
+
+fn unsupported(runtime: &str) -> InvokeError {
+    InvokeError::UnsupportedRuntime(format!(
         "runtime '{runtime}' cannot run on openfc; supported runtimes: {}, {}, {}",
         CUSTOM.join(", "),
         PYTHON.join(", "),
         NODE.join(", ")
-    )))
+    ))
 }
 
 /// The command line of a function's runtime process.
@@ -64,7 +68,7 @@ pub fn command(spec: &FunctionSpec, interp: &Interpreters) -> Result<(Vec<String
         let shim = format!("{RUNTIME_MOUNT}/nodejs/bootstrap.js");
         return Ok((vec![interp.node.display().to_string(), shim], RuntimeKind::Shim));
     }
-    check_supported(rt).map(|()| unreachable!("every supported runtime has a command above"))
+    Err(unsupported(rt))
 }
 
 /// Writes the shims into `dir` (world-readable), replacing older copies.

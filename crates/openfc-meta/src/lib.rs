@@ -102,9 +102,13 @@ impl SqlMeta {
         on_pool!(self, p => p.close().await)
     }
 
-    /// Distinguishes "gone" from "changed" after a conditional write touched no row.
-    async fn missing_or_changed(&self, exists: bool) -> MetaError {
-        if exists { MetaError::PreconditionFailed } else { MetaError::NotFound }
+}
+
+/// After a conditional write touched no row: `NotFound` if a fresh read finds nothing, else `PreconditionFailed`.
+fn gone_or_changed<T>(lookup: Result<T, MetaError>) -> MetaError {
+    match lookup {
+        Ok(_) => MetaError::PreconditionFailed,
+        Err(e) => e,
     }
 }
 
@@ -180,8 +184,7 @@ impl MetaStore for SqlMeta {
         if done == 1 {
             return Ok(());
         }
-        let exists = self.get_service(&r.account_id, &r.name).await.is_ok();
-        Err(self.missing_or_changed(exists).await)
+        Err(gone_or_changed(self.get_service(&r.account_id, &r.name).await))
     }
 
     async fn delete_service(&self, account: &str, name: &str, if_match: Option<&str>) -> Result<(), MetaError> {
@@ -192,8 +195,7 @@ impl MetaStore for SqlMeta {
         if done == 1 {
             return Ok(());
         }
-        let exists = self.get_service(account, name).await.is_ok();
-        Err(self.missing_or_changed(exists).await)
+        Err(gone_or_changed(self.get_service(account, name).await))
     }
 
     async fn list_services(&self, account: &str, page: &PageQuery) -> Result<Vec<ServiceRecord>, MetaError> {
@@ -236,8 +238,7 @@ impl MetaStore for SqlMeta {
         if done == 1 {
             return Ok(());
         }
-        let exists = self.get_function(&r.account_id, &r.service_name, &r.name).await.is_ok();
-        Err(self.missing_or_changed(exists).await)
+        Err(gone_or_changed(self.get_function(&r.account_id, &r.service_name, &r.name).await))
     }
 
     async fn delete_function(
@@ -255,8 +256,7 @@ impl MetaStore for SqlMeta {
         if done == 1 {
             return Ok(());
         }
-        let exists = self.get_function(account, service, name).await.is_ok();
-        Err(self.missing_or_changed(exists).await)
+        Err(gone_or_changed(self.get_function(account, service, name).await))
     }
 
     async fn list_functions(
@@ -290,7 +290,7 @@ impl MetaStore for SqlMeta {
             }.map_err(map_err)?;
             let Some(row) = bumped else {
                 tx.rollback().await.map_err(map_err)?;
-                return Err(self.missing_or_changed(self.get_service(account, service).await.is_ok()).await);
+                return Err(gone_or_changed(self.get_service(account, service).await));
             };
             let id = row.int("last_version")?;
             let config = row.text("config")?;
@@ -430,8 +430,7 @@ impl MetaStore for SqlMeta {
         if done == 1 {
             return Ok(());
         }
-        let exists = self.get_doc(&d.account_id, d.kind, &d.key).await.is_ok();
-        Err(self.missing_or_changed(exists).await)
+        Err(gone_or_changed(self.get_doc(&d.account_id, d.kind, &d.key).await))
     }
 
     async fn put_doc(&self, d: &Document) -> Result<Document, MetaError> {
@@ -455,8 +454,7 @@ impl MetaStore for SqlMeta {
         if done == 1 {
             return Ok(());
         }
-        let exists = self.get_doc(account, kind, key).await.is_ok();
-        Err(self.missing_or_changed(exists).await)
+        Err(gone_or_changed(self.get_doc(account, kind, key).await))
     }
 
     async fn list_docs(

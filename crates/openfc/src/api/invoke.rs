@@ -29,7 +29,7 @@ fn invalid(msg: String) -> ApiError {
 }
 
 /// The runtime-facing description of what runs, from the stored function and service.
-pub(crate) fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> Result<FunctionSpec, ApiError> {
+fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> Result<FunctionSpec, ApiError> {
     let f = &target.function;
     let fields: FunctionFields = serde_json::from_value(f.config.clone())
         .map_err(|e| ApiError::internal(format!("stored function config unreadable: {e}")))?;
@@ -179,7 +179,7 @@ pub(crate) async fn provisioned_now(
     qualifier: &Qualifier,
 ) -> usize {
     match app.fc.invoke_target_routed(account, service, function, qualifier, 1.0).await {
-        Ok(target) => function_spec(app, account, &target).map_or(0, |spec| app.invoker.alive(&spec.key)),
+        Ok(target) => cached_spec(app, account, &target).map_or(0, |spec| app.invoker.alive(&spec.key)),
         Err(_) => 0,
     }
 }
@@ -200,8 +200,8 @@ pub async fn keep_provisioned(app: std::sync::Arc<App>, account: String) {
         let mut now = std::collections::HashMap::new();
         for t in targets {
             let spec = match app.fc.invoke_target_routed(&account, &t.service, &t.function, &t.qualifier, 1.0).await {
-                Ok(target) => match function_spec(&app, &account, &target) {
-                    Ok(spec) => spec,
+                Ok(target) => match cached_spec(&app, &account, &target) {
+                    Ok(spec) => spec.as_ref().clone(),
                     Err(_) => continue,
                 },
                 Err(_) => continue,
