@@ -111,12 +111,17 @@ impl CgroupMode {
     }
 }
 
+/// How long [`Cgroup::destroy`] keeps at a group whose processes will not die or that will not go.
+const DESTROY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// Removes instance groups an earlier run of this openfc left behind (killing what still runs in them).
 fn clean(node_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(node_dir) else { return };
     for e in entries.flatten() {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
-            Cgroup { dirs: vec![e.path()], memory_dir: e.path(), v2: false }.destroy();
+            if !(Cgroup { dirs: vec![e.path()], memory_dir: e.path(), v2: false }).destroy() {
+                tracing::warn!(group = %e.path().display(), "could not remove a cgroup left by an earlier run");
+            }
         }
     }
 }
@@ -151,21 +156,36 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
-    /// Kills every process left in the group, then removes it.
-    pub fn destroy(&self) {
+    /// Kills every process left in the group, then removes it. Processes of a fork bomb keep forking
+    /// while being killed and a v1 group refuses removal (EBUSY) until its last task is gone, so this
+    /// keeps killing and retrying, backing off, for up to [`DESTROY_PATIENCE`]. Returns whether every
+    /// directory is gone. Blocks: call it off the async threads.
+    pub fn destroy(&self) -> bool {
+        let deadline = std::time::Instant::now() + DESTROY_PATIENCE;
+        let mut all_gone = true;
         for d in &self.dirs {
-            for _ in 0..50 {
+            let mut pause = std::time::Duration::from_millis(1);
+            loop {
                 let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
                 let pids: Vec<i32> = procs.lines().filter_map(|l| l.trim().parse().ok()).collect();
-                if pids.is_empty() {
-                    break;
-                }
-                for pid in pids {
+                for &pid in &pids {
                     openfc_sandbox::kill(pid);
                 }
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                if pids.is_empty() {
+                    match std::fs::remove_dir(d) {
+                        Ok(()) => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                        Err(_) => {}
+                    }
+                }
+                if std::time::Instant::now() >= deadline {
+                    all_gone = false;
+                    break;
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
             }
-            let _ = std::fs::remove_dir(d);
         }
+        all_gone
     }
 }

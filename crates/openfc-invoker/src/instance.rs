@@ -340,7 +340,9 @@ impl Instance {
         let (cg, root) = (self.cgroup.clone(), self.root.clone());
         let work = move || {
             if let Some(cg) = cg {
-                cg.destroy();
+                if !cg.destroy() {
+                    tracing::warn!(groups = ?cg.dirs(), "an instance's cgroup could not be removed; its processes would not die");
+                }
             }
             let _ = std::fs::remove_dir(&root);
         };
