@@ -27,6 +27,9 @@ pub struct Cgroup {
     dirs: Vec<PathBuf>,
     memory_dir: PathBuf,
     v2: bool,
+    /// The peak-usage file, kept open: it is read after every invocation, and a path lookup through
+    /// the cgroup filesystem costs several times the read. An open file does not keep the group alive.
+    peak: Option<std::fs::File>,
 }
 
 const GROUP: &str = "openfc";
@@ -94,7 +97,7 @@ impl CgroupMode {
                 let _ = std::fs::write(m.join("memory.memsw.limit_in_bytes"), bytes.to_string());
                 std::fs::write(p.join("pids.max"), limits.pids.to_string())?;
                 std::fs::write(c.join("cpu.shares"), limits.cpu_shares.to_string())?;
-                Ok(Some(Cgroup { dirs: vec![m.clone(), p, c], memory_dir: m, v2: false }))
+                Ok(Some(Cgroup::new(vec![m.clone(), p, c], m, false)))
             }
             CgroupMode::V2 { root } => {
                 let d = root.join(instance);
@@ -105,7 +108,7 @@ impl CgroupMode {
                 // cpu.weight is 1..10000 (default 100); shares are 2..262144 (default 1024).
                 let weight = (limits.cpu_shares * 100 / 1024).clamp(1, 10_000);
                 std::fs::write(d.join("cpu.weight"), weight.to_string())?;
-                Ok(Some(Cgroup { dirs: vec![d.clone()], memory_dir: d, v2: true }))
+                Ok(Some(Cgroup::new(vec![d.clone()], d, true)))
             }
         }
     }
@@ -119,7 +122,7 @@ fn clean(node_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(node_dir) else { return };
     for e in entries.flatten() {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
-            if !(Cgroup { dirs: vec![e.path()], memory_dir: e.path(), v2: false }).destroy() {
+            if !Cgroup::new(vec![e.path()], e.path(), false).destroy() {
                 tracing::warn!(group = %e.path().display(), "could not remove a cgroup left by an earlier run");
             }
         }
@@ -127,22 +130,32 @@ fn clean(node_dir: &Path) {
 }
 
 impl Cgroup {
+    fn new(dirs: Vec<PathBuf>, memory_dir: PathBuf, v2: bool) -> Cgroup {
+        let file = if v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
+        let path = memory_dir.join(file);
+        // memory.peak is read-only on v2 kernels before 6.12: then the peak is the instance's, not the request's.
+        let peak = std::fs::OpenOptions::new().read(true).write(true).open(&path).or_else(|_| std::fs::File::open(&path)).ok();
+        Cgroup { dirs, memory_dir, v2, peak }
+    }
+
     pub fn dirs(&self) -> &[PathBuf] {
         &self.dirs
     }
 
-    fn read_u64(&self, file: &str) -> Option<u64> {
-        std::fs::read_to_string(self.memory_dir.join(file)).ok()?.trim().parse().ok()
-    }
-
     /// Peak memory since the last reset, in bytes.
     pub fn memory_peak(&self) -> Option<u64> {
-        if self.v2 { self.read_u64("memory.peak") } else { self.read_u64("memory.max_usage_in_bytes") }
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 32];
+        // Offset 0 each time: the kernel renders the figure afresh for a read from the start.
+        let n = self.peak.as_ref()?.read_at(&mut buf, 0).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
     }
 
     pub fn reset_peak(&self) {
-        let file = if self.v2 { "memory.peak" } else { "memory.max_usage_in_bytes" };
-        let _ = std::fs::write(self.memory_dir.join(file), "0");
+        use std::os::unix::fs::FileExt;
+        if let Some(f) = &self.peak {
+            let _ = f.write_at(b"0", 0);
+        }
     }
 
     /// How many processes the kernel killed for exceeding the memory limit.

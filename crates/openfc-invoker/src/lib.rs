@@ -127,6 +127,9 @@ struct Pool {
     starting: Mutex<usize>,
     capacity_freed: Notify,
     pre_stop: Option<(String, u64)>,
+    /// The `x-fc-*` headers every control request of this function version carries, built once:
+    /// per request only the request id, path and keys differ.
+    fixed_headers: http::HeaderMap,
 }
 
 /// One invocation.
@@ -278,6 +281,7 @@ impl Invoker {
                     starting: Mutex::new(0),
                     capacity_freed: Notify::new(),
                     pre_stop: (!spec.pre_stop_handler.is_empty()).then(|| (spec.pre_stop_handler.clone(), spec.pre_stop_timeout_secs)),
+                    fixed_headers: fixed_headers(spec),
                 })
             })
             .clone()
@@ -321,7 +325,7 @@ impl Invoker {
                 }
             };
             if start_new {
-                let started = self.start_instance(spec, &pool.log).await;
+                let started = self.start_instance(spec, pool).await;
                 *pool.starting.lock().expect("starting") -= 1;
                 let inst = match started {
                     Ok(i) => i,
@@ -349,16 +353,16 @@ impl Invoker {
         }
     }
 
-    async fn start_instance(&self, spec: &FunctionSpec, log: &Arc<logstore::LogFile>) -> Result<Arc<Instance>, InvokeError> {
+    async fn start_instance(&self, spec: &FunctionSpec, pool: &Pool) -> Result<Arc<Instance>, InvokeError> {
         let (argv, kind) = runtime::command(spec, &self.shared.config.interpreters)?;
         let t0 = Instant::now();
         let code_dir = self.packages.unpacked(&spec.code).await?;
         let layers_dir = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };
         metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
-        let inst = Instance::start(&self.shared, spec, argv, kind, code_dir, layers_dir, log.clone()).await?;
+        let inst = Instance::start(&self.shared, spec, argv, kind, code_dir, layers_dir, pool.log.clone()).await?;
         let t1 = Instant::now();
         if !spec.initializer.is_empty() {
-            let req = self.control_request(spec, "/initialize", &uuid::Uuid::new_v4().to_string(), None, Bytes::new());
+            let req = control_request(pool, &spec.qualifier, "/initialize", &uuid::Uuid::new_v4().to_string(), None, Bytes::new());
             let limit = Duration::from_secs(spec.initialization_timeout_secs.max(1));
             let failure = match inst.call(&self.shared, req, limit).await {
                 Ok(r) if r.status == 200 => None,
@@ -378,42 +382,6 @@ impl Invoker {
         tracing::info!(instance = %inst.id, function = %spec.function, service = %spec.service,
             cold_start_ms = t0.elapsed().as_secs_f64() * 1000.0, "instance started");
         Ok(inst)
-    }
-
-    fn control_request(
-        &self,
-        spec: &FunctionSpec,
-        path: &str,
-        request_id: &str,
-        keys: Option<(&str, &str)>,
-        body: Bytes,
-    ) -> http::Request<Full<Bytes>> {
-        let (ak, sk) = keys.unwrap_or(("", ""));
-        let b = http::Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("host", format!("127.0.0.1:{}", spec.ca_port))
-            .header("content-type", "application/octet-stream")
-            .header("x-fc-request-id", request_id)
-            .header("x-fc-control-path", path)
-            .header("x-fc-function-handler", &spec.handler)
-            .header("x-fc-function-memory", spec.memory_mb.to_string())
-            .header("x-fc-function-timeout", spec.timeout_secs.to_string())
-            .header("x-fc-function-initializer", &spec.initializer)
-            .header("x-fc-initialization-timeout", spec.initialization_timeout_secs.to_string())
-            .header("x-fc-instance-lifecycle-pre-stop-handler", &spec.pre_stop_handler)
-            .header("x-fc-access-key-id", ak)
-            .header("x-fc-access-key-secret", sk)
-            .header("x-fc-security-token", "")
-            .header("x-fc-region", &spec.region)
-            .header("x-fc-account-id", &spec.account_id)
-            .header("x-fc-qualifier", &spec.qualifier)
-            .header("x-fc-version-id", &spec.version_id)
-            .header("x-fc-function-name", &spec.function)
-            .header("x-fc-service-name", &spec.service)
-            .header("x-fc-service-logproject", &spec.log_project)
-            .header("x-fc-service-logstore", &spec.log_store);
-        b.body(Full::new(body)).expect("static request parts are valid")
     }
 
     /// Runs one synchronous invocation.
@@ -437,9 +405,9 @@ impl Invoker {
         let is_http = req.http.is_some();
         let keys = Some((req.access_key_id.as_str(), req.access_key_secret.as_str()));
         let http_req = match req.http {
-            None => self.control_request(spec, "/invoke", &req.request_id, keys, req.event),
+            None => control_request(&pool, &spec.qualifier, "/invoke", &req.request_id, keys, req.event),
             Some(call) => {
-                let mut r = self.control_request(spec, "/http-invoke", &req.request_id, keys, req.event);
+                let mut r = control_request(&pool, &spec.qualifier, "/http-invoke", &req.request_id, keys, req.event);
                 *r.method_mut() = call.method;
                 *r.uri_mut() = call.uri.parse().map_err(|e| InvokeError::internal(format!("request URI: {e}")))?;
                 for (k, v) in call.headers.iter() {
@@ -569,7 +537,7 @@ impl Invoker {
                 return Ok(alive);
             }
             *pool.starting.lock().expect("starting") += 1;
-            let started = self.start_instance(spec, &pool.log).await;
+            let started = self.start_instance(spec, &pool).await;
             *pool.starting.lock().expect("starting") -= 1;
             let inst = started?;
             pool.instances.lock().expect("instances").push(inst);
@@ -667,4 +635,52 @@ impl Invoker {
             }
         }
     }
+}
+
+/// The headers of [`control_request`] that depend only on the function version (a pool serves one version
+/// under any of its qualifiers, so the qualifier is not among them).
+fn fixed_headers(spec: &FunctionSpec) -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    let fields: [(&'static str, String); 16] = [
+        ("host", format!("127.0.0.1:{}", spec.ca_port)),
+        ("content-type", "application/octet-stream".into()),
+        ("x-fc-function-handler", spec.handler.clone()),
+        ("x-fc-function-memory", spec.memory_mb.to_string()),
+        ("x-fc-function-timeout", spec.timeout_secs.to_string()),
+        ("x-fc-function-initializer", spec.initializer.clone()),
+        ("x-fc-initialization-timeout", spec.initialization_timeout_secs.to_string()),
+        ("x-fc-instance-lifecycle-pre-stop-handler", spec.pre_stop_handler.clone()),
+        ("x-fc-security-token", String::new()),
+        ("x-fc-region", spec.region.clone()),
+        ("x-fc-account-id", spec.account_id.clone()),
+        ("x-fc-version-id", spec.version_id.clone()),
+        ("x-fc-function-name", spec.function.clone()),
+        ("x-fc-service-name", spec.service.clone()),
+        ("x-fc-service-logproject", spec.log_project.clone()),
+        ("x-fc-service-logstore", spec.log_store.clone()),
+    ];
+    for (name, value) in fields {
+        // Stored names and settings are validated printable text; anything else is left out, not sent broken.
+        if let Ok(v) = http::HeaderValue::try_from(value) {
+            h.insert(http::HeaderName::from_static(name), v);
+        }
+    }
+    h
+}
+
+/// A request to the runtime's control surface (`/invoke`, `/initialize`, `/http-invoke`) with the FC headers.
+fn control_request(pool: &Pool, qualifier: &str, path: &'static str, request_id: &str, keys: Option<(&str, &str)>, body: Bytes) -> http::Request<Full<Bytes>> {
+    let (ak, sk) = keys.unwrap_or(("", ""));
+    let mut req = http::Request::new(Full::new(body));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = http::Uri::from_static(path);
+    let h = req.headers_mut();
+    *h = pool.fixed_headers.clone();
+    let text = |s: &str| http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static(""));
+    h.insert("x-fc-request-id", text(request_id));
+    h.insert("x-fc-control-path", http::HeaderValue::from_static(path));
+    h.insert("x-fc-qualifier", text(qualifier));
+    h.insert("x-fc-access-key-id", text(ak));
+    h.insert("x-fc-access-key-secret", text(sk));
+    req
 }
