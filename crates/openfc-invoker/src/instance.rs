@@ -35,12 +35,55 @@ pub struct Instance {
     slirp: Mutex<Option<tokio::process::Child>>,
     netns: std::fs::File,
     port: u16,
-    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+    idle: Mutex<Vec<Conn>>,
     last_used: Mutex<Instant>,
     /// Host directories this instance shows (its package and merged layers): kept while it runs.
     pub uses: Vec<PathBuf>,
     dead: AtomicBool,
     root: PathBuf,
+}
+
+/// A keep-alive HTTP/1.1 connection to the runtime: the request handle and the connection itself, which
+/// is driven by whichever invocation uses it rather than by a task of its own, so a call costs no
+/// hand-offs between tasks (and, on a busy host, no wake-ups across cores).
+struct Conn {
+    sender: SendRequest<Full<Bytes>>,
+    driver: hyper::client::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>,
+}
+
+impl Conn {
+    /// Drives the connection until it can take a request; false once the runtime has closed it.
+    async fn ready(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            r = self.sender.ready() => r.is_ok(),
+            _ = &mut self.driver => false,
+        }
+    }
+
+    /// One request and its whole response, driving the connection meanwhile.
+    async fn exchange(&mut self, req: http::Request<Full<Bytes>>) -> Result<(http::response::Parts, Bytes), CallError> {
+        let exchange = async {
+            let resp = self.sender.send_request(req).await.map_err(|e| CallError::Broken(e.to_string()))?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, MAX_RESPONSE)
+                .collect()
+                .await
+                .map_err(|e| CallError::Broken(format!("reading the response: {e}")))?
+                .to_bytes();
+            Ok((parts, body))
+        };
+        tokio::pin!(exchange);
+        let mut driver_done = false;
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut exchange => return r,
+                // Once the connection ends, the exchange ends too: with what arrived, or with an error.
+                _ = &mut self.driver, if !driver_done => driver_done = true,
+            }
+        }
+    }
 }
 
 /// A response from the runtime.
@@ -234,7 +277,7 @@ impl Instance {
         Ok(instance)
     }
 
-    async fn connect(&self, shared: &Shared) -> std::io::Result<SendRequest<Full<Bytes>>> {
+    async fn connect(&self, shared: &Shared) -> std::io::Result<Conn> {
         let netns = self.netns.try_clone()?;
         let home = shared.home_netns.try_clone()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
@@ -244,11 +287,8 @@ impl Instance {
         std_stream.set_nonblocking(true)?;
         std_stream.set_nodelay(true)?;
         let stream = tokio::net::TcpStream::from_std(std_stream)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(std::io::Error::other)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(std::io::Error::other)?;
+        Ok(Conn { sender, driver })
     }
 
     pub fn exited(&self) -> bool {
@@ -287,26 +327,20 @@ impl Instance {
         limit: Duration,
     ) -> Result<RuntimeResponse, CallError> {
         let work = async {
-            let mut sender = loop {
+            let mut conn = loop {
                 let pooled = self.idle.lock().expect("idle").pop();
                 match pooled {
-                    Some(mut s) => {
-                        if s.ready().await.is_ok() {
-                            break s;
+                    Some(mut c) => {
+                        if c.ready().await {
+                            break c;
                         }
                     }
                     None => break self.connect(shared).await.map_err(|e| CallError::Broken(e.to_string()))?,
                 }
             };
-            let resp = sender.send_request(req).await.map_err(|e| CallError::Broken(e.to_string()))?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE)
-                .collect()
-                .await
-                .map_err(|e| CallError::Broken(format!("reading the response: {e}")))?
-                .to_bytes();
-            if !sender.is_closed() {
-                self.idle.lock().expect("idle").push(sender);
+            let (parts, body) = conn.exchange(req).await?;
+            if !conn.sender.is_closed() {
+                self.idle.lock().expect("idle").push(conn);
             }
             Ok(RuntimeResponse { status: parts.status.as_u16(), headers: parts.headers, body })
         };
