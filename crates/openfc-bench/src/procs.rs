@@ -38,11 +38,10 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             self.check_alive()?;
-            if let Ok(mut conn) = Conn::open(self.addr).await {
-                if let Ok((200, _)) = conn.call(plain_get(self.addr, "/health")).await {
+            if let Ok(mut conn) = Conn::open(self.addr).await
+                && let Ok((200, _)) = conn.call(plain_get(self.addr, "/health")).await {
                     return Ok(());
                 }
-            }
             if Instant::now() > deadline {
                 bail!("{} did not become healthy within 30 s", self.name);
             }

@@ -82,9 +82,9 @@ impl CgroupMode {
         }
     }
 
-    /// Creates the instance's groups with its limits. `None` when cgroups are unavailable.
-    pub fn create(&self, instance: &str, limits: Limits) -> std::io::Result<Option<Cgroup>> {
-        let bytes = limits.memory_mb * 1024 * 1024;
+    /// Creates an instance's groups, without limits yet (see [`Cgroup::limit`]). `None` when cgroups are
+    /// unavailable.
+    pub fn create(&self, instance: &str) -> std::io::Result<Option<Cgroup>> {
         match self {
             CgroupMode::Unavailable(_) => Ok(None),
             CgroupMode::V1 { memory, pids, cpu } => {
@@ -92,22 +92,11 @@ impl CgroupMode {
                 for d in [&m, &p, &c] {
                     std::fs::create_dir_all(d)?;
                 }
-                std::fs::write(m.join("memory.limit_in_bytes"), bytes.to_string())?;
-                // No swap escape: memory+swap capped at the same figure where the kernel supports it.
-                let _ = std::fs::write(m.join("memory.memsw.limit_in_bytes"), bytes.to_string());
-                std::fs::write(p.join("pids.max"), limits.pids.to_string())?;
-                std::fs::write(c.join("cpu.shares"), limits.cpu_shares.to_string())?;
                 Ok(Some(Cgroup::new(vec![m.clone(), p, c], m, false)))
             }
             CgroupMode::V2 { root } => {
                 let d = root.join(instance);
                 std::fs::create_dir_all(&d)?;
-                std::fs::write(d.join("memory.max"), bytes.to_string())?;
-                let _ = std::fs::write(d.join("memory.swap.max"), "0");
-                std::fs::write(d.join("pids.max"), limits.pids.to_string())?;
-                // cpu.weight is 1..10000 (default 100); shares are 2..262144 (default 1024).
-                let weight = (limits.cpu_shares * 100 / 1024).clamp(1, 10_000);
-                std::fs::write(d.join("cpu.weight"), weight.to_string())?;
                 Ok(Some(Cgroup::new(vec![d.clone()], d, true)))
             }
         }
@@ -121,10 +110,8 @@ const DESTROY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20)
 fn clean(node_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(node_dir) else { return };
     for e in entries.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            if !Cgroup::new(vec![e.path()], e.path(), false).destroy() {
-                tracing::warn!(group = %e.path().display(), "could not remove a cgroup left by an earlier run");
-            }
+        if e.file_type().is_ok_and(|t| t.is_dir()) && !Cgroup::new(vec![e.path()], e.path(), false).destroy() {
+            tracing::warn!(group = %e.path().display(), "could not remove a cgroup left by an earlier run");
         }
     }
 }
@@ -136,6 +123,29 @@ impl Cgroup {
         // memory.peak is read-only on v2 kernels before 6.12: then the peak is the instance's, not the request's.
         let peak = std::fs::OpenOptions::new().read(true).write(true).open(&path).or_else(|_| std::fs::File::open(&path)).ok();
         Cgroup { dirs, memory_dir, v2, peak }
+    }
+
+    /// Sets the instance's limits: before its runtime starts (a launcher may already be inside).
+    pub fn limit(&self, limits: Limits) -> std::io::Result<()> {
+        let bytes = limits.memory_mb * 1024 * 1024;
+        if self.v2 {
+            let d = &self.memory_dir;
+            std::fs::write(d.join("memory.max"), bytes.to_string())?;
+            let _ = std::fs::write(d.join("memory.swap.max"), "0");
+            std::fs::write(d.join("pids.max"), limits.pids.to_string())?;
+            // cpu.weight is 1..10000 (default 100); shares are 2..262144 (default 1024).
+            let weight = (limits.cpu_shares * 100 / 1024).clamp(1, 10_000);
+            std::fs::write(d.join("cpu.weight"), weight.to_string())?;
+        } else {
+            let [m, p, c] = &self.dirs[..] else { return Err(std::io::Error::other("a v1 group has three hierarchies")) };
+            std::fs::write(m.join("memory.limit_in_bytes"), bytes.to_string())?;
+            // No swap escape: memory+swap capped at the same figure where the kernel supports it (after the
+            // memory limit: memsw may never be below it).
+            let _ = std::fs::write(m.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+            std::fs::write(p.join("pids.max"), limits.pids.to_string())?;
+            std::fs::write(c.join("cpu.shares"), limits.cpu_shares.to_string())?;
+        }
+        Ok(())
     }
 
     pub fn dirs(&self) -> &[PathBuf] {

@@ -149,15 +149,20 @@ impl Instance {
         log_file: Arc<LogFile>,
     ) -> Result<Arc<Instance>, InvokeError> {
         let t0 = Instant::now();
-        let id = format!("c-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+        let launcher = crate::launchers::Launchers::take(shared)?;
+        let (id, mut child) = (launcher.id, launcher.child);
+        // Until the instance exists, a failure must not leave the groups (or the launcher) behind.
+        let mut cgroup = crate::launchers::GroupGuard(launcher.cgroup);
         let root = shared.instances_dir.join(&id);
-        std::fs::create_dir_all(&root).map_err(|e| InvokeError::internal(format!("instance root: {e}")))?;
         let limits = Limits {
             memory_mb: spec.memory_mb,
             pids: shared.config.pids_limit,
             cpu_shares: (spec.memory_mb * 1024 / 128).max(2),
         };
-        let cgroup = shared.cgroups.create(&id, limits).map_err(|e| InvokeError::internal(format!("cgroup: {e}")))?;
+        std::fs::create_dir_all(&root).map_err(|e| InvokeError::internal(format!("instance root: {e}")))?;
+        if let Some(cg) = &cgroup.0 {
+            cg.limit(limits).map_err(|e| InvokeError::internal(format!("cgroup limits: {e}")))?;
+        }
         let uses: Vec<PathBuf> = std::iter::once(code_dir.clone()).chain(layers_dir.clone()).collect();
         let sandbox = openfc_sandbox::Spec {
             root: root.clone(),
@@ -169,7 +174,6 @@ impl Instance {
             hostname: id.clone(),
             uid: shared.config.uid,
             gid: shared.config.gid,
-            cgroups: cgroup.as_ref().map(|c| c.dirs().to_vec()).unwrap_or_default(),
             nofile: shared.config.nofile,
             seccomp: true,
             argv,
@@ -177,17 +181,13 @@ impl Instance {
             cwd: PathBuf::from("/code"),
             blackhole: if spec.internet_access && shared.config.slirp4netns.is_some() { shared.host_addresses.clone() } else { Vec::new() },
         };
-        let spec_json = serde_json::to_string(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
-        let mut child = tokio::process::Command::new(&shared.self_exe)
-            .arg(openfc_sandbox::COMMAND)
-            .env_clear()
-            .env(openfc_sandbox::SPEC_ENV, spec_json)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| InvokeError::internal(format!("spawning the sandbox: {e}")))?;
+        let spec_json = serde_json::to_vec(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // The launcher reads the spec to EOF: dropping stdin after the write ends it.
+            tokio::io::AsyncWriteExt::write_all(&mut stdin, &spec_json)
+                .await
+                .map_err(|e| InvokeError::internal(format!("handing the sandbox its spec: {e}")))?;
+        }
         let logs = Arc::new(LogRing::new(shared.config.log_ring_bytes));
         for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
             child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)].into_iter().flatten() {
@@ -237,7 +237,7 @@ impl Instance {
             kind,
             permits: Arc::new(Semaphore::new(spec.instance_concurrency.max(1) as usize)),
             logs,
-            cgroup: cgroup.map(Arc::new),
+            cgroup: cgroup.0.take().map(Arc::new),
             launcher: Mutex::new(Some(child)),
             slirp: Mutex::new(slirp),
             netns,
@@ -373,10 +373,10 @@ impl Instance {
     fn release(&self) {
         let (cg, root) = (self.cgroup.clone(), self.root.clone());
         let work = move || {
-            if let Some(cg) = cg {
-                if !cg.destroy() {
-                    tracing::warn!(groups = ?cg.dirs(), "an instance's cgroup could not be removed; its processes would not die");
-                }
+            if let Some(cg) = cg
+                && !cg.destroy()
+            {
+                tracing::warn!(groups = ?cg.dirs(), "an instance's cgroup could not be removed; its processes would not die");
             }
             let _ = std::fs::remove_dir(&root);
         };

@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 mod instance;
+mod launchers;
 pub mod logs;
 pub mod logstore;
 mod package;
@@ -87,6 +88,8 @@ pub struct InvokerConfig {
     pub queue_timeout: Duration,
     pub idle_timeout: Duration,
     pub start_timeout_secs: u64,
+    /// Sandbox launchers kept started ahead of need (see `launchers`).
+    pub warm_sandboxes: usize,
     pub tmp_mib: u64,
     pub pids_limit: u64,
     pub nofile: u64,
@@ -109,6 +112,7 @@ pub struct Shared {
     pub home_netns: std::fs::File,
     /// The host's own addresses, which instances with outbound network must not reach.
     pub host_addresses: Vec<std::net::IpAddr>,
+    pub launchers: launchers::Launchers,
 }
 
 pub struct Invoker {
@@ -210,8 +214,10 @@ impl Invoker {
             self_exe: std::env::current_exe()?,
             home_netns: std::fs::File::open("/proc/self/ns/net")?,
             host_addresses: openfc_sandbox::host_addresses(),
+            launchers: launchers::Launchers::new(config.warm_sandboxes),
             config,
         });
+        launchers::Launchers::refill(&shared);
         let invoker = Arc::new(Invoker { shared, packages, pools: Mutex::new(HashMap::new()) });
         let weak = Arc::downgrade(&invoker);
         tokio::spawn(async move {
@@ -223,7 +229,7 @@ impl Invoker {
                 match weak.upgrade() {
                     Some(inv) => {
                         inv.reap_idle().await;
-                        if ticks % 60 == 0 {
+                        if ticks.is_multiple_of(60) {
                             inv.sweep_packages();
                         }
                         let (alive, busy) = inv.instance_counts();
@@ -359,7 +365,10 @@ impl Invoker {
         let code_dir = self.packages.unpacked(&spec.code).await?;
         let layers_dir = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };
         metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
-        let inst = Instance::start(&self.shared, spec, argv, kind, code_dir, layers_dir, pool.log.clone()).await?;
+        let started = Instance::start(&self.shared, spec, argv, kind, code_dir, layers_dir, pool.log.clone()).await;
+        // Replace the warm launcher this start used, now that the start no longer competes for the CPU.
+        launchers::Launchers::refill(&self.shared);
+        let inst = started?;
         let t1 = Instant::now();
         if !spec.initializer.is_empty() {
             let req = control_request(pool, &spec.qualifier, "/initialize", &uuid::Uuid::new_v4().to_string(), None, Bytes::new());
@@ -627,8 +636,9 @@ impl Invoker {
         logstore::log_path(&data_dir.join("logs"), account, service, function)
     }
 
-    /// Stops every instance (shutdown).
+    /// Stops every instance and warm sandbox launcher (shutdown).
     pub fn stop_all(&self) {
+        self.shared.launchers.discard_all();
         for pool in self.pools.lock().expect("pools").values() {
             for inst in pool.instances.lock().expect("instances").drain(..) {
                 inst.kill();

@@ -70,7 +70,7 @@ fn install(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<()> {
 }
 
 pub fn apply() -> Result<()> {
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|s| (*s as i64, Vec::new())).collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|s| (*s, Vec::new())).collect();
     // clone with any namespace flag: one rule per flag (a rule matches when all its conditions do).
     let clone_rules = NAMESPACE_FLAGS
         .iter()

@@ -4,6 +4,11 @@
 //! a size-capped `/tmp`, a fresh `/proc`, loopback-only networking, rlimits, a seccomp deny-list, and an
 //! unprivileged user; then execs the runtime. It is the only crate allowed `unsafe`.
 //!
+//! Start-up: the launcher first joins the cgroups named in `CGROUPS_ENV` (on cgroup v1 a join waits out an
+//! RCU grace period, 5–30 ms here), then reads its `Spec` as JSON from stdin. So the invoker can start
+//! launchers ahead of need ("warm launchers") and hand one its spec at a cold start, leaving the process
+//! start and the cgroup join off the cold path. EOF before any spec: the launcher was not needed; it exits 0.
+//!
 //! Process shape: the launcher (host namespaces) unshares, forks the namespace's init (pid 1), which builds
 //! the root and forks the runtime; init reaps and exits with the runtime's status; the launcher reports
 //! mirrors init's exit status. The invoker finds init as the launcher's only child
@@ -20,10 +25,11 @@ use serde::{Deserialize, Serialize};
 /// The hidden first argument that turns the `openfc` binary into the launcher.
 pub const COMMAND: &str = "__sandbox";
 
-/// The environment variable carrying the launcher's `Spec` as JSON.
-pub const SPEC_ENV: &str = "OPENFC_SANDBOX_SPEC";
+/// The environment variable naming, one per line, the cgroup directories (each with a `cgroup.procs`)
+/// the launcher joins before anything else, so everything it starts is held by them.
+pub const CGROUPS_ENV: &str = "OPENFC_SANDBOX_CGROUPS";
 
-/// Everything the launcher needs, passed as JSON in `SPEC_ENV`.
+/// Everything the launcher needs, written as JSON to its stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Spec {
     /// An empty directory on the host that becomes the instance's root (a tmpfs is mounted on it).
@@ -35,8 +41,6 @@ pub struct Spec {
     pub hostname: String,
     pub uid: u32,
     pub gid: u32,
-    /// cgroup directories (each with a `cgroup.procs`) the instance joins before anything else.
-    pub cgroups: Vec<PathBuf>,
     pub nofile: u64,
     /// Apply the seccomp deny-list.
     pub seccomp: bool,
@@ -48,10 +52,10 @@ pub struct Spec {
     pub blackhole: Vec<std::net::IpAddr>,
 }
 
-/// Runs the launcher; never returns. Exit status: the runtime's, or 128 + signal; 125 when the sandbox
-/// could not be built (the reason is on stderr).
-pub fn launch(spec: &Spec) -> ! {
-    match sys::launcher(spec) {
+/// Runs the launcher (see the module notes); never returns. Exit status: the runtime's, or 128 + signal;
+/// 125 when the sandbox could not be built (the reason is on stderr); 0 when no spec came.
+pub fn launch() -> ! {
+    match sys::launcher() {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("openfc sandbox: {e}");

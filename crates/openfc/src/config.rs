@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Seconds a runtime has to start listening on its port [default: 30].
     #[arg(long, env = "OPENFC_INSTANCE_START_TIMEOUT")]
     pub instance_start_timeout: Option<u64>,
+    /// Sandbox launchers kept started, already in their cgroups, for the next cold starts; each is an idle
+    /// process of a few MB. 0 starts every sandbox on demand (slower cold starts) [default: 2].
+    #[arg(long, env = "OPENFC_WARM_SANDBOXES")]
+    pub warm_sandboxes: Option<usize>,
     /// Python interpreter for python3.x runtimes [default: /usr/bin/python3].
     #[arg(long, env = "OPENFC_PYTHON")]
     pub python: Option<std::path::PathBuf>,
@@ -127,6 +131,7 @@ struct FileConfig {
     queue_timeout_ms: Option<u64>,
     instance_idle_timeout: Option<u64>,
     instance_start_timeout: Option<u64>,
+    warm_sandboxes: Option<usize>,
     python: Option<std::path::PathBuf>,
     node: Option<std::path::PathBuf>,
     region: Option<String>,
@@ -176,6 +181,7 @@ pub struct ServeConfig {
     pub queue_timeout_ms: u64,
     pub instance_idle_timeout: u64,
     pub instance_start_timeout: u64,
+    pub warm_sandboxes: usize,
     pub python: std::path::PathBuf,
     pub node: std::path::PathBuf,
     pub region: String,
@@ -236,6 +242,7 @@ impl ServeConfig {
             queue_timeout_ms: a.queue_timeout_ms.or(f.queue_timeout_ms).unwrap_or(10_000),
             instance_idle_timeout: a.instance_idle_timeout.or(f.instance_idle_timeout).unwrap_or(300),
             instance_start_timeout: a.instance_start_timeout.or(f.instance_start_timeout).unwrap_or(30),
+            warm_sandboxes: a.warm_sandboxes.or(f.warm_sandboxes).unwrap_or(2),
             python: a.python.or(f.python).unwrap_or_else(|| "/usr/bin/python3".into()),
             node: a.node.or(f.node).unwrap_or_else(|| "/usr/bin/node".into()),
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),

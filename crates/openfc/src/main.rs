@@ -46,10 +46,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     // The instance launcher must stay single-threaded (it forks), so it runs before anything else starts.
-    // The spec travels in the environment, which the sandboxed user cannot read from /proc (unlike argv).
+    // The spec comes on stdin, which the sandboxed user cannot read (unlike argv in /proc).
     if std::env::args().nth(1).as_deref() == Some(openfc_sandbox::COMMAND) {
-        let spec = std::env::var(openfc_sandbox::SPEC_ENV)?;
-        openfc_sandbox::launch(&serde_json::from_str(&spec)?);
+        openfc_sandbox::launch();
     }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

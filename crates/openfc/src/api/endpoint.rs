@@ -383,7 +383,7 @@ mod tests {
         match (got, expected) {
             (Ok((_, e)), Some((action, debug))) => {
                 assert_eq!(e.action(), action, "{method} {url}");
-                assert_eq!(format!("{e:?}").contains(debug), true, "{method} {url}: {e:?} lacks {debug}");
+                assert!(format!("{e:?}").contains(debug), "{method} {url}: {e:?} lacks {debug}");
             }
             (Err(ParseError::NotSupported), None) => {}
             (got, want) => panic!("{method} {url}: got {got:?}, want {want:?}"),

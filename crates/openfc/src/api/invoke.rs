@@ -1,7 +1,6 @@
 //! InvokeFunction (spec §5.6): header validation, payload limits, resolving what runs, and the FC response
 //! headers. Function failures are 200 responses with `X-Fc-Error-Type`, never HTTP errors.
 
-use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -57,7 +56,7 @@ fn function_spec(app: &App, account: &str, target: &InvokeTarget) -> Result<Func
         memory_mb: fields.memory_size.unwrap_or(128).max(64) as u64,
         instance_concurrency: fields.instance_concurrency.unwrap_or(1).max(1) as u32,
         ca_port: fields.ca_port.unwrap_or(9000).clamp(1, 65535) as u16,
-        env: fields.environment_variables.unwrap_or_else(BTreeMap::new),
+        env: fields.environment_variables.unwrap_or_default(),
         custom_command: fields.custom_runtime_config.as_ref().map(|c| c.command.clone()).unwrap_or_default(),
         custom_args: fields.custom_runtime_config.as_ref().map(|c| c.args.clone()).unwrap_or_default(),
         code,

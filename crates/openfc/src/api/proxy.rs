@@ -2,7 +2,7 @@
 //! trigger decides whether a signature is needed (`authType`) and which methods pass; the request reaches the
 //! function as itself (method, path, query, headers, body) and its response comes back as it gave it.
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,7 +88,7 @@ pub async fn handle(app: &App, request_id: &str, parts: Parts, body: Body) -> Re
         request_id: request_id.to_owned(),
         http: Some(HttpCall { method: parts.method.clone(), uri, headers }),
         want_log: false,
-        event: Bytes::from(body),
+        event: body,
         access_key_id: String::new(),
         access_key_secret: String::new(),
     };

@@ -1,0 +1,104 @@
+"""Warm sandbox launchers (--warm-sandboxes, default 2): launchers started ahead of need, already in their
+cgroups, that a cold start hands its spec to. What a user relies on: the limits an instance runs under are its
+own function's whether or not its launcher was warm, the warm set is refilled after a cold start, with 0 every
+sandbox starts on demand, and stopping openfc leaves no launcher behind."""
+
+import glob
+import os
+import time
+
+import pytest
+
+from invoke_helpers import invoke, new_function, new_service, py_zip, wait_until
+
+ECHO_ID = py_zip('''
+    import os
+
+    def handler(event, context):
+        return os.environ["FC_INSTANCE_ID"]
+''')
+
+
+def launchers(server_pid):
+    """{pid: has_children} of the `openfc __sandbox` processes the server started."""
+    out = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        pid = stat.split("/")[2]
+        try:
+            with open(stat) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != server_pid:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"__sandbox" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                out[int(pid)] = bool(f.read().strip())
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def warm(server_pid):
+    return sorted(pid for pid, busy in launchers(server_pid).items() if not busy)
+
+
+def memory_limit_mb(instance_id):
+    paths = glob.glob(f"/sys/fs/cgroup/memory/openfc/*/{instance_id}/memory.limit_in_bytes") + \
+        glob.glob(f"/sys/fs/cgroup/openfc/*/{instance_id}/memory.max")
+    assert paths, f"no memory cgroup for instance {instance_id}"
+    with open(paths[0]) as f:
+        return int(f.read()) // (1024 * 1024)
+
+
+def cold_invoke(srv, svc, memory):
+    fn = new_function(srv, svc, ECHO_ID, memorySize=memory)
+    inv = invoke(srv, svc, fn, b"")
+    assert inv.status == 200 and inv.error_type is None, inv.describe()
+    assert inv.body.decode() == inv.instance_id
+    return inv.instance_id
+
+
+def test_warm_launchers_wait_are_used_refilled_and_gone_after_stop(start_server):
+    srv = start_server()
+    pid = srv.proc.pid
+    first = wait_until(lambda: warm(pid) if len(warm(pid)) == 2 else None, 10, 0.05, "2 warm launchers")
+    svc = new_service(srv, "warm")
+    instance = cold_invoke(srv, svc, 256)
+    # The instance runs in a launcher that was warm, under its own function's memory size.
+    assert memory_limit_mb(instance) == 256
+    running = [p for p, busy in launchers(pid).items() if busy]
+    assert len(running) == 1 and running[0] in first, (running, first)
+    # The set is topped up again.
+    wait_until(lambda: len(warm(pid)) == 2, 10, 0.05, "the warm set refilled")
+    # A second cold start with other limits.
+    other = cold_invoke(srv, svc, 512)
+    assert memory_limit_mb(other) == 512
+    everything = list(launchers(pid))
+    srv.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(os.path.exists(f"/proc/{p}") for p in everything):
+        time.sleep(0.05)
+    left = [p for p in everything if os.path.exists(f"/proc/{p}")]
+    assert left == [], f"launchers left after openfc stopped: {left}"
+
+
+def test_zero_warm_sandboxes_starts_each_sandbox_on_demand(start_server):
+    srv = start_server(args=["--warm-sandboxes", "0"])
+    time.sleep(0.5)
+    assert launchers(srv.proc.pid) == {}
+    svc = new_service(srv, "cold")
+    instance = cold_invoke(srv, svc, 128)
+    assert memory_limit_mb(instance) == 128
+    time.sleep(0.3)
+    assert warm(srv.proc.pid) == [], "no launcher may wait with --warm-sandboxes 0"
+
+
+@pytest.mark.parametrize("value", ["-1", "many"])
+def test_a_bad_warm_sandboxes_value_is_refused_at_start(value, tmp_path):
+    import subprocess
+    from conftest import openfc_bin
+    p = subprocess.run([str(openfc_bin()), "serve", "--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0",
+                        f"--warm-sandboxes={value}"], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    assert "warm-sandboxes" in p.stderr, p.stderr
