@@ -1,7 +1,8 @@
 //! The trivial custom runtime: this very binary, shipped in a function's zip as `bootstrap` (it runs as
 //! the runtime whenever argv[0] ends with `bootstrap`, or with the `runtime-server` argument on the host
 //! as the baseline). A hyper HTTP/1.1 server on `0.0.0.0:$FC_CUSTOM_LISTEN_PORT` (TCP_NODELAY) that
-//! answers every request, `POST /invoke` included, 200 with the request body.
+//! answers every request, `POST /invoke` included, 200 with the request body; a body `work:N` first
+//! runs N steps of arithmetic (a function that does some work).
 
 use std::convert::Infallible;
 use std::net::Ipv4Addr;
@@ -50,7 +51,18 @@ async fn serve(port: u16) -> anyhow::Result<()> {
 
 async fn echo(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(match req.into_body().collect().await {
-        Ok(body) => Response::new(Full::new(body.to_bytes())),
+        Ok(body) => {
+            let body = body.to_bytes();
+            if let Some(n) = body.strip_prefix(b"work:").and_then(|n| std::str::from_utf8(n).ok()?.parse::<u64>().ok()) {
+                // A fixed amount of computation (not of wall time, which preemption would shorten).
+                let mut x = 0u64;
+                for i in 0..n {
+                    x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+                }
+                std::hint::black_box(x);
+            }
+            Response::new(Full::new(body))
+        }
         Err(_) => {
             let mut resp = Response::new(Full::new(Bytes::from_static(b"unreadable request body")));
             *resp.status_mut() = StatusCode::BAD_REQUEST;
