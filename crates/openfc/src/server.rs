@@ -22,22 +22,18 @@ use crate::api::{self, App};
 use crate::config::{CodeStoreKind, ServeConfig, StoreConfig};
 use crate::keys::{self, Keyring, MasterKey};
 
-/// Log lines go to stderr from a writer thread of their own: a request never waits on a slow or full
-/// stderr (a pipe to a busy log collector), and bursts are written in batches. Should the collector fall
-/// more than 128k lines behind, lines are dropped rather than requests stalled. The guard flushes what
-/// is queued when `serve` returns.
-fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// Log lines are written to stderr synchronously: a writer thread (tracing-appender) was measured to cost
+/// 2–6 µs of CPU per request at c=16 (a wake-up of that thread per line), 10–15% of a signed read.
+fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OPENFC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
-    guard
 }
 
 fn timestamp() -> String {
@@ -83,7 +79,7 @@ fn open_code_store(cfg: &ServeConfig) -> anyhow::Result<Arc<dyn CodeStore>> {
 }
 
 pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
-    let _log_guard = init_logging(cfg.log_json);
+    init_logging(cfg.log_json);
     let meta = open_meta(&cfg.store).await?;
     let master = Arc::new(MasterKey::load_or_create(&cfg.store.master_key_file)?);
     let code = open_code_store(&cfg)?;
