@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from invoke_helpers import invoke, new_function, new_service, py_zip, wait_until
+from invoke_helpers import health, invoke, new_function, new_service, py_zip, wait_until
 
 ECHO_ID = py_zip('''
     import os
@@ -69,8 +69,9 @@ def test_warm_launchers_wait_are_used_refilled_and_gone_after_stop(start_server)
     assert memory_limit_mb(instance) == 256
     running = [p for p, busy in launchers(pid).items() if busy]
     assert len(running) == 1 and running[0] in first, (running, first)
-    # The set is topped up again.
+    # The set is topped up again, and /health says so.
     wait_until(lambda: len(warm(pid)) == 2, 10, 0.05, "the warm set refilled")
+    assert health(srv)["warm_sandboxes"] == 2
     # A second cold start with other limits.
     other = cold_invoke(srv, svc, 512)
     assert memory_limit_mb(other) == 512
@@ -92,6 +93,7 @@ def test_zero_warm_sandboxes_starts_each_sandbox_on_demand(start_server):
     assert memory_limit_mb(instance) == 128
     time.sleep(0.3)
     assert warm(srv.proc.pid) == [], "no launcher may wait with --warm-sandboxes 0"
+    assert health(srv)["warm_sandboxes"] == 0
 
 
 @pytest.mark.parametrize("value", ["-1", "many"])

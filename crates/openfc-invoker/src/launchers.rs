@@ -120,6 +120,11 @@ impl Launchers {
         });
     }
 
+    /// How many launchers wait now.
+    pub fn warm(&self) -> usize {
+        self.warm.lock().expect("warm launchers").len()
+    }
+
     /// Ends every warm launcher (shutdown).
     pub fn discard_all(&self) {
         for l in self.warm.lock().expect("warm launchers").drain(..) {

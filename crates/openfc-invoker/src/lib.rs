@@ -236,6 +236,7 @@ impl Invoker {
                         metrics::gauge!("openfc_instances", "state" => "alive").set(alive as f64);
                         metrics::gauge!("openfc_instances", "state" => "busy").set(busy as f64);
                         metrics::gauge!("openfc_instances", "state" => "idle").set((alive - busy) as f64);
+                        metrics::gauge!("openfc_warm_sandboxes").set(inv.warm_sandboxes() as f64);
                     }
                     None => return,
                 }
@@ -255,6 +256,11 @@ impl Invoker {
                 None => "loopback only: slirp4netns not found, so internetAccess=true gets no outbound network".into(),
             },
         })
+    }
+
+    /// Sandbox launchers waiting for a cold start.
+    pub fn warm_sandboxes(&self) -> usize {
+        self.shared.launchers.warm()
     }
 
     pub fn instance_counts(&self) -> (usize, usize) {

@@ -61,6 +61,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     let (alive, busy) = app.invoker.instance_counts();
     health["isolation"] = app.invoker.isolation();
     health["instances"] = serde_json::json!({"alive": alive, "busy": busy, "idle": alive - busy});
+    health["warm_sandboxes"] = serde_json::json!(app.invoker.warm_sandboxes());
     handlers::json(health)
 }
 
