@@ -526,7 +526,8 @@ def test_fork_bomb_is_contained_and_cleaned_up(srv, svc):
     def leftovers():
         return instance_processes(inv.instance_id), glob.glob(f"/sys/fs/cgroup/**/{inv.instance_id}", recursive=True)
 
-    deadline = time.time() + 5
+    # Killing a fork bomb's last processes can take a while on a loaded machine; the cgroups must go, in time.
+    deadline = time.time() + 15
     while leftovers() != (0, []) and time.time() < deadline:
         time.sleep(0.1)
     assert leftovers() == (0, []), leftovers()
