@@ -212,3 +212,54 @@ impl Cgroup {
         all_gone
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The files each hierarchy is given, on a plain directory standing in for the cgroup file system
+    //! (this project's machines mount v1 only; the e2e suite covers v1 for real).
+    use super::*;
+
+    fn read(p: &Path) -> String {
+        std::fs::read_to_string(p).unwrap().trim().to_owned()
+    }
+
+    const LIMITS: Limits = Limits { memory_mb: 256, pids: 1024, cpu_shares: 2048 };
+
+    #[test]
+    fn v2_limits_go_to_the_unified_group() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("c-1");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("memory.peak"), "7340032\n").unwrap();
+        let cg = CgroupMode::V2 { root: root.path().to_owned() }.create("c-1").unwrap().unwrap();
+        cg.limit(LIMITS).unwrap();
+        assert_eq!(cg.dirs(), [dir.clone()]);
+        assert_eq!(read(&dir.join("memory.max")), (256u64 << 20).to_string());
+        assert_eq!(read(&dir.join("memory.swap.max")), "0");
+        assert_eq!(read(&dir.join("pids.max")), "1024");
+        // shares 2048 (twice the v1 default) → weight 200 (twice the v2 default).
+        assert_eq!(read(&dir.join("cpu.weight")), "200");
+        assert_eq!(cg.memory_peak(), Some(7_340_032));
+    }
+
+    #[test]
+    fn v1_limits_go_to_each_hierarchy() {
+        let base = tempfile::tempdir().unwrap();
+        let (m, p, c) = (base.path().join("memory"), base.path().join("pids"), base.path().join("cpu"));
+        std::fs::create_dir_all(m.join("c-2")).unwrap();
+        std::fs::write(m.join("c-2").join("memory.max_usage_in_bytes"), "1048576\n").unwrap();
+        let cg = CgroupMode::V1 { memory: m.clone(), pids: p.clone(), cpu: c.clone() }.create("c-2").unwrap().unwrap();
+        cg.limit(LIMITS).unwrap();
+        assert_eq!(cg.dirs(), [m.join("c-2"), p.join("c-2"), c.join("c-2")]);
+        assert_eq!(read(&m.join("c-2/memory.limit_in_bytes")), (256u64 << 20).to_string());
+        assert_eq!(read(&m.join("c-2/memory.memsw.limit_in_bytes")), (256u64 << 20).to_string());
+        assert_eq!(read(&p.join("c-2/pids.max")), "1024");
+        assert_eq!(read(&c.join("c-2/cpu.shares")), "2048");
+        assert_eq!(cg.memory_peak(), Some(1_048_576));
+    }
+
+    #[test]
+    fn without_cgroups_there_is_no_group() {
+        assert!(CgroupMode::Unavailable("test".into()).create("c-3").unwrap().is_none());
+    }
+}
