@@ -43,6 +43,16 @@ def warm(server_pid):
     return sorted(pid for pid, busy in launchers(server_pid).items() if not busy)
 
 
+def memory_group(pid):
+    """The directory of the memory cgroup `pid` is in (v1), once it has joined one of openfc's."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if "memory" in controllers.split(",") and "/openfc/" in path:
+                return "/sys/fs/cgroup/memory" + path
+    return None
+
+
 def memory_limit_mb(instance_id):
     paths = glob.glob(f"/sys/fs/cgroup/memory/openfc/*/{instance_id}/memory.limit_in_bytes") + \
         glob.glob(f"/sys/fs/cgroup/openfc/*/{instance_id}/memory.max")
@@ -104,3 +114,25 @@ def test_a_bad_warm_sandboxes_value_is_refused_at_start(value, tmp_path):
                         f"--warm-sandboxes={value}"], capture_output=True, text=True, timeout=30)
     assert p.returncode != 0
     assert "warm-sandboxes" in p.stderr, p.stderr
+
+
+def test_a_killed_warm_launcher_is_replaced_not_used(start_server):
+    """The OOM killer or an operator may end a waiting launcher: the next cold start must not fail for it."""
+    import signal
+    srv = start_server()
+    pid = srv.proc.pid
+    # Waiting launchers that have joined their groups (a join takes a moment).
+    def joined():
+        w = warm(pid)
+        return w if len(w) == 2 and all(memory_group(p) for p in w) else None
+    waiting = wait_until(joined, 10, 0.05, "2 warm launchers in their cgroups")
+    groups = [memory_group(p) for p in waiting]
+    for p in waiting:
+        os.kill(p, signal.SIGKILL)
+    wait_until(lambda: not any(p in launchers(pid) for p in waiting), 5, 0.02, "the killed launchers reaped")
+    svc = new_service(srv, "killed")
+    instance = cold_invoke(srv, svc, 128)
+    assert memory_limit_mb(instance) == 128
+    wait_until(lambda: len(warm(pid)) == 2, 10, 0.05, "the warm set refilled")
+    # The killed launchers' cgroups are removed too.
+    wait_until(lambda: not any(os.path.exists(g) for g in groups), 10, 0.05, "the killed launchers' cgroups removed")
