@@ -105,12 +105,14 @@ impl CgroupMode {
 
 /// How long [`Cgroup::destroy`] keeps at a group whose processes will not die or that will not go.
 const DESTROY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+/// The same at start-up, where a stuck leftover must not hold the server back for long.
+const LEFTOVER_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Removes instance groups an earlier run of this openfc left behind (killing what still runs in them).
 fn clean(node_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(node_dir) else { return };
     for e in entries.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) && !Cgroup::new(vec![e.path()], e.path(), false).destroy() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) && !Cgroup::new(vec![e.path()], e.path(), false).destroy_within(LEFTOVER_PATIENCE) {
             tracing::warn!(group = %e.path().display(), "could not remove a cgroup left by an earlier run");
         }
     }
@@ -184,7 +186,11 @@ impl Cgroup {
     /// keeps killing and retrying, backing off, for up to [`DESTROY_PATIENCE`]. Returns whether every
     /// directory is gone. Blocks: call it off the async threads.
     pub fn destroy(&self) -> bool {
-        let deadline = std::time::Instant::now() + DESTROY_PATIENCE;
+        self.destroy_within(DESTROY_PATIENCE)
+    }
+
+    fn destroy_within(&self, patience: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + patience;
         let mut all_gone = true;
         for d in &self.dirs {
             let mut pause = std::time::Duration::from_millis(1);
