@@ -33,6 +33,7 @@ pub struct Cgroup {
 }
 
 const GROUP: &str = "openfc";
+const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
 
 fn writable_dir(p: &Path) -> bool {
     let probe = p.join(format!("{GROUP}-probe-{}", std::process::id()));
@@ -45,7 +46,10 @@ impl CgroupMode {
     /// Detects the hierarchy. `node` names this openfc's own group (several may share a host), whose
     /// leftovers from an earlier run are cleaned up.
     pub fn detect(node: &str) -> CgroupMode {
-        let base = Path::new("/sys/fs/cgroup");
+        Self::detect_at(Path::new("/sys/fs/cgroup"), node)
+    }
+
+    fn detect_at(base: &Path, node: &str) -> CgroupMode {
         let v1 = |c: &str| base.join(c);
         if v1("memory").join("memory.limit_in_bytes").exists() && v1("pids").is_dir() && v1("cpu").is_dir() {
             if [v1("memory"), v1("pids"), v1("cpu")].iter().all(|d| writable_dir(d)) {
@@ -58,20 +62,34 @@ impl CgroupMode {
             return CgroupMode::Unavailable("cgroup v1 hierarchies are not writable (run openfc as root)".into());
         }
         let controllers = std::fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
-        if ["memory", "pids", "cpu"].iter().all(|c| controllers.split_whitespace().any(|x| x == *c)) {
-            if writable_dir(base) {
-                // Every level down to the instances needs the controllers enabled for its children.
-                let mine = base.join(GROUP).join(node);
-                clean(&mine);
-                let _ = std::fs::create_dir_all(&mine);
-                for level in [base.to_path_buf(), base.join(GROUP), mine.clone()] {
-                    let _ = std::fs::write(level.join("cgroup.subtree_control"), "+memory +pids +cpu");
-                }
-                return CgroupMode::V2 { root: mine };
-            }
+        if !CONTROLLERS.iter().all(|c| controllers.split_whitespace().any(|x| x == *c)) {
+            return CgroupMode::Unavailable("no cgroup hierarchy with memory, pids and cpu controllers".into());
+        }
+        if !writable_dir(base) {
             return CgroupMode::Unavailable("the cgroup v2 hierarchy is not writable (run openfc as root)".into());
         }
-        CgroupMode::Unavailable("no cgroup hierarchy with memory, pids and cpu controllers".into())
+        // Every level down to the instances needs the controllers enabled for its children.
+        let mine = base.join(GROUP).join(node);
+        clean(&mine);
+        let _ = std::fs::create_dir_all(&mine);
+        let mut failed = None;
+        for level in [base.to_path_buf(), base.join(GROUP), mine.clone()] {
+            if let Err(e) = std::fs::write(level.join("cgroup.subtree_control"), "+memory +pids +cpu") {
+                failed.get_or_insert(format!("{}: {e}", level.join("cgroup.subtree_control").display()));
+            }
+        }
+        // Enabling fails, for one, where the top group holds processes (a container's own cgroup: v2's "no
+        // internal processes" rule). Then instances could get no limits: say so rather than fail each start.
+        let enabled = std::fs::read_to_string(mine.join("cgroup.subtree_control")).unwrap_or_default();
+        let on = |c: &str| enabled.split_whitespace().any(|x| x.trim_start_matches('+') == c);
+        if !CONTROLLERS.iter().all(|c| on(c)) {
+            return CgroupMode::Unavailable(format!(
+                "cgroup v2: the memory, pids and cpu controllers could not be enabled for openfc's group ({}); \
+                 in a container, give openfc a cgroup of its own with no other processes in its parent",
+                failed.unwrap_or_else(|| format!("{} says \"{}\"", mine.join("cgroup.subtree_control").display(), enabled.trim()))
+            ));
+        }
+        CgroupMode::V2 { root: mine }
     }
 
     pub fn describe(&self) -> String {
@@ -262,6 +280,37 @@ mod tests {
         assert_eq!(read(&p.join("c-2/pids.max")), "1024");
         assert_eq!(read(&c.join("c-2/cpu.shares")), "2048");
         assert_eq!(cg.memory_peak(), Some(1_048_576));
+    }
+
+    #[test]
+    fn v2_detection_enables_the_controllers_down_to_openfcs_group() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::write(base.path().join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids rdma misc\n").unwrap();
+        let mode = CgroupMode::detect_at(base.path(), "n1");
+        assert_eq!(mode, CgroupMode::V2 { root: base.path().join("openfc/n1") });
+        for level in ["", "openfc", "openfc/n1"] {
+            assert_eq!(read(&base.path().join(level).join("cgroup.subtree_control")), "+memory +pids +cpu");
+        }
+    }
+
+    #[test]
+    fn v2_without_enabled_controllers_is_unavailable_and_says_why() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::write(base.path().join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        // Writes that do not take (as where the kernel enables nothing): the group's file reads back empty.
+        std::fs::create_dir_all(base.path().join("openfc/n2")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", base.path().join("openfc/n2/cgroup.subtree_control")).unwrap();
+        match CgroupMode::detect_at(base.path(), "n2") {
+            CgroupMode::Unavailable(why) => assert!(why.contains("could not be enabled"), "{why}"),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_hierarchy_without_the_controllers_is_unavailable() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::write(base.path().join("cgroup.controllers"), "cpu io\n").unwrap();
+        assert!(matches!(CgroupMode::detect_at(base.path(), "n3"), CgroupMode::Unavailable(_)));
     }
 
     #[test]
