@@ -8,7 +8,7 @@
 #   --e2e-only    no cargo at all: run the e2e suite against $OPENFC_BIN (default target/debug/openfc)
 #   PYTEST ARGS   passed to pytest, e.g. scripts/test.sh --no-nextest -k pagination -x
 #
-# Side effects are confined to .testenv/ (gitignored): the venv, a throw-away PostgreSQL cluster per run and the
+# Side effects are confined to .testenv/ (gitignored): the venv, the Node.js SDK, a throw-away PostgreSQL cluster per run and the
 # service logs. Idempotent; the cluster and moto are stopped and the cluster removed on any exit.
 set -euo pipefail
 
@@ -135,6 +135,29 @@ if ! command -v slirp4netns >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slirp4netns >/dev/null
 fi
 slirp4netns --version | head -n 1
+
+# ---------------------------------------------------------------------------------------------------------------
+phase "Node.js SDK (@alicloud/fc2, pinned in tests/e2e/node)"
+NODE_DIR=$TESTENV/node
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "installing Debian's nodejs and npm"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+NODE_STAMP=$NODE_DIR/.lock.stamp
+WANT_NODE_STAMP="$(sha256sum "$ROOT/tests/e2e/node/package-lock.json" | cut -d' ' -f1) $(node --version)"
+if [[ -f $NODE_STAMP && "$(cat "$NODE_STAMP")" == "$WANT_NODE_STAMP" && -d $NODE_DIR/node_modules/@alicloud/fc2 ]]; then
+    echo "package-lock unchanged; skipping npm ci"
+else
+    rm -rf "$NODE_DIR" && mkdir -p "$NODE_DIR"
+    cp "$ROOT/tests/e2e/node/package.json" "$ROOT/tests/e2e/node/package-lock.json" "$NODE_DIR/"
+    if ! (cd "$NODE_DIR" && npm ci --no-audit --no-fund --ignore-scripts >"$TESTENV/npm.log" 2>&1); then
+        cat "$TESTENV/npm.log"; die "npm ci failed"
+    fi
+    echo "$WANT_NODE_STAMP" >"$NODE_STAMP"
+fi
+export OPENFC_TEST_NODE_PATH=$NODE_DIR/node_modules
+node -e 'require(process.argv[1] + "/@alicloud/fc2")' "$OPENFC_TEST_NODE_PATH" || die "the Node.js SDK is incomplete"
+echo "OPENFC_TEST_NODE_PATH=$OPENFC_TEST_NODE_PATH ($(node --version))"
 
 # ---------------------------------------------------------------------------------------------------------------
 phase "PostgreSQL (private throw-away cluster)"
