@@ -52,12 +52,14 @@ struct Conn {
 }
 
 impl Conn {
-    /// Drives the connection until it can take a request; false once the runtime has closed it.
+    /// Drives the connection until it can take a request; false once the runtime has closed it. The
+    /// connection goes first: an idle one was not polled since its last use, so a close by the runtime
+    /// (an idle keep-alive timeout, as Node's 5 s) is only seen now — the request handle may still say ready.
     async fn ready(&mut self) -> bool {
         tokio::select! {
             biased;
-            r = self.sender.ready() => r.is_ok(),
             _ = &mut self.driver => false,
+            r = self.sender.ready() => r.is_ok(),
         }
     }
 
