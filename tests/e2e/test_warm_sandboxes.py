@@ -136,3 +136,29 @@ def test_a_killed_warm_launcher_is_replaced_not_used(start_server):
     wait_until(lambda: len(warm(pid)) == 2, 10, 0.05, "the warm set refilled")
     # The killed launchers' cgroups are removed too.
     wait_until(lambda: not any(os.path.exists(g) for g in groups), 10, 0.05, "the killed launchers' cgroups removed")
+
+
+def test_python_instances_run_the_precompiled_shim(start_server):
+    """openfc compiles its Python shim once at start (with the configured interpreter), so no cold start
+    compiles it; error stack traces still show the user's frames and leave the shim's out."""
+    srv = start_server()
+    pyc = srv.data_dir / "run" / "runtime" / "python" / "bootstrap.pyc"
+    wait_until(pyc.exists, 10, 0.05, f"{pyc} written")
+    time.sleep(0.2)  # the flag that the file is complete is set right after it is written
+    svc = new_service(srv, "pyc")
+    fn = new_function(srv, svc, py_zip('''
+        def handler(event, context):
+            return open("/proc/self/cmdline", "rb").read().replace(b"\\0", b" ")
+    '''))
+    inv = invoke(srv, svc, fn, b"")
+    assert inv.status == 200 and inv.error_type is None, inv.describe()
+    assert inv.body.split()[-1] == b"/var/fc/runtime/python/bootstrap.pyc", inv.body
+    failing = new_function(srv, svc, py_zip('''
+        def handler(event, context):
+            raise ValueError("broken on purpose")
+    '''))
+    inv = invoke(srv, svc, failing, b"")
+    body = inv.json()
+    assert body["errorType"] == "ValueError", body
+    assert any("index.py" in frame for frame in body["stackTrace"]), body
+    assert not any("/var/fc/runtime" in frame for frame in body["stackTrace"]), body

@@ -113,6 +113,8 @@ pub struct Shared {
     /// The host's own addresses, which instances with outbound network must not reach.
     pub host_addresses: Vec<std::net::IpAddr>,
     pub launchers: launchers::Launchers,
+    /// The Python shim is compiled (`runtime::compile_python_shim`); done in the background at start.
+    pub python_bytecode: std::sync::atomic::AtomicBool,
 }
 
 pub struct Invoker {
@@ -215,8 +217,20 @@ impl Invoker {
             home_netns: std::fs::File::open("/proc/self/ns/net")?,
             host_addresses: openfc_sandbox::host_addresses(),
             launchers: launchers::Launchers::new(config.warm_sandboxes),
+            python_bytecode: std::sync::atomic::AtomicBool::new(false),
             config,
         });
+        {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                if runtime::compile_python_shim(&shared.runtime_dir, &shared.config.interpreters.python) {
+                    shared.python_bytecode.store(true, std::sync::atomic::Ordering::Release);
+                } else {
+                    tracing::info!(python = %shared.config.interpreters.python.display(),
+                        "could not precompile the Python shim; Python instances compile it at each start");
+                }
+            });
+        }
         launchers::Launchers::refill(&shared);
         let invoker = Arc::new(Invoker { shared, packages, pools: Mutex::new(HashMap::new()) });
         let weak = Arc::downgrade(&invoker);
@@ -366,7 +380,8 @@ impl Invoker {
     }
 
     async fn start_instance(&self, spec: &FunctionSpec, pool: &Pool) -> Result<Arc<Instance>, InvokeError> {
-        let (argv, kind) = runtime::command(spec, &self.shared.config.interpreters)?;
+        let python_bytecode = self.shared.python_bytecode.load(std::sync::atomic::Ordering::Acquire);
+        let (argv, kind) = runtime::command(spec, &self.shared.config.interpreters, python_bytecode)?;
         let t0 = Instant::now();
         let code_dir = self.packages.unpacked(&spec.code).await?;
         let layers_dir = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::{FunctionSpec, InvokeError};
 
 pub const RUNTIME_MOUNT: &str = "/var/fc/runtime";
+const PYTHON_SHIM_PATH: &str = "/var/fc/runtime/python/bootstrap.py";
+const PYTHON_SHIM_PYC: &str = "/var/fc/runtime/python/bootstrap.pyc";
 const PYTHON_SHIM: &str = include_str!("../runtimes/python/bootstrap.py");
 const NODE_SHIM: &str = include_str!("../runtimes/nodejs/bootstrap.js");
 
@@ -53,7 +55,8 @@ fn unsupported(runtime: &str) -> InvokeError {
 }
 
 /// The command line of a function's runtime process.
-pub fn command(spec: &FunctionSpec, interp: &Interpreters) -> Result<(Vec<String>, RuntimeKind), InvokeError> {
+/// `python_bytecode`: the Python shim has been compiled for `interp.python` (see [`compile_python_shim`]).
+pub fn command(spec: &FunctionSpec, interp: &Interpreters, python_bytecode: bool) -> Result<(Vec<String>, RuntimeKind), InvokeError> {
     let rt = spec.runtime.as_str();
     if CUSTOM.contains(&rt) {
         let mut argv = if spec.custom_command.is_empty() { vec!["/code/bootstrap".to_owned()] } else { spec.custom_command.clone() };
@@ -61,7 +64,7 @@ pub fn command(spec: &FunctionSpec, interp: &Interpreters) -> Result<(Vec<String
         return Ok((argv, RuntimeKind::Custom));
     }
     if PYTHON.contains(&rt) {
-        let shim = format!("{RUNTIME_MOUNT}/python/bootstrap.py");
+        let shim = if python_bytecode { PYTHON_SHIM_PYC } else { PYTHON_SHIM_PATH }.to_owned();
         return Ok((vec![interp.python.display().to_string(), "-u".into(), shim], RuntimeKind::Shim));
     }
     if NODE.contains(&rt) {
@@ -82,4 +85,31 @@ pub fn install_shims(dir: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}
+
+/// Compiles the Python shim to `bootstrap.pyc` with `python` (the interpreter instances run), so a cold start
+/// does not compile 800 lines (5–6 ms measured) before its runtime can listen. Blocking: run it off the
+/// async threads. False (and no .pyc left) when it could not.
+pub fn compile_python_shim(dir: &Path, python: &Path) -> bool {
+    let (src, pyc) = (dir.join("python/bootstrap.py"), dir.join("python/bootstrap.pyc"));
+    let _ = std::fs::remove_file(&pyc);
+    let script = "import py_compile, sys\n\
+        py_compile.compile(sys.argv[1], cfile=sys.argv[2], dfile=sys.argv[3], doraise=True,\n\
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)";
+    let ok = std::process::Command::new(python)
+        .args(["-I", "-c", script])
+        .arg(&src)
+        .arg(&pyc)
+        .arg(PYTHON_SHIM_PATH)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        use std::os::unix::fs::PermissionsExt;
+        return std::fs::set_permissions(&pyc, std::fs::Permissions::from_mode(0o644)).is_ok();
+    }
+    let _ = std::fs::remove_file(&pyc);
+    false
 }

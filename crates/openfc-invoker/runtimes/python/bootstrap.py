@@ -33,7 +33,10 @@ import os
 import sys
 import threading
 
+# openfc runs this file precompiled (bootstrap.pyc next to it) when it could; its code objects name the .py.
 _BOOTSTRAP_FILE = os.path.abspath(__file__)
+if _BOOTSTRAP_FILE.endswith(".pyc"):
+    _BOOTSTRAP_FILE = _BOOTSTRAP_FILE[:-1]
 _ENV = os.environ
 
 CODE_DIR = _ENV.get("FC_FUNC_CODE_PATH") or "/code"
