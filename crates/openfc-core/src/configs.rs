@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult, meta_err};
 use crate::names::{FunctionName, Qualifier, ServiceName};
 use crate::page::PageQuery;
 use crate::ports::{Document, MetaError};
@@ -202,10 +202,7 @@ fn new_doc(account: &str, kind: &'static str, key: String, body: Value, now: Str
 
 impl Fc {
     async fn domain_doc(&self, account: &str, name: &str) -> CoreResult<Document> {
-        self.meta.get_doc(account, DOMAIN, name).await.map_err(|e| match e {
-            MetaError::NotFound => CoreError::DomainNameNotFound(name.to_owned()),
-            other => other.into(),
-        })
+        self.meta.get_doc(account, DOMAIN, name).await.map_err(meta_err(|| CoreError::DomainNameNotFound(name.to_owned())))
     }
 
     pub async fn create_custom_domain(&self, account: &str, body: &[u8]) -> CoreResult<Document> {
@@ -241,19 +238,12 @@ impl Fc {
         let expected = std::mem::replace(&mut doc.etag, new_etag());
         doc.body = to_body(&current)?;
         doc.modified_time = self.timestamp();
-        self.meta.update_doc(&doc, &expected).await.map_err(|e| match e {
-            MetaError::NotFound => CoreError::DomainNameNotFound(name.to_owned()),
-            MetaError::PreconditionFailed => CoreError::PreconditionFailed,
-            other => other.into(),
-        })?;
+        self.meta.update_doc(&doc, &expected).await.map_err(meta_err(|| CoreError::DomainNameNotFound(name.to_owned())))?;
         Ok(doc)
     }
 
     pub async fn delete_custom_domain(&self, account: &str, name: &str) -> CoreResult<()> {
-        self.meta.delete_doc(account, DOMAIN, name, None).await.map_err(|e| match e {
-            MetaError::NotFound => CoreError::DomainNameNotFound(name.to_owned()),
-            other => other.into(),
-        })
+        self.meta.delete_doc(account, DOMAIN, name, None).await.map_err(meta_err(|| CoreError::DomainNameNotFound(name.to_owned())))
     }
 
     pub async fn list_custom_domains(&self, account: &str, page: &PageQuery) -> CoreResult<(Vec<Document>, Option<String>)> {
@@ -397,11 +387,8 @@ impl Fc {
     ) -> CoreResult<Value> {
         self.config_target(account, service, function, q).await?;
         let key = on_demand_key(service, q, function);
-        match self.meta.get_doc(account, ON_DEMAND, &key).await {
-            Ok(d) => Ok(on_demand_json(&d)),
-            Err(MetaError::NotFound) => Err(CoreError::OnDemandConfigNotFound(key)),
-            Err(e) => Err(e.into()),
-        }
+        let doc = self.meta.get_doc(account, ON_DEMAND, &key).await.map_err(meta_err(|| CoreError::OnDemandConfigNotFound(key.clone())))?;
+        Ok(on_demand_json(&doc))
     }
 
     pub async fn delete_on_demand_config(
@@ -415,11 +402,8 @@ impl Fc {
         self.config_target(account, service, function, q).await?;
         let key = on_demand_key(service, q, function);
         self.hot.on_demand.invalidate(&(account.to_owned(), key.clone()));
-        self.meta.delete_doc(account, ON_DEMAND, &key, if_match.map(|m| m.trim_matches('"'))).await.map_err(|e| match e {
-            MetaError::NotFound => CoreError::OnDemandConfigNotFound(key.clone()),
-            MetaError::PreconditionFailed => CoreError::PreconditionFailed,
-            other => other.into(),
-        })
+        let if_match = if_match.map(|m| m.trim_matches('"'));
+        self.meta.delete_doc(account, ON_DEMAND, &key, if_match).await.map_err(meta_err(|| CoreError::OnDemandConfigNotFound(key.clone())))
     }
 
     pub async fn list_on_demand_configs(&self, account: &str, page: &PageQuery) -> CoreResult<(Vec<Value>, Option<String>)> {
@@ -471,11 +455,9 @@ impl Fc {
     ) -> CoreResult<Value> {
         self.config_target(account, service, function, q).await?;
         let key = async_key(service, function, q);
-        match self.meta.get_doc(account, ASYNC, &key).await {
-            Ok(d) => Ok(async_json(&d)),
-            Err(MetaError::NotFound) => Err(CoreError::AsyncConfigNotExists(format!("{service}:{function}:{q}"))),
-            Err(e) => Err(e.into()),
-        }
+        let missing = || CoreError::AsyncConfigNotExists(format!("{service}:{function}:{q}"));
+        let doc = self.meta.get_doc(account, ASYNC, &key).await.map_err(meta_err(missing))?;
+        Ok(async_json(&doc))
     }
 
     pub async fn delete_async_config(
@@ -487,10 +469,8 @@ impl Fc {
     ) -> CoreResult<()> {
         self.config_target(account, service, function, q).await?;
         let key = async_key(service, function, q);
-        self.meta.delete_doc(account, ASYNC, &key, None).await.map_err(|e| match e {
-            MetaError::NotFound => CoreError::AsyncConfigNotExists(format!("{service}:{function}:{q}")),
-            other => other.into(),
-        })
+        let missing = || CoreError::AsyncConfigNotExists(format!("{service}:{function}:{q}"));
+        self.meta.delete_doc(account, ASYNC, &key, None).await.map_err(meta_err(missing))
     }
 
     pub async fn list_async_configs(

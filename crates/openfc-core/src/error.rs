@@ -68,4 +68,14 @@ impl From<MetaError> for CoreError {
     }
 }
 
+/// For `map_err`: a metadata error as a use case reports it — NotFound as the use case's own error, a lost
+/// ETag race as PreconditionFailed, anything else internal.
+pub(crate) fn meta_err(not_found: impl FnOnce() -> CoreError) -> impl FnOnce(MetaError) -> CoreError {
+    move |e| match e {
+        MetaError::NotFound => not_found(),
+        MetaError::PreconditionFailed => CoreError::PreconditionFailed,
+        other => other.into(),
+    }
+}
+
 pub type CoreResult<T> = Result<T, CoreError>;

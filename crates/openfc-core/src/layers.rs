@@ -6,7 +6,7 @@ use md5::{Digest, Md5};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult, meta_err};
 use crate::function::RUNTIMES;
 use crate::page::PageQuery;
 use crate::ports::{LayerVersionRecord, MetaError};
@@ -112,11 +112,7 @@ impl Fc {
     pub async fn get_layer_version(&self, account: &str, name: &str, version: &str) -> CoreResult<LayerVersionRecord> {
         let not_found = || CoreError::LayerVersionNotFound { layer: name.to_owned(), version: version.to_owned() };
         let v: u64 = version.parse().map_err(|_| not_found())?;
-        match self.meta.get_layer_version(account, name, v).await {
-            Ok(r) => Ok(r),
-            Err(MetaError::NotFound) => Err(not_found()),
-            Err(e) => Err(e.into()),
-        }
+        self.meta.get_layer_version(account, name, v).await.map_err(meta_err(not_found))
     }
 
     /// A layer version by ARN: the caller's own, or another account's public one.
@@ -209,11 +205,7 @@ impl Fc {
                 )));
             }
         };
-        match self.meta.set_layer_acl(account, name, acl).await {
-            Ok(()) => Ok(()),
-            Err(MetaError::NotFound) => Err(CoreError::LayerNotFound(name.to_owned())),
-            Err(e) => Err(e.into()),
-        }
+        self.meta.set_layer_acl(account, name, acl).await.map_err(meta_err(|| CoreError::LayerNotFound(name.to_owned())))
     }
 }
 
