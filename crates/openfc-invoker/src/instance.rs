@@ -28,6 +28,8 @@ pub struct Instance {
     pub id: String,
     pub kind: RuntimeKind,
     pub permits: Arc<Semaphore>,
+    /// How many slots `permits` has (the function's instanceConcurrency).
+    pub concurrency: u32,
     pub logs: Arc<LogRing>,
     pub cgroup: Option<Arc<Cgroup>>,
     launcher: Mutex<Option<tokio::process::Child>>,
@@ -40,6 +42,8 @@ pub struct Instance {
     /// Host directories this instance shows (its package and merged layers): kept while it runs.
     pub uses: Vec<PathBuf>,
     dead: AtomicBool,
+    /// `release` has run (it is reached from `kill` and again from `Drop`).
+    released: AtomicBool,
     root: PathBuf,
 }
 
@@ -238,6 +242,7 @@ impl Instance {
             id,
             kind,
             permits: Arc::new(Semaphore::new(spec.instance_concurrency.max(1) as usize)),
+            concurrency: spec.instance_concurrency.max(1),
             logs,
             cgroup: cgroup.0.take().map(Arc::new),
             launcher: Mutex::new(Some(child)),
@@ -248,6 +253,7 @@ impl Instance {
             last_used: Mutex::new(Instant::now()),
             uses,
             dead: AtomicBool::new(false),
+            released: AtomicBool::new(false),
             root,
         });
         // Ready when the runtime accepts a connection on caPort inside its namespace.
@@ -373,21 +379,18 @@ impl Instance {
 
     /// Removes the cgroup (waiting for its processes to die) and the root directory, off the async threads.
     fn release(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let (cg, root) = (self.cgroup.clone(), self.root.clone());
-        let work = move || {
+        crate::launchers::off_async(move || {
             if let Some(cg) = cg
                 && !cg.destroy()
             {
                 tracing::warn!(groups = ?cg.dirs(), "an instance's cgroup could not be removed; its processes would not die");
             }
             let _ = std::fs::remove_dir(&root);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn_blocking(work);
-            }
-            Err(_) => work(),
-        }
+        });
     }
 }
 

@@ -33,16 +33,21 @@ pub struct GroupGuard(pub Option<Cgroup>);
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(cg) = self.0.take() {
-            let work = move || {
+            off_async(move || {
                 cg.destroy();
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn_blocking(work);
-                }
-                Err(_) => work(),
-            }
+            });
         }
+    }
+}
+
+/// Runs blocking teardown (killing, waiting for, removing) on the blocking pool when inside the runtime,
+/// else here.
+pub fn off_async(work: impl FnOnce() + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn_blocking(work);
+        }
+        Err(_) => work(),
     }
 }
 
@@ -75,9 +80,7 @@ impl Launchers {
         match spawned {
             Ok(child) => Ok(Launcher { id, cgroup, child }),
             Err(e) => {
-                if let Some(cg) = cgroup {
-                    cg.destroy();
-                }
+                drop(GroupGuard(cgroup));
                 Err(InvokeError::internal(format!("spawning the sandbox: {e}")))
             }
         }

@@ -181,6 +181,33 @@ pub struct InvokeOutcome {
 pub const HANDLED: &str = "HandledInvocationError";
 pub const UNHANDLED: &str = "UnhandledInvocationError";
 
+/// Holds one count of a pool's `starting` or `waiting` and gives it back when dropped, so a request
+/// cancelled meanwhile (its client went away) cannot leave the pool thinking an instance is starting or a
+/// request waiting.
+struct Lowers<'a>(&'a Pool, bool);
+
+impl<'a> Lowers<'a> {
+    /// `starting` was raised by the caller, under the lock it decided under.
+    fn starting(pool: &'a Pool) -> Self {
+        Lowers(pool, true)
+    }
+
+    fn waiting(pool: &'a Pool) -> Self {
+        pool.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Lowers(pool, false)
+    }
+}
+
+impl Drop for Lowers<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            *self.0.starting.lock().expect("starting") -= 1;
+        } else {
+            self.0.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Returns its slot to the instance and wakes one waiting request.
 struct Slot {
     _permit: OwnedSemaphorePermit,
@@ -351,8 +378,9 @@ impl Invoker {
                 }
             };
             if start_new {
+                let starting = Lowers::starting(pool);
                 let started = self.start_instance(spec, pool).await;
-                *pool.starting.lock().expect("starting") -= 1;
+                drop(starting);
                 let inst = match started {
                     Ok(i) => i,
                     Err(e) => {
@@ -366,9 +394,9 @@ impl Invoker {
                 pool.capacity_freed.notify_waiters();
                 return Ok((inst, Slot { _permit: permit, pool: pool.clone() }));
             }
-            pool.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let waiting = Lowers::waiting(pool);
             let waited = tokio::time::timeout_at(deadline, notified).await;
-            pool.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            drop(waiting);
             if waited.is_err() {
                 return Err(InvokeError::Throttled(format!(
                     "Reserve resource exhausted: function '{}' has {max} instance(s) busy and no capacity freed within {} ms",
@@ -458,7 +486,8 @@ impl Invoker {
         let max_memory_mb = inst.cgroup.as_ref().and_then(|c| c.memory_peak()).map_or(0, |b| b.div_ceil(1024 * 1024));
         let outcome = match result {
             Ok(r) => {
-                if inst.kind == RuntimeKind::Shim {
+                // Only a log tail needs the shim's end marker in the ring (finding it scans the ring).
+                if want_log && inst.kind == RuntimeKind::Shim {
                     inst.logs.wait_for(&end_marker, Duration::from_millis(100)).await;
                 }
                 let header = |k: &str| r.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -567,8 +596,9 @@ impl Invoker {
                 return Ok(alive);
             }
             *pool.starting.lock().expect("starting") += 1;
+            let starting = Lowers::starting(&pool);
             let started = self.start_instance(spec, &pool).await;
-            *pool.starting.lock().expect("starting") -= 1;
+            drop(starting);
             let inst = started?;
             pool.instances.lock().expect("instances").push(inst);
             pool.capacity_freed.notify_one();
@@ -586,7 +616,7 @@ impl Invoker {
         let idle_after = self.shared.config.idle_timeout;
         let pools: Vec<Arc<Pool>> = self.pools.lock().expect("pools").values().cloned().collect();
         for pool in pools {
-            let victims: Vec<(Arc<Instance>, Vec<OwnedSemaphorePermit>)> = {
+            let victims: Vec<(Arc<Instance>, OwnedSemaphorePermit)> = {
                 let mut instances = pool.instances.lock().expect("instances");
                 instances.retain(|i| !i.exited());
                 let mut keep = pool.provisioned.load(std::sync::atomic::Ordering::Relaxed);
@@ -600,13 +630,12 @@ impl Invoker {
                         return true;
                     }
                     // Take every slot: if any is in use, the instance is busy and stays.
-                    let total = i.permits.available_permits();
-                    match i.permits.clone().try_acquire_many_owned(total as u32) {
-                        Ok(p) if total > 0 => {
-                            out.push((i.clone(), vec![p]));
+                    match i.permits.clone().try_acquire_many_owned(i.concurrency) {
+                        Ok(p) => {
+                            out.push((i.clone(), p));
                             false
                         }
-                        _ => true,
+                        Err(_) => true,
                     }
                 });
                 out

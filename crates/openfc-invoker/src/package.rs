@@ -1,7 +1,7 @@
 //! Code packages unpacked once per content address and shared read-only by every instance that runs them.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -42,21 +42,32 @@ impl Packages {
         }
         std::fs::create_dir_all(&self.root).map_err(|e| InvokeError::internal(format!("package dir: {e}")))?;
         let tmp_zip = self.root.join(format!(".{}.zip.tmp", uuid::Uuid::new_v4().simple()));
+        // The temporary copy goes whatever happens: a failed download or unpack must not leave one per attempt.
+        let fetched = self.fetch(code, &tmp_zip).await;
+        let result = match fetched {
+            Ok(()) => {
+                let (zip, root, max, target) = (tmp_zip.clone(), self.root.clone(), self.max_unzipped, dir.clone());
+                tokio::task::spawn_blocking(move || extract(&zip, &root, &target, max))
+                    .await
+                    .map_err(|e| InvokeError::internal(format!("unpack task: {e}")))
+                    .and_then(|r| r.map_err(|e| InvokeError::internal(format!("unpacking {}: {e}", code.key))))
+            }
+            Err(e) => Err(e),
+        };
+        let _ = tokio::fs::remove_file(&tmp_zip).await;
+        result.map(|()| dir)
+    }
+
+    /// Streams a stored package into `path`.
+    async fn fetch(&self, code: &CodeRef, path: &Path) -> Result<(), InvokeError> {
+        use tokio::io::AsyncWriteExt;
         let mut read = self.store.get(&code.key, None).await.map_err(|e| InvokeError::internal(format!("reading package: {e}")))?;
-        let mut file = std::fs::File::create(&tmp_zip).map_err(|e| InvokeError::internal(e.to_string()))?;
+        let mut file = tokio::fs::File::create(path).await.map_err(|e| InvokeError::internal(e.to_string()))?;
         while let Some(chunk) = read.stream.next().await {
             let chunk = chunk.map_err(|e| InvokeError::internal(format!("reading package: {e}")))?;
-            file.write_all(&chunk).map_err(|e| InvokeError::internal(e.to_string()))?;
+            file.write_all(&chunk).await.map_err(|e| InvokeError::internal(e.to_string()))?;
         }
-        drop(file);
-        let (root, max, target) = (self.root.clone(), self.max_unzipped, dir.clone());
-        let result = tokio::task::spawn_blocking(move || extract(&tmp_zip, &root, &target, max).inspect(|_| {
-            let _ = std::fs::remove_file(&tmp_zip);
-        }))
-        .await
-        .map_err(|e| InvokeError::internal(format!("unpack task: {e}")))?;
-        result.map_err(|e| InvokeError::internal(format!("unpacking {}: {e}", code.key)))?;
-        Ok(dir)
+        file.flush().await.map_err(|e| InvokeError::internal(e.to_string()))
     }
 }
 
