@@ -320,6 +320,23 @@ def test_provision_config_raw(server, client, form, qualifier):
     assert [(c["resource"], c["target"]) for c in listed["provisionConfigs"]] == [(put["resource"], 2)]
 
 
+def test_provision_configs_of_one_service_page_with_next_token(server):
+    """ListProvisionConfigs filtered by serviceName: each nextToken continues where the page ended."""
+    svc = new_service(server, "provpage")
+    fns = sorted(new_function(server, svc)[0] for _ in range(3))
+    for fn in fns:
+        ok(server.raw.put(provision_path(svc, fn, "LATEST", "path"), json={"target": 1}))
+    pages, token = [], None
+    while True:
+        params = {"serviceName": svc, "limit": 2, **({"nextToken": token} if token else {})}
+        body = ok(server.raw.get("/provision-configs", params=params))
+        pages.append([c["resource"].rsplit("#", 1)[1] for c in body["provisionConfigs"]])
+        token = body.get("nextToken")
+        if not token:
+            break
+    assert pages == [fns[:2], fns[2:]]
+
+
 def test_provision_config_null_arrays_keep_and_empty_arrays_clear(server, env):
     """Spec 5.9: in PutProvisionConfig, a null (absent) array leaves it unchanged and [] clears it."""
     fn, _ = new_function(server, env["svc"])

@@ -347,7 +347,8 @@ impl Fc {
                 provision_json(account, &d.key, &cfg)
             })
             .collect();
-        Ok((items, next.map(|n| format!("{parent}{n}"))))
+        // `list_children` already gives the token relative to `parent`, as the next page reads it.
+        Ok((items, next))
     }
 
     pub async fn put_on_demand_config(
@@ -401,9 +402,11 @@ impl Fc {
     ) -> CoreResult<()> {
         self.config_target(account, service, function, q).await?;
         let key = on_demand_key(service, q, function);
-        self.hot.on_demand.invalidate(&(account.to_owned(), key.clone()));
         let if_match = if_match.map(|m| m.trim_matches('"'));
-        self.meta.delete_doc(account, ON_DEMAND, &key, if_match).await.map_err(meta_err(|| CoreError::OnDemandConfigNotFound(key.clone())))
+        let deleted = self.meta.delete_doc(account, ON_DEMAND, &key, if_match).await;
+        // After the delete, as `put` does: an invocation reading meanwhile cannot put the old value back.
+        self.hot.on_demand.invalidate(&(account.to_owned(), key.clone()));
+        deleted.map_err(meta_err(|| CoreError::OnDemandConfigNotFound(key.clone())))
     }
 
     pub async fn list_on_demand_configs(&self, account: &str, page: &PageQuery) -> CoreResult<(Vec<Value>, Option<String>)> {
@@ -568,7 +571,8 @@ struct OnDemandBody {
     maximum_instance_count: Option<i64>,
 }
 
-fn on_demand_key(service: &ServiceName, q: &Qualifier, function: &FunctionName) -> String {
+/// Also the on-demand cache's key (`invoke`): one format, so invalidation always hits.
+pub(crate) fn on_demand_key(service: &ServiceName, q: &Qualifier, function: &FunctionName) -> String {
     format!("services/{service}.{q}/functions/{function}")
 }
 

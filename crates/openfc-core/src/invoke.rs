@@ -97,7 +97,7 @@ impl Fc {
             };
             layers.push(layer.code);
         }
-        let resource = format!("services/{service}.{q}/functions/{function}");
+        let resource = crate::configs::on_demand_key(service, q, function);
         let key = (account.to_owned(), resource.clone());
         let max = match self.hot.on_demand.get(&key) {
             Some(m) => m,

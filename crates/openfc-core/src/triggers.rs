@@ -6,7 +6,7 @@ use croner::parser::{CronParser, Seconds, Year};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult, meta_err};
 use crate::names::{FunctionName, Qualifier, ServiceName};
 use crate::page::PageQuery;
 use crate::ports::{Document, MetaError};
@@ -277,11 +277,7 @@ impl Fc {
             Ok(d) => Ok(d),
             Err(MetaError::NotFound) => {
                 self.fresh_function(account, service, function).await?;
-                Err(CoreError::TriggerNotFound {
-                    service: service.to_string(),
-                    function: function.to_string(),
-                    trigger: name.to_owned(),
-                })
+                Err(trigger_not_found(service, function, name))
             }
             Err(e) => Err(e.into()),
         }
@@ -398,11 +394,8 @@ impl Fc {
         }
         let expected = std::mem::replace(&mut doc.etag, new_etag());
         doc.modified_time = self.timestamp();
-        match self.meta.update_doc(&doc, &expected).await {
-            Ok(()) => Ok(doc),
-            Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
-            Err(e) => Err(e.into()),
-        }
+        self.meta.update_doc(&doc, &expected).await.map_err(meta_err(|| trigger_not_found(service, function, name)))?;
+        Ok(doc)
     }
 
     pub async fn delete_trigger(
@@ -417,11 +410,7 @@ impl Fc {
         if !etag_matches(if_match, &doc.etag) {
             return Err(CoreError::PreconditionFailed);
         }
-        match self.meta.delete_doc(account, KIND, &doc.key, Some(&doc.etag)).await {
-            Ok(()) => Ok(()),
-            Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
-            Err(e) => Err(e.into()),
-        }
+        self.meta.delete_doc(account, KIND, &doc.key, Some(&doc.etag)).await.map_err(meta_err(|| trigger_not_found(service, function, name)))
     }
 
     pub async fn list_triggers(
@@ -526,4 +515,9 @@ mod tests {
         assert!(config_object(Value::String("[1]".into())).is_err());
         assert!(config_object(Value::from(3)).is_err());
     }
+}
+
+/// A trigger that is not there, also when a concurrent delete removed it mid-update.
+fn trigger_not_found(service: &ServiceName, function: &FunctionName, name: &str) -> CoreError {
+    CoreError::TriggerNotFound { service: service.to_string(), function: function.to_string(), trigger: name.to_owned() }
 }

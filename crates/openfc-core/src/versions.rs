@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::error::{CoreError, CoreResult};
 use crate::names::{Qualifier, ServiceName};
@@ -448,14 +448,4 @@ impl Fc {
         let (docs, next) = page.finish(docs, |d| &d.key);
         Ok((docs, next.map(|k| k[parent.len()..].to_owned())))
     }
-}
-
-/// Helper for handlers: `{ "<key>": [...], "nextToken"? }`.
-pub fn list_body(key: &str, items: Vec<Value>, next: Option<String>) -> Value {
-    let mut out = Map::new();
-    out.insert(key.into(), Value::Array(items));
-    if let Some(token) = next {
-        out.insert("nextToken".into(), token.into());
-    }
-    Value::Object(out)
 }
