@@ -124,15 +124,15 @@ def tea_call(fn, *args):
 
 
 def fc2_call(fn, *args, **kwargs):
-    """Call an aliyun-fc2 method; Resp(200 or 204, headers, data) or ApiError."""
+    """Call an aliyun-fc2 method; Resp(None, headers, data) (fc2 shows no status) or ApiError."""
     from fc2.fc_exceptions import FcError
     try:
         r = fn(*args, **kwargs)
     except FcError as e:
         raise ApiError(e.status_code, e.err_code, e.request_id, e.message) from None
     if r is None:
-        return Resp(204, {}, None)
-    return Resp(200, r.headers, r.data)
+        return Resp(None, {}, None)
+    return Resp(None, r.headers, r.data)
 
 
 def expect_api_error(status, code, fn, *args, **kwargs):

@@ -122,7 +122,7 @@ def test_create_get_list_alias(server, svc, client):
     name = unique("al")
     body = full_body(client, name)
     created = a.create(svc, body)
-    assert created.status == 200
+    created.assert_status(200)
     assert_alias(created.body, body)
     assert_recent(created.body["createdTime"])
     assert_recent(created.body["lastModifiedTime"])
@@ -166,7 +166,7 @@ def test_delete_alias(server, svc, client):
     a = Aliases(server, client)
     name = unique("al")
     a.create(svc, {"aliasName": name, "versionId": "2"})
-    assert a.delete(svc, name).status == 204
+    a.delete(svc, name).assert_status(204)
     expect_api_error(404, "AliasNotFound", a.get, svc, name)
     assert a.list(svc, prefix=name).body["aliases"] == []
 
@@ -206,7 +206,7 @@ def test_update_and_delete_alias_honour_if_match(server, svc, client):
     expect_api_error(412, "PreconditionFailed", a.delete, svc, name, if_match=etag)  # the update changed it
     expect_api_error(412, "PreconditionFailed", a.delete, svc, name, if_match=STALE)
     a.get(svc, name)
-    assert a.delete(svc, name, if_match=upd.etag).status == 204
+    a.delete(svc, name, if_match=upd.etag).assert_status(204)
 
 
 # --- errors -------------------------------------------------------------------------------------------------

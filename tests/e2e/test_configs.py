@@ -133,7 +133,7 @@ def test_custom_domain_crud(server, env, client):
     name = domain()
     body = full_domain(client, env, name)
     created = a.create(body)
-    assert created.status == 200
+    created.assert_status(200)
     assert_domain(server, created.body, body)
 
     got = a.get(name).body
@@ -157,7 +157,7 @@ def test_custom_domain_crud(server, env, client):
     assert upd["protocol"] == "HTTPS"
     assert a.get(name).body["protocol"] == "HTTPS"
 
-    assert a.delete(name).status == 204
+    a.delete(name).assert_status(204)
     expect_api_error(404, "DomainNameNotFound", a.get, name)
 
 
@@ -460,7 +460,7 @@ def test_on_demand_config_with_the_2021_sdk(server, env):
     assert resource in [c["resource"] for c in listed]
     deleted = tea_call(server.fc21.delete_function_on_demand_config, svc, fn,
                        m.DeleteFunctionOnDemandConfigRequest(qualifier="LATEST"))
-    assert deleted.status == 204
+    deleted.assert_status(204)
     expect_api_error(404, "OnDemandConfigNotFound", tea_call, server.fc21.get_function_on_demand_config, svc, fn,
                      m.GetFunctionOnDemandConfigRequest(qualifier="LATEST"))
 
@@ -533,7 +533,7 @@ def test_async_config_with_the_2021_sdk(server, env):
     assert [c["qualifier"] for c in listed] == ["LATEST"]
     deleted = tea_call(server.fc21.delete_function_async_invoke_config, svc, fn,
                        m.DeleteFunctionAsyncInvokeConfigRequest(qualifier="LATEST"))
-    assert deleted.status == 204
+    deleted.assert_status(204)
     expect_api_error(404, "AsyncConfigNotExists", tea_call, server.fc21.get_function_async_invoke_config, svc, fn,
                      m.GetFunctionAsyncInvokeConfigRequest(qualifier="LATEST"))
 

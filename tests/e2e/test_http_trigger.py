@@ -2,6 +2,8 @@
 Python WSGI, Node.js (request, response, context) and custom runtimes — with the trigger's authType and methods
 enforced, and the function's own response (status, headers, body) passed back."""
 
+import base64
+
 import pytest
 import requests
 
@@ -122,7 +124,30 @@ def test_function_errors_are_marked(srv, svc):
     assert "wsgi boom" in r.json()["errorMessage"]
 
 
-def test_a_trigger_for_a_version_serves_that_qualifier(srv, svc):
+def test_a_trigger_for_a_version_serves_that_version(srv, svc):
+    fn = new_function(srv, svc, WSGI, runtime="python3.10")
+    r = srv.raw.post(f"/services/{svc}/versions", json={})
+    assert r.status_code == 200, r.text
+    version = r.json()["versionId"]
+    body = {"triggerName": "pinned", "triggerType": "http", "qualifier": version,
+            "triggerConfig": {"authType": "anonymous", "methods": ["GET"]}}
+    r = srv.raw.post(f"/services/{svc}/functions/{fn}/triggers", json=body)
+    assert r.status_code == 200, r.text
+    # LATEST moves on to code that fails; the version's trigger still runs the version's code.
+    broken = py_zip('''
+        def handler(environ, start_response):
+            raise RuntimeError("LATEST is broken")
+    ''')
+    r = srv.raw.put(f"/services/{svc}/functions/{fn}", json={"code": {"zipFile": base64.b64encode(broken).decode()}})
+    assert r.status_code == 200, r.text
+    r = requests.get(f"{srv.endpoint}/2016-08-15/proxy/{svc}.{version}/{fn}/", timeout=30)
+    assert r.status_code == 201, (r.status_code, r.text)
+    assert r.headers.get("X-Fc-Error-Type") is None
+    # The trigger is the version's, not LATEST's.
+    assert_fc_error(requests.get(url(srv, svc, fn, "/"), timeout=30), 404, "TriggerNotFound")
+
+
+def test_a_latest_trigger_does_not_serve_a_version(srv, svc):
     fn = with_trigger(srv, svc, WSGI, "python3.10")
     # The trigger above serves LATEST; the versioned URL form has no trigger for qualifier 1.
     r = srv.raw.post(f"/services/{svc}/versions", json={})

@@ -349,8 +349,9 @@ def test_duration_and_memory_headers_measure_the_invocation(srv, svc, behave):
     assert 96 <= int(heavy.h("X-Fc-Max-Memory-Usage")) <= 256, heavy.describe()
     invoke_ok(srv, svc, behave, b"hold:0")
     light = invoke_ok(srv, svc, behave, b"echo:x")
-    if light.instance_id == heavy.instance_id:
-        assert int(light.h("X-Fc-Max-Memory-Usage")) < 96, light.describe()
+    # Sequential calls at concurrency 1 reuse the one warm instance: the peak is per request, not per instance.
+    assert light.instance_id == heavy.instance_id, (light.describe(), heavy.describe())
+    assert int(light.h("X-Fc-Max-Memory-Usage")) < 96, light.describe()
 
 
 def test_code_checksum_follows_the_code_and_update_runs_new_code(srv, svc):

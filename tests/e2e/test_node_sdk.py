@@ -84,7 +84,7 @@ def test_an_alias_runs_its_version(session):
 
 
 def test_list_functions_pages_with_next_token(session):
-    assert session["steps"]["listFunctions"]["names"] == ["echo", "second", "third"]
+    assert session["steps"]["listFunctions"]["pages"] == [["echo", "second"], ["third"]]
 
 
 def test_errors_carry_fc_codes(session):

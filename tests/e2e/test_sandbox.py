@@ -224,6 +224,8 @@ def probe(srv, svc, fn, *op):
 
 def assert_refused(result, errnos, what):
     assert not result["ok"], f"{what}: succeeded: {result.get('value')!r:.500}"
+    # Refused by the system (an OSError), not failed in the probe itself (a typo'd op, a bad argument).
+    assert result["errno"] is not None, f"{what}: the probe failed, not the system call: {result['error']}"
     if errnos:
         assert result["errno"] in errnos, f"{what}: {result['error']}"
 

@@ -73,7 +73,7 @@ def test_tag_get_untag(server, client):
     svc = new_service(server, "tag")
     arn = service_arn(server, svc)
     tagged = a.tag(arn, {"env": "prod", "team": "core", "cost": "42"})
-    assert tagged.status == 200
+    tagged.assert_status(200)
     if client in ("fc2", "raw16", "raw21"):  # the 2021 SDK reads no body
         assert isinstance(tagged.body, dict) and tagged.body.get("requestId"), tagged.body
     got = a.get(arn).body
@@ -81,7 +81,7 @@ def test_tag_get_untag(server, client):
     assert got["tags"] == {"env": "prod", "team": "core", "cost": "42"}
 
     untagged = a.untag(arn, keys=["team", "no-such-key"])
-    assert untagged.status == 200
+    untagged.assert_status(200)
     if client in ("fc2", "raw16", "raw21"):
         assert isinstance(untagged.body, dict) and untagged.body.get("requestId"), untagged.body
     assert a.get(arn).body["tags"] == {"env": "prod", "cost": "42"}

@@ -130,7 +130,7 @@ def test_create_get_list_http_trigger(server, svc, fn, client):
     created = a.create(svc, fn, {"triggerName": name, "triggerType": "http", "triggerConfig": HTTP_CFG,
                                  "sourceArn": "dummy_arn", "invocationRole": "", "description": "web"})
     t = created.body
-    assert created.status == 200
+    created.assert_status(200)
     assert created.etag, "CreateTrigger must send an ETag"
     assert (t["triggerName"], t["triggerType"], t["description"]) == (name, "http", "web")
     assert isinstance(t["triggerConfig"], dict if object_prefix(client) else str), t["triggerConfig"]
@@ -213,7 +213,7 @@ def test_delete_trigger(server, svc, fn, client):
     a = Triggers(server, client)
     name = unique("del")
     a.create(svc, fn, {"triggerName": name, "triggerType": "timer", "triggerConfig": TIMER_CFG})
-    assert a.delete(svc, fn, name).status == 204
+    a.delete(svc, fn, name).assert_status(204)
     expect_api_error(404, "TriggerNotFound", a.get, svc, fn, name)
     assert a.list(svc, fn).body["triggers"] == []
 
@@ -230,7 +230,7 @@ def test_update_and_delete_trigger_honour_if_match(server, svc, fn, client):
     upd = a.update(svc, fn, name, {"description": "x"}, if_match=etag)
     expect_api_error(412, "PreconditionFailed", a.delete, svc, fn, name, if_match=etag)
     assert a.get(svc, fn, name).body["description"] == "x"
-    assert a.delete(svc, fn, name, if_match=upd.etag).status == 204
+    a.delete(svc, fn, name, if_match=upd.etag).assert_status(204)
 
 
 # --- qualifiers ---------------------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ def test_delete_function_with_triggers_is_function_not_empty(server, svc, client
     expect_api_error(409, "FunctionNotEmpty", api(server, client).delete_function, svc, f)
     ok(server.raw.get(f"/services/{svc}/functions/{f}"))
     a.delete(svc, f, name)
-    assert api(server, client).delete_function(svc, f).status == 204
+    api(server, client).delete_function(svc, f).assert_status(204)
     err(server.raw.get(f"/services/{svc}/functions/{f}"), 404, "FunctionNotFound")
 
 

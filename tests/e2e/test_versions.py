@@ -79,7 +79,7 @@ def test_publish_returns_version_one_with_description_and_times(server, client):
     svc = new_service(server, "pub")
     new_function(server, svc, pkg=PKG_V1)
     v = Versions(server, client).publish(svc, "first release")
-    assert v.status == 200
+    v.assert_status(200)
     assert v.body["versionId"] == "1" and isinstance(v.body["versionId"], str), v.body
     assert v.body["description"] == "first release"
     assert_recent(v.body["createdTime"])
@@ -234,7 +234,7 @@ def test_delete_version(server, client):
     publish(server, svc)
     a = Versions(server, client)
     r = a.delete(svc, "1")
-    assert r.status == 204
+    r.assert_status(204)
     assert ids(a.list(svc).body) == ["2"]
     expect_api_error(404, "VersionNotFound", a.delete, svc, "1")
     expect_api_error(404, "VersionNotFound", api(server, "raw16").get_function, svc, fn, "1")

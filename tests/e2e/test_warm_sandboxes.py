@@ -101,6 +101,8 @@ def test_zero_warm_sandboxes_starts_each_sandbox_on_demand(start_server):
     svc = new_service(srv, "cold")
     instance = cold_invoke(srv, svc, 128)
     assert memory_limit_mb(instance) == 128
+    # The detection itself works: the one launcher there is, is the instance's.
+    assert list(launchers(srv.proc.pid).values()) == [True]
     time.sleep(0.3)
     assert warm(srv.proc.pid) == [], "no launcher may wait with --warm-sandboxes 0"
     assert health(srv)["warm_sandboxes"] == 0

@@ -82,14 +82,14 @@ async function expectError(step, fn) {
   for (const name of ['second', 'third']) {
     await client.createFunction(svc, { functionName: name, handler: 'index.handler', runtime: 'nodejs18', code: { zipFile: zip.toString('base64') } });
   }
-  const names = [];
+  const pages = [];
   let nextToken;
   do {
     const page = await client.listFunctions(svc, nextToken ? { limit: 2, nextToken } : { limit: 2 });
-    names.push(...page.data.functions.map((x) => x.functionName));
+    pages.push(page.data.functions.map((x) => x.functionName));
     nextToken = page.data.nextToken;
-  } while (nextToken);
-  out('listFunctions', { names });
+  } while (nextToken && pages.length < 10);
+  out('listFunctions', { pages });
 
   await expectError('getMissingFunction', () => client.getFunction(svc, 'missing'));
   await expectError('deleteServiceInUse', () => client.deleteService(svc));
