@@ -121,6 +121,9 @@ pub struct Invoker {
     shared: Arc<Shared>,
     packages: Arc<package::Packages>,
     pools: Mutex<HashMap<String, Arc<Pool>>>,
+    /// One writer per function log file, shared by the pools of all its versions: two writers of one file
+    /// would each rotate it on their own count and lose the other's lines.
+    log_files: Mutex<HashMap<PathBuf, std::sync::Weak<logstore::LogFile>>>,
 }
 
 struct Pool {
@@ -259,7 +262,7 @@ impl Invoker {
             });
         }
         launchers::Launchers::refill(&shared);
-        let invoker = Arc::new(Invoker { shared, packages, pools: Mutex::new(HashMap::new()) });
+        let invoker = Arc::new(Invoker { shared, packages, pools: Mutex::new(HashMap::new()), log_files: Mutex::new(HashMap::new()) });
         let weak = Arc::downgrade(&invoker);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -320,14 +323,15 @@ impl Invoker {
     }
 
     fn pool(&self, spec: &FunctionSpec) -> Arc<Pool> {
-        self.pools
-            .lock()
-            .expect("pools")
+        let mut pools = self.pools.lock().expect("pools");
+        if let Some(p) = pools.get(&spec.key) {
+            return p.clone();
+        }
+        pools
             .entry(spec.key.clone())
             .or_insert_with(|| {
-                let path = logstore::log_path(&self.shared.logs_dir, &spec.account_id, &spec.service, &spec.function);
                 Arc::new(Pool {
-                    log: Arc::new(logstore::LogFile::new(path)),
+                    log: self.shared_log_file(spec),
                     provisioned: std::sync::atomic::AtomicUsize::new(0),
                     waiting: std::sync::atomic::AtomicUsize::new(0),
                     instances: Mutex::new(Vec::new()),
@@ -612,7 +616,31 @@ impl Invoker {
 
     /// Stops instances idle past the idle timeout (running preStop first), never one with a request in flight,
     /// and never below the pool's provisioned count.
+    fn shared_log_file(&self, spec: &FunctionSpec) -> Arc<logstore::LogFile> {
+        let path = logstore::log_path(&self.shared.logs_dir, &spec.account_id, &spec.service, &spec.function);
+        let mut files = self.log_files.lock().expect("log files");
+        files.retain(|_, f| f.strong_count() > 0);
+        if let Some(f) = files.get(&path).and_then(std::sync::Weak::upgrade) {
+            return f;
+        }
+        let f = Arc::new(logstore::LogFile::new(path.clone()));
+        files.insert(path, Arc::downgrade(&f));
+        f
+    }
+
+    /// Forgets pools with nothing in them and nobody using them (every update of a function makes a new one).
+    fn drop_empty_pools(&self) {
+        self.pools.lock().expect("pools").retain(|_, p| {
+            Arc::strong_count(p) > 1
+                || p.provisioned.load(std::sync::atomic::Ordering::Relaxed) > 0
+                || p.waiting.load(std::sync::atomic::Ordering::Relaxed) > 0
+                || *p.starting.lock().expect("starting") > 0
+                || !p.instances.lock().expect("instances").is_empty()
+        });
+    }
+
     async fn reap_idle(&self) {
+        self.drop_empty_pools();
         let idle_after = self.shared.config.idle_timeout;
         let pools: Vec<Arc<Pool>> = self.pools.lock().expect("pools").values().cloned().collect();
         for pool in pools {
@@ -676,9 +704,10 @@ impl Invoker {
         });
     }
 
-    /// The last `limit` log lines of a function.
-    pub fn function_logs(&self, account: &str, service: &str, function: &str, limit: usize) -> Vec<String> {
-        logstore::read_tail(&logstore::log_path(&self.shared.logs_dir, account, service, function), limit)
+    /// The last `limit` log lines of a function (read on the blocking pool: the files reach 16 MB).
+    pub async fn function_logs(&self, account: &str, service: &str, function: &str, limit: usize) -> Vec<String> {
+        let path = logstore::log_path(&self.shared.logs_dir, account, service, function);
+        tokio::task::spawn_blocking(move || logstore::read_tail(&path, limit)).await.unwrap_or_default()
     }
 
     /// Where a function's log file is (for `openfc logs --follow`).

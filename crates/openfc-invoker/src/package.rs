@@ -74,11 +74,8 @@ impl Packages {
 impl Packages {
     /// The layers merged into one directory, in order (a later layer's file wins), built once per list.
     pub async fn merged_layers(&self, layers: &[CodeRef]) -> Result<PathBuf, InvokeError> {
-        let mut dirs = Vec::new();
-        for l in layers {
-            dirs.push(self.unpacked(l).await?);
-        }
-        let id: String = layers.iter().map(|l| l.key.rsplit('/').next().unwrap_or("").trim_end_matches(".zip")).collect::<Vec<_>>().join("+");
+        let id: Vec<String> = layers.iter().map(|l| self.dir_for(l).file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+        let id = id.join("+");
         let name = format!("{:016x}", openfc_core::code::crc64(id.as_bytes()));
         let target = self.root.with_file_name("layers").join(name);
         if target.is_dir() {
@@ -89,6 +86,12 @@ impl Packages {
         let _guard = lock.lock().await;
         if target.is_dir() {
             return Ok(target);
+        }
+        // Only now the single layers: instances use the merged directory, so the sweeper removes these, and
+        // unpacking them before the check above made every later cold start fetch them again.
+        let mut dirs = Vec::new();
+        for l in layers {
+            dirs.push(self.unpacked(l).await?);
         }
         let t = target.clone();
         tokio::task::spawn_blocking(move || merge(&dirs, &t))

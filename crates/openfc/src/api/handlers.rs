@@ -135,7 +135,7 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
                     ApiError::new(openfc_core::wire::ErrorCode::InvalidArgument, format!("limit must be 1 to 10000, actual: '{l}'"))
                 })?,
             };
-            json(json!({ "lines": app.invoker.function_logs(acct, service.as_str(), function.as_str(), limit) }))
+            json(json!({ "lines": app.invoker.function_logs(acct, service.as_str(), function.as_str(), limit).await }))
         }
         PublishServiceVersion { service } => json(version_json(&fc.publish_version(acct, &service, if_match, &body).await?)),
         ListServiceVersions { service } => {
