@@ -277,6 +277,12 @@ impl Fc {
         name: &FunctionName,
         q: &Qualifier,
     ) -> CoreResult<Arc<FunctionRecord>> {
+        // A cached snapshot proves the version exists: no read to check it (invocations by version come here).
+        if let Qualifier::Version(v) = q
+            && let Some(rec) = self.hot.versions.get(&(account.to_owned(), service.to_string(), name.to_string(), *v))
+        {
+            return Ok(rec);
+        }
         if let Resolved::Version(v) = self.resolve(account, service, q).await? {
             let key = (account.to_owned(), service.to_string(), name.to_string(), v);
             if let Some(rec) = self.hot.versions.get(&key) {

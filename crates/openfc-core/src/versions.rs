@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::{CoreError, CoreResult};
+use crate::error::{CoreError, CoreResult, meta_err};
 use crate::names::{Qualifier, ServiceName};
 use crate::page::PageQuery;
 use crate::ports::{Document, MetaError, VersionRecord};
@@ -271,13 +271,10 @@ impl Fc {
                 )));
             }
         }
-        match self.meta.delete_version(account, service.as_str(), id).await {
-            Ok(()) => Ok(()),
-            Err(MetaError::NotFound) => {
-                Err(CoreError::VersionNotFound { service: service.to_string(), qualifier: id.to_string() })
-            }
-            Err(e) => Err(e.into()),
-        }
+        let deleted = self.meta.delete_version(account, service.as_str(), id).await;
+        // This node's cached snapshots of the version go with it (`shared_function` answers from them).
+        self.hot.versions.invalidate_where(|k| k.0 == account && k.1 == service.as_str() && k.3 == id);
+        deleted.map_err(meta_err(|| CoreError::VersionNotFound { service: service.to_string(), qualifier: id.to_string() }))
     }
 
     // ---- aliases ----
