@@ -149,6 +149,23 @@ def test_publish_honours_if_match(server, client):
     assert a.publish(svc, "fresh", if_match=etag).body["versionId"] == "1"
 
 
+@pytest.mark.parametrize("if_match", ["*", '"{etag}"'])
+def test_if_match_any_or_quoted_is_honoured_everywhere(server, if_match):
+    """`If-Match: *` (any ETag) and a quoted ETag mean the same on every operation, including the
+    ones whose check is a compare-and-set in the database (publish, delete service)."""
+    svc = new_service(server, "ifany")
+    fn, _ = new_function(server, svc)
+    etag = server.raw.get(f"/services/{svc}").headers["ETag"]
+    header = {"If-Match": if_match.format(etag=etag)}
+    r = server.raw.post(f"/services/{svc}/versions", json={}, headers=header)
+    assert r.status_code == 200, r.text
+    assert server.raw.delete(f"/services/{svc}/versions/1").status_code == 204
+    assert server.raw.delete(f"/services/{svc}/functions/{fn}").status_code == 204
+    etag = server.raw.get(f"/services/{svc}").headers["ETag"]
+    r = server.raw.delete(f"/services/{svc}", headers={"If-Match": if_match.format(etag=etag)})
+    assert r.status_code == 204, r.text
+
+
 def test_publish_on_a_missing_service(server):
     err(server.raw.post(f"/services/{unique('nosvc')}/versions", json={}), 404, "ServiceNotFound")
 

@@ -67,7 +67,9 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
     let config_as_string = version == ApiVersion::V2021;
     let fc = &app.fc;
     let acct = account.as_str();
-    let if_match = header(headers, "if-match");
+    // One normal form for every operation: unquoted, and `*` (any ETag) is no condition at all. The SQL
+    // compare-and-set paths would otherwise take `*` or a quoted value literally.
+    let if_match = header(headers, "if-match").map(|m| m.trim().trim_matches('"')).filter(|m| *m != "*");
     let checksum = header(headers, "x-fc-code-checksum");
     use Endpoint::*;
     Ok(match endpoint {
