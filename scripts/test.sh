@@ -135,6 +135,11 @@ if ! command -v slirp4netns >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slirp4netns >/dev/null
 fi
 slirp4netns --version | head -n 1
+if ! command -v ip >/dev/null 2>&1; then
+    # The sandbox tests add a private address to the host's loopback to prove functions cannot reach it.
+    echo "installing Debian's iproute2"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 >/dev/null
+fi
 
 # ---------------------------------------------------------------------------------------------------------------
 phase "Node.js SDK (@alicloud/fc2, pinned in tests/e2e/node)"

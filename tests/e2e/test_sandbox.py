@@ -8,7 +8,9 @@ One server for the module, started with a canary variable in its environment tha
 import glob
 import json
 import os
+import random
 import socket
+import subprocess
 import threading
 import time
 
@@ -16,7 +18,7 @@ import pytest
 
 from helpers import unique
 from invoke_helpers import (UNHANDLED, code_zip, custom_zip, health, invoke_fails, invoke_ok, new_function,
-                            new_service, node_zip, py_zip)
+                            new_service, node_zip, py_zip, wait_until)
 
 EPERM, ENOENT, EACCES, EAGAIN, EROFS, ENETUNREACH, ECONNREFUSED = 1, 2, 13, 11, 30, 101, 111
 CANARY = "openfc_canary_" + unique("v")
@@ -96,7 +98,13 @@ PROBE = py_zip('''
                 if l.startswith("Cap")}
         return {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "egid": os.getegid(),
                 "groups": os.getgroups(), "pid": os.getpid(), "capEff": caps.get("CapEff"),
-                "capPrm": caps.get("CapPrm")}
+                "capPrm": caps.get("CapPrm"), "capInh": caps.get("CapInh"), "capBnd": caps.get("CapBnd"),
+                "capAmb": caps.get("CapAmb"), "sid": os.getsid(0), "pgid": os.getpgid(0)}
+
+
+    def read_all(path):
+        with open(path, "rb") as f:
+            return f.read().decode("latin-1")
 
 
     def processes():
@@ -161,7 +169,7 @@ PROBE = py_zip('''
     OPS = dict(read=read, listdir=listdir, write=write, connect=connect, udp=udp, resolve=resolve,
                interfaces=interfaces, call=call, setns_self=setns_self, clone=clone, ids=ids, processes=processes,
                environ_everywhere=environ_everywhere, walk=walk, statvfs=statvfs, fork_loop=fork_loop,
-               exists=os.path.exists)
+               exists=os.path.exists, read_all=read_all)
 
 
     def handler(event, context):
@@ -556,3 +564,177 @@ def test_environment_has_nothing_of_the_host(srv, svc, probe_fn):
     for needle in ("OPENFC_", "RUST_BACKTRACE", "PYTEST"):
         found = probe(srv, svc, probe_fn, "environ_everywhere", needle)
         assert found["ok"] and not [f for f in found["value"] if not f.startswith("/proc/")], found
+
+
+# --- hardening: one function cannot reach another's runtime, the terminal, or the kernel's newer doors -------
+def test_a_signal_to_the_process_group_stays_in_the_instance(srv, svc):
+    """All runtimes once shared openfc's process group (and uid): kill(0, SIGTERM) in one function ended other
+    functions' instances. Each instance now has its own session and process group."""
+    victim = new_function(srv, svc, py_zip("def handler(event, context):\n    return 'victim'\n"))
+    first = invoke_ok(srv, svc, victim)
+    attacker = new_function(srv, svc, py_zip('''
+        import ctypes, os, signal
+
+        def handler(event, context):
+            # The handler runs off the main thread, where signal.signal() is refused: ignore SIGTERM in libc.
+            ctypes.CDLL(None).signal(signal.SIGTERM, ctypes.c_void_p(1))  # SIG_IGN
+            os.kill(0, signal.SIGTERM)
+            return "sent"
+    '''))
+    assert invoke_ok(srv, svc, attacker).body == b"sent"
+    time.sleep(0.5)
+    again = invoke_ok(srv, svc, victim)
+    assert again.body == b"victim"
+    assert again.instance_id == first.instance_id, "the victim's instance was killed and replaced"
+
+
+def test_no_terminal_and_a_session_of_its_own(srv, svc, probe_fn):
+    tty, me, sti = run(srv, svc, probe_fn, ("exists", "/dev/tty"), ("ids",), ("call", "ioctl", 0, 0x5412, "x"))
+    assert tty == {"ok": True, "value": False}, tty
+    # The runtime's session and group are those of the namespace's init (pid 1), nothing of the host's.
+    assert (me["value"]["sid"], me["value"]["pgid"]) == (1, 1), me
+    assert_refused(sti, [EPERM], "ioctl(TIOCSTI)")
+
+
+def test_every_capability_set_is_empty(srv, svc, probe_fn):
+    me = probe(srv, svc, probe_fn, "ids")["value"]
+    for cap in ("capEff", "capPrm", "capInh", "capBnd", "capAmb"):
+        assert me[cap] == "0000000000000000", (cap, me)
+
+
+X32 = 0x40000000
+
+
+@pytest.mark.parametrize("name, op, errnos", [
+    ("io_uring_setup", ("call", "syscall", 425, 1, "\0" * 120), [EPERM]),
+    ("io_uring_enter", ("call", "syscall", 426, 0, 0, 0, 0, None, 0), [EPERM]),
+    ("fsopen", ("call", "syscall", 430, "tmpfs", 0), [EPERM]),
+    ("open_tree", ("call", "syscall", 428, -100, "/tmp", 1), [EPERM]),
+    ("move_mount", ("call", "syscall", 429, -100, "/tmp", -100, "/code", 0), [EPERM]),
+    ("keyctl", ("call", "syscall", 250, 0, -1, 0, 0, 0), [EPERM]),
+    ("bpf", ("call", "syscall", 321, 0, None, 0), [EPERM]),
+    ("perf_event_open", ("call", "syscall", 298, None, 0, -1, -1, 0), [EPERM]),
+    ("userfaultfd", ("call", "syscall", 323, 0), [EPERM]),
+    ("personality(ADDR_NO_RANDOMIZE)", ("call", "personality", 0x0040000), [EPERM]),
+    ("unshare through the x32 ABI", ("call", "syscall", X32 + 272, CLONE_NEWUSER), [EPERM, 38]),
+    ("getpid through the x32 ABI", ("call", "syscall", X32 + 39), [EPERM, 38]),
+])
+def test_newer_and_dangerous_system_calls_are_refused(srv, svc, probe_fn, name, op, errnos):
+    assert_refused(probe(srv, svc, probe_fn, *op), errnos, name)
+
+
+def test_etc_is_minimal_and_generated(srv, svc, probe_fn):
+    listing, passwd, hosts, localhost, certs, ldcache = run(
+        srv, svc, probe_fn, ("listdir", "/etc"), ("read_all", "/etc/passwd"), ("read_all", "/etc/hosts"),
+        ("resolve", "localhost"), ("exists", "/etc/ssl/certs"), ("exists", "/etc/ld.so.cache"))
+    operator_only = {"shadow", "gshadow", "systemd", "ssh", "apt", "cron.d", "sudoers", "postgresql", "default",
+                     "init.d", "security", "pam.d"} & set(os.listdir("/etc"))
+    assert operator_only, "the host should have some of these for the test to mean anything"
+    assert listing["ok"] and not set(listing["value"]) & operator_only, listing
+    users = {line.split(":")[0] for line in passwd["value"].splitlines() if line}
+    assert users <= {"root", "nobody", "fc"} and "nobody" in users, passwd
+    assert "localhost" in hosts["value"], hosts
+    assert localhost["ok"] and localhost["value"] in ("127.0.0.1", "::1"), localhost
+    assert certs == {"ok": True, "value": os.path.exists("/etc/ssl/certs")}, certs
+    assert ldcache == {"ok": True, "value": True}, ldcache
+
+
+def test_every_bind_is_read_only_nosuid_nodev_to_its_last_submount(srv, svc, probe_fn):
+    mounts = probe(srv, svc, probe_fn, "read_all", "/proc/self/mounts")
+    assert mounts["ok"], mounts
+    checked = 0
+    for line in mounts["value"].splitlines():
+        _, target, _, opts = line.split()[:4]
+        if target == "/" or target.startswith(("/usr", "/code", "/etc/", "/var/fc", "/lib", "/bin", "/sbin", "/opt")):
+            flags = set(opts.split(","))
+            assert {"ro", "nosuid", "nodev"} <= flags, line
+            checked += 1
+    assert checked >= 4, mounts["value"]
+
+
+# --- outbound network: private ranges and cloud metadata are not the internet --------------------------------
+@pytest.fixture
+def private_host_address():
+    """An RFC 1918 address added to the host's loopback after openfc started (so it is not one of the host
+    addresses openfc read at start): only the private-range default can keep functions from it."""
+    addr = f"10.213.{random.randint(1, 254)}.{random.randint(1, 254)}"
+    subprocess.run(["ip", "addr", "add", f"{addr}/32", "dev", "lo"], check=True)
+    yield addr
+    subprocess.run(["ip", "addr", "del", f"{addr}/32", "dev", "lo"], check=False)
+
+
+def test_private_ranges_and_cloud_metadata_are_blackholed(srv, svc, probe_fn, host_listener, private_host_address):
+    targets = [(private_host_address, host_listener.port), ("169.254.169.254", 80), ("100.100.100.200", 80),
+               ("192.168.0.1", 80), ("172.16.0.1", 80)]
+    results = run(srv, svc, probe_fn, *[("connect", h, p) for h, p in targets])
+    for t, r in zip(targets, results):
+        assert_refused(r, None, f"connect {t}")
+    host_listener.close()
+    assert host_listener.accepted == [], "a function reached a private address of the host"
+
+
+def test_outbound_allow_opens_a_private_range(server_factory, host_listener, private_host_address):
+    allowed = server_factory.start("sqlite", args=["--outbound-allow", f"{private_host_address}/32"])
+    try:
+        asvc = new_service(allowed, "allow")
+        fn = new_function(allowed, asvc, PROBE)
+        reach, other = run(allowed, asvc, fn, ("connect", private_host_address, host_listener.port),
+                           ("connect", "169.254.169.254", 80))
+        assert reach == {"ok": True, "value": "connected"}, reach
+        assert_refused(other, None, "metadata stays blocked")
+    finally:
+        allowed.close()
+
+
+def test_outbound_allow_must_be_networks(tmp_path):
+    from conftest import openfc_bin
+    out = subprocess.run([str(openfc_bin()), "serve", "--data-dir", str(tmp_path), "--outbound-allow", "10.0.0.0/8,nope"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "--outbound-allow" in out.stderr and "nope" in out.stderr, out
+
+
+# --- output: whatever a function writes, openfc's memory stays flat -------------------------------------------
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_output_without_newlines_keeps_openfc_memory_flat(srv, svc):
+    fn = new_function(srv, svc, py_zip('''
+        import os
+
+        def handler(event, context):
+            chunk = b"x" * (1 << 20)
+            for _ in range(int(event)):
+                os.write(1, chunk)
+            os.write(1, b"\\n\\xff\\xfe not utf-8\\n")
+            for i in range(20000):
+                os.write(1, b"after %d\\n" % i)
+            return "done"
+    '''), memorySize=256, timeout=120)
+    before = rss_bytes(srv.proc.pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_bytes(srv.proc.pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        # 150 MB on one line, then bytes that are not UTF-8, then more lines: all of it drained.
+        assert invoke_ok(srv, svc, fn, b"150").body == b"done"
+    finally:
+        done.set()
+        sampler.join(5)
+    grew = peak[0] - before
+    assert grew < 48 << 20, f"openfc's RSS grew {grew >> 20} MB while a function wrote 150 MB without newlines"
+    logs = [p for p in glob.glob(str(srv.data_dir / "logs" / "**" / f"{fn}.log*"), recursive=True)]
+    assert logs and sum(os.path.getsize(p) for p in logs) <= 17 << 20, logs
+    wait_until(lambda: any("after 19999" in open(p, errors="replace").read() for p in logs), 10,
+               what="the lines after the long one reach the function log")

@@ -257,7 +257,7 @@ mod tests {
         std::fs::write(dir.join("memory.peak"), "7340032\n").unwrap();
         let cg = CgroupMode::V2 { root: root.path().to_owned() }.create("c-1").unwrap().unwrap();
         cg.limit(LIMITS).unwrap();
-        assert_eq!(cg.dirs(), [dir.clone()]);
+        assert_eq!(cg.dirs(), std::slice::from_ref(&dir));
         assert_eq!(read(&dir.join("memory.max")), (256u64 << 20).to_string());
         assert_eq!(read(&dir.join("memory.swap.max")), "0");
         assert_eq!(read(&dir.join("pids.max")), "1024");

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
 
 use crate::cgroup::{Cgroup, Limits};
@@ -170,6 +169,7 @@ impl Instance {
             cg.limit(limits).map_err(|e| InvokeError::internal(format!("cgroup limits: {e}")))?;
         }
         let uses: Vec<PathBuf> = std::iter::once(code_dir.clone()).chain(layers_dir.clone()).collect();
+        let outbound = spec.internet_access && shared.config.slirp4netns.is_some();
         let sandbox = openfc_sandbox::Spec {
             root: root.clone(),
             binds: [(code_dir, PathBuf::from("/code")), (shared.runtime_dir.clone(), PathBuf::from(RUNTIME_MOUNT))]
@@ -185,7 +185,8 @@ impl Instance {
             argv,
             env: env_vec(spec, &id),
             cwd: PathBuf::from("/code"),
-            blackhole: if spec.internet_access && shared.config.slirp4netns.is_some() { shared.host_addresses.clone() } else { Vec::new() },
+            blackhole: if outbound { shared.blackhole.clone() } else { Vec::new() },
+            etc_files: crate::network::etc_files(&id, shared.config.uid, shared.config.gid, outbound),
         };
         let spec_json = serde_json::to_vec(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
         if let Some(mut stdin) = child.stdin.take() {
@@ -198,13 +199,10 @@ impl Instance {
         for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
             child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)].into_iter().flatten() {
             let (logs, id, file) = (logs.clone(), id.clone(), log_file.clone());
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    file.append(&id, &line);
-                    logs.push(line);
-                }
-            });
+            tokio::spawn(crate::logs::drain_lines(stream, crate::logs::MAX_LINE, move |line| {
+                file.append(&id, &line);
+                logs.push(line);
+            }));
         }
         let pid = child.id().ok_or_else(|| InvokeError::internal("sandbox exited at once"))?;
         let deadline = Instant::now() + Duration::from_secs(shared.config.start_timeout_secs);
@@ -225,10 +223,28 @@ impl Instance {
         let t_sandbox = Instant::now();
         let netns = std::fs::File::open(format!("/proc/{init}/ns/net"))
             .map_err(|e| InvokeError::internal(format!("opening the instance network namespace: {e}")))?;
+        if outbound {
+            // slirp4netns configures tap0 through the address ioctls, which give 10.0.2.100 the classful /8
+            // for a moment: started while init still sets its blackhole routes, it races them (EEXIST, or a
+            // 10/8 route through tap0). Init forks the runtime only after its routes, so wait for that child.
+            while init_pid(init).is_none() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let _ = std::fs::remove_dir(&root);
+                    return Err(InvokeError::NotStarted(format!("the sandbox exited ({status}): {}", logs.tail(20).join("\n"))));
+                }
+                if Instant::now() > deadline {
+                    return Err(InvokeError::NotStarted("the sandbox did not start its runtime".into()));
+                }
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
         let slirp = match (&shared.config.slirp4netns, spec.internet_access) {
             (Some(bin), true) => Some(
                 tokio::process::Command::new(bin)
-                    .args(["--configure", "--mtu=65520", "--disable-host-loopback", &init.to_string(), "tap0"])
+                    // Its own mount namespace without capabilities, and a syscall filter: it parses the
+                    // function's packets as root.
+                    .args(["--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp"])
+                    .args([&init.to_string(), "tap0"])
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -238,6 +254,18 @@ impl Instance {
             ),
             _ => None,
         };
+        if let (Some(cg), Some(pid)) = (&cgroup.0, slirp.as_ref().and_then(|s| s.id())) {
+            // The network stack's memory and processes count against the instance that uses it. Joining
+            // waits out an RCU grace period on cgroup v1, so it happens off the cold path.
+            let dirs = cg.dirs().to_vec();
+            crate::launchers::off_async(move || {
+                for d in dirs {
+                    if let Err(e) = std::fs::write(d.join("cgroup.procs"), pid.to_string()) {
+                        tracing::debug!(error = %e, group = %d.display(), "slirp4netns could not join the instance's cgroup");
+                    }
+                }
+            });
+        }
         let instance = Arc::new(Instance {
             id,
             kind,

@@ -7,6 +7,7 @@ pub mod cgroup;
 mod instance;
 mod launchers;
 pub mod logs;
+pub mod network;
 pub mod logstore;
 mod package;
 pub mod runtime;
@@ -99,6 +100,9 @@ pub struct InvokerConfig {
     pub max_unzipped: u64,
     /// slirp4netns, which gives instances with `internetAccess` outbound network; `None`: loopback only.
     pub slirp4netns: Option<PathBuf>,
+    /// Networks instances with outbound network may reach although they are blocked by default
+    /// (`network::DEFAULT_BLOCKED`: private ranges, cloud metadata; the host's own addresses).
+    pub outbound_allow: Vec<openfc_sandbox::Net>,
 }
 
 /// What instances need from the invoker.
@@ -110,8 +114,8 @@ pub struct Shared {
     pub instances_dir: PathBuf,
     pub self_exe: PathBuf,
     pub home_netns: std::fs::File,
-    /// The host's own addresses, which instances with outbound network must not reach.
-    pub host_addresses: Vec<std::net::IpAddr>,
+    /// What instances with outbound network must not reach (`network::blackholes`).
+    pub blackhole: Vec<openfc_sandbox::Net>,
     pub launchers: launchers::Launchers,
     /// The Python shim is compiled (`runtime::compile_python_shim`); done in the background at start.
     pub python_bytecode: std::sync::atomic::AtomicBool,
@@ -245,7 +249,7 @@ impl Invoker {
             instances_dir,
             self_exe: std::env::current_exe()?,
             home_netns: std::fs::File::open("/proc/self/ns/net")?,
-            host_addresses: openfc_sandbox::host_addresses(),
+            blackhole: network::blackholes(&openfc_sandbox::host_addresses(), &config.outbound_allow),
             launchers: launchers::Launchers::new(config.warm_sandboxes),
             python_bytecode: std::sync::atomic::AtomicBool::new(false),
             config,

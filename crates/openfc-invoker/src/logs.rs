@@ -5,7 +5,54 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Notify;
+
+/// Longest line kept whole: longer output (a function writing without newlines) is cut into pieces of at
+/// most this many bytes, so what openfc holds per instance stream stays bounded whatever the function writes.
+pub const MAX_LINE: usize = 16 * 1024;
+
+/// Reads `stream` to its end, handing each line (without its `\n` or `\r\n`) to `on_line`: bytes that
+/// are not UTF-8 are replaced, lines over `max_line` bytes are split, and nothing stops the draining short
+/// of EOF or a read error (a runtime whose output is no longer read would block on its next write).
+pub async fn drain_lines<R: AsyncRead + Unpin>(mut stream: R, max_line: usize, mut on_line: impl FnMut(String)) {
+    let mut pending: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut rest = &chunk[..n];
+        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+            pending.extend_from_slice(&rest[..pos]);
+            emit(&mut pending, &mut on_line);
+            rest = &rest[pos + 1..];
+        }
+        pending.extend_from_slice(rest);
+        while pending.len() >= max_line {
+            // Cut at a character boundary when one is near, so a split line still decodes cleanly.
+            let mut cut = max_line;
+            while cut < pending.len() && cut > max_line.saturating_sub(4) && cut > 1 && (pending[cut] & 0xC0) == 0x80 {
+                cut -= 1;
+            }
+            let tail = pending.split_off(cut);
+            emit(&mut pending, &mut on_line);
+            pending = tail;
+        }
+    }
+    if !pending.is_empty() {
+        emit(&mut pending, &mut on_line);
+    }
+}
+
+fn emit(pending: &mut Vec<u8>, on_line: &mut impl FnMut(String)) {
+    if pending.last() == Some(&b'\r') {
+        pending.pop();
+    }
+    on_line(String::from_utf8_lossy(pending).into_owned());
+    pending.clear();
+}
 
 pub struct LogRing {
     inner: Mutex<Ring>,
@@ -92,6 +139,28 @@ impl LogRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn lines_of(input: &[u8], max: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        drain_lines(input, max, |l| out.push(l)).await;
+        out
+    }
+
+    #[tokio::test]
+    async fn lines_are_split_bounded_and_decoded_lossily() {
+        assert_eq!(lines_of(b"a\nb\r\n\nlast", 100).await, ["a", "b", "", "last"]);
+        let long = vec![b'x'; 250];
+        let parts = lines_of(&long, 100).await;
+        assert_eq!(parts.iter().map(String::len).collect::<Vec<_>>(), [100, 100, 50]);
+        assert_eq!(lines_of(b"ok \xff\xfe bytes\nnext\n", 100).await, ["ok \u{fffd}\u{fffd} bytes", "next"]);
+        // A multi-byte character is not cut in half at the split.
+        let mut text = vec![b'a'; 99];
+        text.extend_from_slice("é".as_bytes());
+        let parts = lines_of(&text, 100).await;
+        assert_eq!(parts, ["a".repeat(99), "é".to_owned()]);
+        // Exactly one full piece, then nothing pending.
+        assert_eq!(lines_of(&[b'y'; 100], 100).await, ["y".repeat(100)]);
+    }
 
     #[test]
     fn bounded_and_segmented() {

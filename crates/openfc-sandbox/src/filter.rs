@@ -1,4 +1,6 @@
-//! The seccomp deny-list: system calls a function has no business making, answered with EPERM.
+//! The seccomp deny-list: system calls a function has no business making, answered with EPERM; terminal
+//! input injection (TIOCSTI, TIOCLINUX) refused; and on x86_64 every x32-ABI call refused, so no denied call
+//! is reachable under its x32 number.
 
 use std::collections::BTreeMap;
 
@@ -48,7 +50,22 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_fanotify_init,
     libc::SYS_mknod,
     libc::SYS_mknodat,
+    // io_uring performs I/O (and, on older kernels, much more) out of the filter's sight.
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+    // The new mount API: each is a way to mount what `mount` is refused for.
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_open_tree,
+    libc::SYS_move_mount,
+    libc::SYS_mount_setattr,
 ];
+
+/// ioctl requests refused: pushing bytes into a terminal's input (a classic escape through a shared tty).
+const DENIED_IOCTLS: &[u64] = &[libc::TIOCSTI, libc::TIOCLINUX];
 
 /// `clone` flags that would create namespaces (the first step of many container escapes).
 const NAMESPACE_FLAGS: &[libc::c_int] = &[
@@ -69,6 +86,26 @@ fn install(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<()> {
     seccompiler::apply_filter(&program).map_err(|e| format!("seccomp apply: {e}"))
 }
 
+/// Refuses every system call made through the x32 ABI (numbers with bit 30 set, same audit arch as x86_64):
+/// seccompiler matches exact numbers, so without this a denied call stays reachable as `nr | 0x4000_0000` on
+/// kernels built with x32 support.
+#[cfg(target_arch = "x86_64")]
+fn refuse_x32() -> Result<()> {
+    use seccompiler::sock_filter;
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JMP_JGE_K: u16 = 0x35;
+    const BPF_RET_K: u16 = 0x06;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    let program = vec![
+        sock_filter { code: BPF_LD_W_ABS, jt: 0, jf: 0, k: 0 }, // seccomp_data.nr
+        sock_filter { code: BPF_JMP_JGE_K, jt: 0, jf: 1, k: 0x4000_0000 },
+        sock_filter { code: BPF_RET_K, jt: 0, jf: 0, k: RET_ERRNO | libc::ENOSYS as u32 },
+        sock_filter { code: BPF_RET_K, jt: 0, jf: 0, k: RET_ALLOW },
+    ];
+    seccompiler::apply_filter(&program).map_err(|e| format!("seccomp apply (x32): {e}"))
+}
+
 pub fn apply() -> Result<()> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = DENIED.iter().map(|s| (*s, Vec::new())).collect();
     // clone with any namespace flag: one rule per flag (a rule matches when all its conditions do).
@@ -81,6 +118,22 @@ pub fn apply() -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     rules.insert(libc::SYS_clone, clone_rules);
+    let ioctl_rules = DENIED_IOCTLS
+        .iter()
+        .map(|req| {
+            let cond = SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *req)
+                .map_err(|e| format!("seccomp condition: {e}"))?;
+            SeccompRule::new(vec![cond]).map_err(|e| format!("seccomp rule: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    rules.insert(libc::SYS_ioctl, ioctl_rules);
+    // personality: only the query (0xffffffff) and plain PER_LINUX (0); a changed personality (say
+    // READ_IMPLIES_EXEC or ADDR_NO_RANDOMIZE) weakens the process's own memory protections.
+    let keep = |v: u64| SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, v).map_err(|e| format!("seccomp condition: {e}"));
+    let personality = SeccompRule::new(vec![keep(0)?, keep(0xffff_ffff)?]).map_err(|e| format!("seccomp rule: {e}"))?;
+    rules.insert(libc::SYS_personality, vec![personality]);
+    #[cfg(target_arch = "x86_64")]
+    refuse_x32()?;
     install(rules, libc::EPERM)?;
     // clone3 passes its flags in memory, out of a filter's reach: answer ENOSYS so libc falls back to clone.
     install(BTreeMap::from([(libc::SYS_clone3, Vec::new())]), libc::ENOSYS)

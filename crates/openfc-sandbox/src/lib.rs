@@ -47,9 +47,123 @@ pub struct Spec {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub cwd: PathBuf,
-    /// Addresses the instance must not reach (the host's own, when it has outbound network).
+    /// Networks the instance must not reach (the host's own addresses, private ranges and cloud metadata,
+    /// when it has outbound network): blackhole routes set before the runtime starts.
     #[serde(default)]
-    pub blackhole: Vec<std::net::IpAddr>,
+    pub blackhole: Vec<Net>,
+    /// Files generated for the instance's minimal `/etc` (passwd, group, hosts, resolv.conf, ...), as (name,
+    /// contents); the rest of `/etc` is a short list of host entries the runtimes need (see `mounts`).
+    #[serde(default)]
+    pub etc_files: Vec<(String, String)>,
+}
+
+/// An IP network, `addr/prefix` (the address's bits beyond the prefix are zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Net {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Net {
+    /// The network of `prefix` bits containing `addr` (None when the prefix is too long for the family).
+    pub fn new(addr: std::net::IpAddr, prefix: u8) -> Option<Net> {
+        let (bits, max) = Net::bits(addr);
+        if prefix > max {
+            return None;
+        }
+        let mask = if prefix == 0 { 0 } else { u128::MAX << (u32::from(max) - u32::from(prefix)) } & Net::all(max);
+        Some(Net { addr: Net::from_bits(addr, bits & mask), prefix })
+    }
+
+    pub fn addr(&self) -> std::net::IpAddr {
+        self.addr
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    fn all(max: u8) -> u128 {
+        if max == 128 { u128::MAX } else { (1u128 << max) - 1 }
+    }
+
+    fn bits(addr: std::net::IpAddr) -> (u128, u8) {
+        match addr {
+            std::net::IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+            std::net::IpAddr::V6(a) => (u128::from(a), 128),
+        }
+    }
+
+    fn from_bits(like: std::net::IpAddr, bits: u128) -> std::net::IpAddr {
+        match like {
+            std::net::IpAddr::V4(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::from(bits as u32)),
+            std::net::IpAddr::V6(_) => std::net::IpAddr::V6(std::net::Ipv6Addr::from(bits)),
+        }
+    }
+
+    /// Whether `other` lies wholly inside this network.
+    pub fn contains(&self, other: &Net) -> bool {
+        if self.addr.is_ipv4() != other.addr.is_ipv4() || other.prefix < self.prefix {
+            return false;
+        }
+        Net::new(other.addr, self.prefix) == Some(*self)
+    }
+
+    /// This network without `hole`: the smallest set of networks covering exactly the rest.
+    pub fn without(&self, hole: &Net) -> Vec<Net> {
+        if hole.contains(self) {
+            return Vec::new();
+        }
+        if !self.contains(hole) {
+            return vec![*self];
+        }
+        // Walk down from this network to the hole, keeping the sibling half at each step.
+        let (hole_bits, max) = Net::bits(hole.addr);
+        let mut out = Vec::new();
+        for len in self.prefix + 1..=hole.prefix {
+            let sibling_bits = hole_bits ^ (1u128 << (u32::from(max) - u32::from(len)));
+            out.extend(Net::new(Net::from_bits(hole.addr, sibling_bits), len));
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl std::str::FromStr for Net {
+    type Err = String;
+
+    /// `a.b.c.d/n`, `x::y/n`, or a bare address (a single host).
+    fn from_str(s: &str) -> Result<Net, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = addr.trim().parse().map_err(|_| format!("{s:?} is not an IP network (a.b.c.d/n)"))?;
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().map_err(|_| format!("{s:?}: the prefix length is not a number"))?,
+            None => Net::bits(addr).1,
+        };
+        Net::new(addr, prefix).ok_or_else(|| format!("{s:?}: the prefix length is too long"))
+    }
+}
+
+impl TryFrom<String> for Net {
+    type Error = String;
+    fn try_from(s: String) -> Result<Net, String> {
+        s.parse()
+    }
+}
+
+impl From<Net> for String {
+    fn from(n: Net) -> String {
+        n.to_string()
+    }
 }
 
 /// Runs the launcher (see the module notes); never returns. Exit status: the runtime's, or 128 + signal;
@@ -119,4 +233,36 @@ pub fn host_addresses() -> Vec<std::net::IpAddr> {
     // SAFETY: `list` came from getifaddrs.
     unsafe { libc::freeifaddrs(list) };
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Net;
+
+    fn n(s: &str) -> Net {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_and_normalises() {
+        assert_eq!(n("10.1.2.3/8").to_string(), "10.0.0.0/8");
+        assert_eq!(n("192.168.1.7").to_string(), "192.168.1.7/32");
+        assert!("10.0.0.0/33".parse::<Net>().is_err());
+        assert!("nope/8".parse::<Net>().is_err());
+        assert_eq!(n("::1").to_string(), "::1/128");
+    }
+
+    #[test]
+    fn subtracts_a_hole() {
+        let rest = n("10.0.0.0/8").without(&n("10.1.0.0/16"));
+        assert_eq!(rest.len(), 8);
+        assert!(rest.iter().all(|r| !r.contains(&n("10.1.2.3/32")) && n("10.0.0.0/8").contains(r)));
+        for probe in ["10.0.0.1", "10.2.0.1", "10.255.255.255", "10.1.255.255"] {
+            let inside_hole = n("10.1.0.0/16").contains(&n(probe));
+            assert_eq!(rest.iter().any(|r| r.contains(&n(probe))), !inside_hole, "{probe}");
+        }
+        assert_eq!(n("10.0.0.0/8").without(&n("10.0.0.0/8")), Vec::<Net>::new());
+        assert_eq!(n("10.0.0.0/8").without(&n("0.0.0.0/0")), Vec::<Net>::new());
+        assert_eq!(n("10.0.0.0/8").without(&n("192.168.0.0/16")), vec![n("10.0.0.0/8")]);
+    }
 }

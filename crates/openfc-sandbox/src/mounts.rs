@@ -1,15 +1,30 @@
 //! The instance's root file system: a tmpfs with read-only binds of the system directories, the package,
-//! layers and runtime shims; a size-capped `/tmp`; a new `/proc`; a minimal `/dev`. Then `pivot_root`.
+//! layers and runtime shims; a minimal `/etc`; a size-capped `/tmp`; a new `/proc`; a minimal `/dev` (no
+//! terminal). Then `pivot_root`. Every bind is read-only, nosuid and nodev down to its last submount.
 
 use std::ffi::CString;
+use std::io::Error;
 use std::path::{Path, PathBuf};
 
 use crate::Spec;
 use crate::sys::{Result, check};
 
 /// Host directories every runtime needs, shown read-only.
-const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"];
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib64"];
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+
+/// The host `/etc` entries an instance sees (the rest of `/etc` — unit files, operator configs, keys — stays
+/// hidden): the dynamic linker's cache, TLS roots, time zone, name-service and protocol tables, and the
+/// configuration of language runtimes from the distribution. passwd, group, hosts, hostname and
+/// resolv.conf are generated per instance (`Spec::etc_files`).
+const ETC_ENTRIES: &[&str] = &[
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "ssl", "ca-certificates", "ca-certificates.conf", "alternatives",
+    "localtime", "timezone", "nsswitch.conf", "host.conf", "gai.conf", "protocols", "services", "rpc", "mime.types",
+    "os-release", "debian_version", "mtab", "perl", "fonts", "magic", "magic.mime", "environment",
+];
+/// Host `/etc` entries shown by prefix: distribution configuration of the runtimes (python3.11, java-17-openjdk,
+/// php/8.2, nodejs).
+const ETC_PREFIXES: &[&str] = &["python3", "java-", "php", "node"];
 
 fn c(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| format!("NUL in path {}", p.display()))
@@ -34,6 +49,43 @@ fn mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: libc::c
     Ok(())
 }
 
+/// Makes the mount at `target` and every mount below it read-only, nosuid and nodev. A remount of a bind
+/// changes only the top mount, so a submount of a bound host directory would stay writable; mount_setattr
+/// (Linux 5.12) reaches them all. Older kernels: the top mount is remounted.
+fn seal_recursive(target: &Path) -> Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const MOUNT_ATTR_NOSUID: u64 = 0x2;
+    const MOUNT_ATTR_NODEV: u64 = 0x4;
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let target_c = c(target)?;
+    // SAFETY: a valid C string and a mount_attr of the size passed, both alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            target_c.as_ptr(),
+            libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    if Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+        return Err(format!("mount_setattr {}: {}", target.display(), Error::last_os_error()));
+    }
+    let flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_REC;
+    mount(None, target, None, flags, None)
+}
+
 /// Binds `src` at `target` read-only (a bind mount ignores MS_RDONLY until remounted).
 fn bind_ro(src: &Path, target: &Path) -> Result<()> {
     if src.is_dir() {
@@ -45,7 +97,40 @@ fn bind_ro(src: &Path, target: &Path) -> Result<()> {
         std::fs::write(target, b"").map_err(|e| format!("touch {}: {e}", target.display()))?;
     }
     mount(Some(src), target, None, libc::MS_BIND | libc::MS_REC, None)?;
-    mount(None, target, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_REC, None)
+    seal_recursive(target)
+}
+
+/// Shows a host entry at `target`: a symlink is recreated (merged /usr, /etc/localtime), anything else bound.
+fn show_host_entry(host: &Path, target: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(host) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let to = std::fs::read_link(host).map_err(|e| format!("readlink {}: {e}", host.display()))?;
+            std::os::unix::fs::symlink(to, target).map_err(|e| format!("symlink {}: {e}", target.display()))
+        }
+        Ok(_) => bind_ro(host, target),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The instance's `/etc`: the generated files, then the host entries of `ETC_ENTRIES` / `ETC_PREFIXES`.
+fn build_etc(spec: &Spec, etc: &Path) -> Result<()> {
+    std::fs::create_dir_all(etc).map_err(|e| format!("mkdir /etc: {e}"))?;
+    for (name, text) in &spec.etc_files {
+        if name.contains('/') || name.starts_with('.') || name.is_empty() {
+            return Err(format!("bad /etc file name {name:?}"));
+        }
+        std::fs::write(etc.join(name), text).map_err(|e| format!("writing /etc/{name}: {e}"))?;
+    }
+    let Ok(entries) = std::fs::read_dir("/etc") else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let wanted = ETC_ENTRIES.contains(&name) || ETC_PREFIXES.iter().any(|p| name.starts_with(p));
+        if wanted && !spec.etc_files.iter().any(|(n, _)| n == name) {
+            show_host_entry(&entry.path(), &etc.join(name))?;
+        }
+    }
+    Ok(())
 }
 
 fn inside(root: &Path, path: &Path) -> PathBuf {
@@ -58,18 +143,10 @@ pub fn build_root(spec: &Spec) -> Result<()> {
     mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
     mount(Some(Path::new("tmpfs")), root, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("size=16m,mode=0755"))?;
     for dir in SYSTEM_DIRS {
-        let host = Path::new(dir);
-        let target = inside(root, host);
-        match std::fs::symlink_metadata(host) {
-            // Merged /usr: /bin -> usr/bin and friends stay symlinks.
-            Ok(m) if m.file_type().is_symlink() => {
-                let to = std::fs::read_link(host).map_err(|e| format!("readlink {dir}: {e}"))?;
-                std::os::unix::fs::symlink(to, &target).map_err(|e| format!("symlink {dir}: {e}"))?;
-            }
-            Ok(_) => bind_ro(host, &target)?,
-            Err(_) => {}
-        }
+        // Merged /usr: /bin -> usr/bin and friends stay symlinks.
+        show_host_entry(Path::new(dir), &inside(root, Path::new(dir)))?;
     }
+    build_etc(spec, &inside(root, Path::new("/etc")))?;
     for (host, at) in &spec.binds {
         bind_ro(host, &inside(root, at))?;
     }
@@ -106,5 +183,6 @@ pub fn build_root(spec: &Spec) -> Result<()> {
     check(unsafe { libc::umount2(old_inside.as_ptr(), libc::MNT_DETACH) }, "umount old root")?;
     let _ = std::fs::remove_dir("/.old");
     // The root itself becomes read-only: only /tmp is writable.
-    mount(None, Path::new("/"), None, libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_BIND | libc::MS_NOSUID, None)
+    let flags = libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
+    mount(None, Path::new("/"), None, flags, None)
 }

@@ -37,8 +37,17 @@ fn die_with_parent() -> Result<()> {
     Ok(())
 }
 
+/// A session and process group of its own, with no controlling terminal: a signal a runtime sends to its
+/// process group (`kill(0, sig)`) then reaches only its own instance, never other functions' runtimes.
+fn new_session() -> Result<()> {
+    // SAFETY: setsid takes no arguments; it fails only for a process-group leader (reported).
+    check(unsafe { libc::setsid() }, "setsid")?;
+    Ok(())
+}
+
 pub fn launcher() -> Result<i32> {
     die_with_parent()?;
+    new_session()?;
     for cg in std::env::var(crate::CGROUPS_ENV).unwrap_or_default().lines().filter(|l| !l.is_empty()) {
         std::fs::write(std::path::Path::new(cg).join("cgroup.procs"), "0").map_err(|e| format!("joining cgroup {cg}: {e}"))?;
     }
@@ -76,12 +85,13 @@ pub fn launcher() -> Result<i32> {
 /// pid 1 of the new pid namespace: builds the root, starts the runtime, reaps everything, mirrors its end.
 fn namespace_init(spec: &Spec) -> Result<i32> {
     die_with_parent()?;
+    new_session()?;
     mounts::build_root(spec)?;
     sethostname(&spec.hostname)?;
     loopback_up()?;
-    for addr in &spec.blackhole {
-        // Before the runtime exists: the host's own addresses are unreachable from its first instruction.
-        blackhole_route(*addr).map_err(|e| format!("blackhole route to {addr}: {e}"))?;
+    for net in &spec.blackhole {
+        // Before the runtime exists: these networks are unreachable from its first instruction.
+        blackhole_route(*net).map_err(|e| format!("blackhole route to {net}: {e}"))?;
     }
     // SAFETY: as in `launcher`, this process is single-threaded.
     let runtime = check(unsafe { libc::fork() }, "fork runtime")?;
@@ -111,10 +121,10 @@ fn sethostname(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// `ip route add blackhole ADDR/32`, said to the kernel over rtnetlink directly: spawning `ip` cost
+/// `ip route add blackhole NET`, said to the kernel over rtnetlink directly: spawning `ip` cost
 /// milliseconds of every cold start of a function with outbound access.
-fn blackhole_route(addr: std::net::IpAddr) -> Result<()> {
-    let (family, octets): (u8, Vec<u8>) = match addr {
+fn blackhole_route(net: crate::Net) -> Result<()> {
+    let (family, octets): (u8, Vec<u8>) = match net.addr() {
         std::net::IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
         std::net::IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),
     };
@@ -131,7 +141,7 @@ fn blackhole_route(addr: std::net::IpAddr) -> Result<()> {
     msg.extend_from_slice(&1u32.to_ne_bytes()); // sequence number
     msg.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
     // struct rtmsg: family, dst_len, src_len, tos, table, protocol, scope, type, flags
-    msg.extend_from_slice(&[family, (octets.len() * 8) as u8, 0, 0, libc::RT_TABLE_MAIN, libc::RTPROT_BOOT, libc::RT_SCOPE_UNIVERSE, libc::RTN_BLACKHOLE]);
+    msg.extend_from_slice(&[family, net.prefix(), 0, 0, libc::RT_TABLE_MAIN, libc::RTPROT_BOOT, libc::RT_SCOPE_UNIVERSE, libc::RTN_BLACKHOLE]);
     msg.extend_from_slice(&0u32.to_ne_bytes());
     // struct rtattr RTA_DST + the address, padded to 4 bytes
     msg.extend_from_slice(&(attr_len as u16).to_ne_bytes());
@@ -201,6 +211,50 @@ fn loopback_up() -> Result<()> {
     if r < 0 { Err(format!("bringing up lo: {err}")) } else { Ok(()) }
 }
 
+/// Empties the bounding and ambient capability sets (dropping the bounding set needs CAP_SETPCAP, so this
+/// runs before the uid change); the uid change then clears the permitted and effective sets, and
+/// `clear_inheritable` the last one. Nothing the runtime execs can regain a capability.
+fn drop_capabilities() -> Result<()> {
+    const PR_CAPBSET_DROP: libc::c_int = 24;
+    const PR_CAP_AMBIENT: libc::c_int = 47;
+    const PR_CAP_AMBIENT_CLEAR_ALL: libc::c_ulong = 4;
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments; EINVAL marks the first capability this kernel does not know.
+        if unsafe { libc::prctl(PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } < 0 {
+            if Error::last_os_error().raw_os_error() == Some(libc::EINVAL) && cap > 0 {
+                break;
+            }
+            return Err(format!("prctl(CAPBSET_DROP {cap}): {}", Error::last_os_error()));
+        }
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) }, "prctl(CAP_AMBIENT_CLEAR_ALL)")?;
+    Ok(())
+}
+
+/// Clears every capability set (run after the uid change, so only the inheritable set still holds any).
+fn clear_inheritable() -> Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header { version: VERSION_3, pid: 0 };
+    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: capset reads a version-3 header and two data structs, both alive for the call.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    check(r as libc::c_int, "capset")?;
+    Ok(())
+}
+
 /// Drops to the unprivileged user, applies limits and the syscall filter, and execs. Returns only on error.
 fn exec_runtime(spec: &Spec) -> Result<()> {
     let rl = |res, n: u64, what| -> Result<()> {
@@ -218,6 +272,7 @@ fn exec_runtime(spec: &Spec) -> Result<()> {
     let cwd = cstr(&spec.cwd.to_string_lossy())?;
     // SAFETY: valid C string.
     check(unsafe { libc::chdir(cwd.as_ptr()) }, "chdir")?;
+    drop_capabilities()?;
     // SAFETY: these calls take plain integers; order matters (groups, gid, then uid).
     unsafe {
         check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
@@ -225,6 +280,7 @@ fn exec_runtime(spec: &Spec) -> Result<()> {
         check(libc::setresuid(spec.uid, spec.uid, spec.uid), "setresuid")?;
         check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")?;
     }
+    clear_inheritable()?;
     let argv: Vec<CString> = spec.argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
     let envp: Vec<CString> = spec.env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect::<Result<_>>()?;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();

@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// process of a few MB. 0 starts every sandbox on demand (slower cold starts) [default: 2].
     #[arg(long, env = "OPENFC_WARM_SANDBOXES")]
     pub warm_sandboxes: Option<usize>,
+    /// Networks functions with internetAccess may reach although they are blocked by default (private
+    /// ranges 10/8, 172.16/12, 192.168/16, 100.64/10, link-local 169.254/16 with the cloud metadata
+    /// addresses, and this host's own addresses), comma-separated: `10.20.0.0/16,192.168.1.5` [default: none].
+    #[arg(long, env = "OPENFC_OUTBOUND_ALLOW", value_delimiter = ',')]
+    pub outbound_allow: Option<Vec<String>>,
     /// Python interpreter for python3.x runtimes [default: /usr/bin/python3].
     #[arg(long, env = "OPENFC_PYTHON")]
     pub python: Option<std::path::PathBuf>,
@@ -132,6 +137,7 @@ struct FileConfig {
     instance_idle_timeout: Option<u64>,
     instance_start_timeout: Option<u64>,
     warm_sandboxes: Option<usize>,
+    outbound_allow: Option<Vec<String>>,
     python: Option<std::path::PathBuf>,
     node: Option<std::path::PathBuf>,
     region: Option<String>,
@@ -182,6 +188,7 @@ pub struct ServeConfig {
     pub instance_idle_timeout: u64,
     pub instance_start_timeout: u64,
     pub warm_sandboxes: usize,
+    pub outbound_allow: Vec<openfc_sandbox::Net>,
     pub python: std::path::PathBuf,
     pub node: std::path::PathBuf,
     pub region: String,
@@ -221,6 +228,14 @@ impl ServeConfig {
             bail!("--log-format must be `text` or `json`, not `{log_format}`");
         }
         let store = resolve_store(&a.store, &f);
+        let outbound_allow = a
+            .outbound_allow
+            .or(f.outbound_allow.clone())
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.parse::<openfc_sandbox::Net>().map_err(|e| anyhow::anyhow!("--outbound-allow: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(ServeConfig {
             store,
             listen: a.listen.or(f.listen).unwrap_or_else(|| DEFAULT_LISTEN.into()),
@@ -243,6 +258,7 @@ impl ServeConfig {
             instance_idle_timeout: a.instance_idle_timeout.or(f.instance_idle_timeout).unwrap_or(300),
             instance_start_timeout: a.instance_start_timeout.or(f.instance_start_timeout).unwrap_or(30),
             warm_sandboxes: a.warm_sandboxes.or(f.warm_sandboxes).unwrap_or(2),
+            outbound_allow,
             python: a.python.or(f.python).unwrap_or_else(|| "/usr/bin/python3".into()),
             node: a.node.or(f.node).unwrap_or_else(|| "/usr/bin/node".into()),
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),

@@ -135,6 +135,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
                 .iter()
                 .map(std::path::PathBuf::from)
                 .find(|p| p.exists()),
+            outbound_allow: cfg.outbound_allow.clone(),
         },
         fc.code.clone(),
     )
