@@ -738,3 +738,9 @@ def test_output_without_newlines_keeps_openfc_memory_flat(srv, svc):
     assert logs and sum(os.path.getsize(p) for p in logs) <= 17 << 20, logs
     wait_until(lambda: any("after 19999" in open(p, errors="replace").read() for p in logs), 10,
                what="the lines after the long one reach the function log")
+
+
+def test_a_data_dir_made_beforehand_becomes_owner_only(srv):
+    """The test harness creates each data directory (0755 under the usual umask) before openfc starts:
+    openfc restricts it anyway, as it holds the master key, credentials and every function's code."""
+    assert os.stat(srv.data_dir).st_mode & 0o777 == 0o700, oct(os.stat(srv.data_dir).st_mode)

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use openfc_core::ports::{CodeRef, CodeStore};
+use sha2::Digest as _;
 
 use crate::InvokeError;
 
@@ -76,7 +77,9 @@ impl Packages {
     pub async fn merged_layers(&self, layers: &[CodeRef]) -> Result<PathBuf, InvokeError> {
         let id: Vec<String> = layers.iter().map(|l| self.dir_for(l).file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
         let id = id.join("+");
-        let name = format!("{:016x}", openfc_core::code::crc64(id.as_bytes()));
+        // A cryptographic name: with a CRC, a layer list could be crafted to collide with another account's
+        // and be served its merged directory.
+        let name = hex::encode(sha2::Sha256::digest(id.as_bytes()));
         let target = self.root.with_file_name("layers").join(name);
         if target.is_dir() {
             touch(&target);

@@ -44,8 +44,14 @@ async fn open_meta(store: &StoreConfig) -> anyhow::Result<Arc<SqlMeta>> {
     if !store.data_dir.exists() {
         std::fs::create_dir_all(&store.data_dir)
             .with_context(|| format!("creating data directory {}", store.data_dir.display()))?;
-        // The data directory holds the master key and credentials: owner only.
-        std::fs::set_permissions(&store.data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    }
+    // The data directory holds the master key, credentials and every function's code: owner only, whoever
+    // created it (a directory made beforehand by an operator or a deployment tool is tightened too).
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&store.data_dir)?.permissions()) & 0o777;
+    if mode != 0o700 {
+        std::fs::set_permissions(&store.data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .with_context(|| format!("restricting data directory {} to its owner", store.data_dir.display()))?;
+        tracing::warn!(dir = %store.data_dir.display(), was = format!("{mode:o}"), "data directory was not owner-only; set to 0700");
     }
     SqlMeta::connect(&store.database_url).await.with_context(|| format!("opening database {}", redact(&store.database_url)))
 }
