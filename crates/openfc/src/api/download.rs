@@ -60,7 +60,19 @@ fn verify(app: &App, key: &str, query: &Query) -> Result<Grant, ApiError> {
     Ok(Grant { key: key.to_owned(), checksum: checksum.to_owned(), size })
 }
 
-/// A single `bytes=` range; `Ok(None)` means serve everything (absent, multi-range or other units).
+/// A byte position of a `Range` header: decimal digits only (no sign, no blanks); a value beyond `u64` is
+/// `u64::MAX`, which is past the end of any object.
+fn position(s: &str) -> Result<u64, ()> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    Ok(s.parse().unwrap_or(u64::MAX))
+}
+
+/// A single `bytes=` range (RFC 9110 §14.1.2); `Ok(None)` means serve everything (absent, multi-range or
+/// other units), `Err` an unsatisfiable or malformed range. A last position past the end is clamped to the
+/// object and a suffix longer than it is the whole object; a first position at or past the end is
+/// unsatisfiable.
 fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<Range<u64>>, ()> {
     let Some(spec) = value.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().strip_prefix("bytes=")) else {
         return Ok(None);
@@ -71,19 +83,19 @@ fn parse_range(value: Option<&HeaderValue>, size: u64) -> Result<Option<Range<u6
     let (a, b) = spec.split_once('-').ok_or(())?;
     let range = match (a.trim(), b.trim()) {
         ("", n) => {
-            let n: u64 = n.parse().map_err(|_| ())?;
+            let n = position(n)?;
             if n == 0 {
                 return Err(());
             }
             size.saturating_sub(n)..size
         }
-        (a, "") => a.parse().map_err(|_| ())?..size,
+        (a, "") => position(a)?..size,
         (a, b) => {
-            let (a, b): (u64, u64) = (a.parse().map_err(|_| ())?, b.parse().map_err(|_| ())?);
+            let (a, b) = (position(a)?, position(b)?);
             if b < a {
                 return Err(());
             }
-            a..(b + 1).min(size)
+            a..b.saturating_add(1).min(size)
         }
     };
     if range.start >= size { Err(()) } else { Ok(Some(range)) }
@@ -144,5 +156,30 @@ mod tests {
         check("bytes=0-1,5-6", 100, Ok(None));
         check("items=0-1", 100, Ok(None));
         assert_eq!(parse_range(None, 100), Ok(None));
+    }
+
+    #[test]
+    fn ranges_at_and_beyond_the_u64_limits() {
+        let max = u64::MAX;
+        // A last position past the end (up to u64::MAX and beyond) is clamped to the object.
+        check(&format!("bytes=0-{max}"), 100, Ok(Some(0..100)));
+        check(&format!("bytes=99-{max}"), 100, Ok(Some(99..100)));
+        check(&format!("bytes=5-{}", max - 1), 100, Ok(Some(5..100)));
+        check("bytes=0-99999999999999999999999", 100, Ok(Some(0..100)));
+        // A first position at or past the end is unsatisfiable, however large.
+        check(&format!("bytes=100-{max}"), 100, Err(()));
+        check(&format!("bytes={max}-{max}"), 100, Err(()));
+        check(&format!("bytes={max}-"), 100, Err(()));
+        check("bytes=99999999999999999999999-", 100, Err(()));
+        // A suffix longer than the object is the object.
+        check(&format!("bytes=-{max}"), 100, Ok(Some(0..100)));
+        check("bytes=-99999999999999999999999", 100, Ok(Some(0..100)));
+        // The whole u64 range of an object of (nearly) u64::MAX bytes.
+        check(&format!("bytes=0-{max}"), max, Ok(Some(0..max)));
+        check(&format!("bytes={}-{max}", max - 1), max, Ok(Some(max - 1..max)));
+        // Signs and blanks inside a position are not digits.
+        check("bytes=+1-5", 100, Err(()));
+        check("bytes=1-+5", 100, Err(()));
+        check("bytes=--5", 100, Err(()));
     }
 }
