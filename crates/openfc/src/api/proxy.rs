@@ -1,6 +1,7 @@
 //! HTTP triggers (spec §5.7): `{ANY} /{v}/proxy/{svc}[.{qualifier}]/{fn}[/{path}]`. The function's HTTP
 //! trigger decides whether a signature is needed (`authType`) and which methods pass; the request reaches the
-//! function as itself (method, path, query, headers, body) and its response comes back as it gave it.
+//! function as itself (method, path, query, headers, body) and its response comes back as it gave it, except
+//! for the caller's credentials (`Authorization` and the STS tokens), which never reach the function.
 
 use axum::body::Body;
 use axum::http::request::Parts;
@@ -16,6 +17,8 @@ use super::error::ApiError;
 
 const MAX_HEADER_BYTES: usize = 8 * 1024;
 const MAX_URI_BYTES: usize = 4 * 1024;
+/// Headers that carry the caller's credentials: the function must not be able to reuse them.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-fc-security-token", "x-acs-security-token"];
 
 /// (service segment, function, the path after the function) of a proxy path, or `None` if it is not one.
 pub fn split(path: &str) -> Option<(&str, &str, &str)> {
@@ -81,6 +84,9 @@ pub async fn handle(app: &App, request_id: &str, parts: Parts, body: Body) -> Re
     let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     let uri = if spec.runtime.starts_with("custom") { format!("{path}{query}") } else { format!("{sub}{query}") };
     let mut headers = parts.headers.clone();
+    for name in CREDENTIAL_HEADERS {
+        headers.remove(name);
+    }
     if let Ok(v) = HeaderValue::from_str(&format!("{path}{query}")) {
         headers.insert("x-fc-request-uri", v);
     }
