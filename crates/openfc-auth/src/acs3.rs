@@ -15,6 +15,10 @@ use crate::{AuthError, ParsedAuthorization, RequestParts, Scheme, SecretKey};
 /// The algorithm token, first word of the Authorization header and first line of the StringToSign.
 pub(crate) const ALGORITHM: &str = "ACS3-HMAC-SHA256";
 
+/// Headers every ACS3 signature must cover (the Tea SDK always signs both): `x-acs-date`, or the clock-skew
+/// check would test an unsigned value, and `host`.
+pub(crate) const REQUIRED_SIGNED_HEADERS: [&str; 2] = ["host", "x-acs-date"];
+
 /// Lower-cases, trims, sorts and deduplicates signed-header names (empty names dropped).
 pub(crate) fn normalize_signed_headers<'a>(
     names: impl IntoIterator<Item = &'a str>,
@@ -29,21 +33,28 @@ pub(crate) fn normalize_signed_headers<'a>(
     out
 }
 
-/// Keys sorted (stable, so repeated keys keep wire order), `key=quote(value, safe='~')` joined by `&`.
-/// The wire query is form-decoded first (`+` is a space); keys are used decoded and not re-encoded;
-/// a bare key or empty value renders as `key=`.
+/// `enc(key)=enc(value)` pairs sorted by encoded key (stable, so repeated keys keep wire order), joined by `&`,
+/// where `enc` is `quote(s, safe='~')`. The wire query is form-decoded first (`+` is a space); a bare key or
+/// empty value renders as `key=`.
+///
+/// The Tea SDK does not encode keys, but every FC query key is made of unreserved characters (`limit`,
+/// `nextToken`, `instanceIds.1`, `tag_k`), for which encoding changes nothing. Encoding them anyway keeps `=`
+/// and `&` inside a key from colliding with the separators: `?limit%3D5%26prefix=` (one key) and
+/// `?limit=5&prefix=` (two keys) must not share a signature.
 fn canonical_query(raw_query: Option<&str>) -> String {
-    let mut pairs = parse_query(raw_query);
-    pairs.sort_by(|a, b| a.key.cmp(&b.key));
-    pairs
-        .iter()
+    let mut pairs: Vec<(String, String)> = parse_query(raw_query)
+        .into_iter()
         .map(|p| {
-            format!(
-                "{}={}",
-                p.key,
-                rfc3986_encode(p.value.as_deref().unwrap_or(""))
+            (
+                rfc3986_encode(&p.key),
+                rfc3986_encode(p.value.as_deref().unwrap_or("")),
             )
         })
+        .collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -163,5 +174,16 @@ mod tests {
         );
         check(Some("z=&flag&a=1"), "a=1&flag=&z=");
         check(Some("k=2&k=1"), "k=2&k=1");
+    }
+
+    #[test]
+    fn canonical_query_re_encodes_keys_so_encodings_cannot_collide() {
+        // One key `limit=5&prefix` with an empty value is not the two keys `limit` and `prefix`.
+        check(Some("limit%3D5%26prefix="), "limit%3D5%26prefix=");
+        check(Some("limit=5&prefix="), "limit=5&prefix=");
+        check(Some("a+b=1&a%20b=2"), "a%20b=1&a%20b=2");
+        check(Some("%C3%A9=x&instanceIds.1=a"), "%C3%A9=x&instanceIds.1=a");
+        // Keys sort by their encoded form.
+        check(Some("b=1&a%2Fz=2&a=3"), "a=3&a%2Fz=2&b=1");
     }
 }

@@ -27,13 +27,13 @@ pub(crate) fn parse_acs_date(value: &str) -> Option<OffsetDateTime> {
 }
 
 /// Checks that the request time given in header `name` (raw `value`, parsed with `parse`) lies within
-/// [`MAX_SKEW`] of `now`. An unparsable value is reported as skewed, with a message saying so.
+/// [`MAX_SKEW`] of `now`, and returns it. An unparsable value is reported as skewed, with a message saying so.
 pub(crate) fn check_skew(
     name: &str,
     value: &str,
     parse: fn(&str) -> Option<OffsetDateTime>,
     now: OffsetDateTime,
-) -> Result<(), AuthError> {
+) -> Result<OffsetDateTime, AuthError> {
     let Some(request_time) = parse(value) else {
         return Err(AuthError::RequestTimeTooSkewed(format!(
             "the {name} header value '{}' is not a valid date",
@@ -41,7 +41,7 @@ pub(crate) fn check_skew(
         )));
     };
     if (request_time - now).abs() <= MAX_SKEW {
-        return Ok(());
+        return Ok(request_time);
     }
     Err(AuthError::RequestTimeTooSkewed(format!(
         "the difference between the request time {} ({name}) and the server time {} exceeds 15 minutes",

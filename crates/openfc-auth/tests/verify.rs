@@ -208,3 +208,142 @@ fn acs3_body_hash_and_signed_headers() {
         Err(AuthError::SignatureNotMatch),
     );
 }
+
+#[test]
+fn acs3_requires_host_and_x_acs_date_among_signed_headers() {
+    let req = Kind::Acs3.request();
+    let secret = SecretKey::new(SECRET.into());
+    for unsigned in ["host", "x-acs-date"] {
+        let names: Vec<&str> = req
+            .headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !n.eq_ignore_ascii_case(unsigned))
+            .collect();
+        let auth = req.view(|p| acs3_authorization(AK, &secret, p, &names));
+        check(
+            &auth,
+            &req,
+            T,
+            Err(AuthError::RequiredHeaderNotSigned(unsigned.into())),
+        );
+    }
+}
+
+/// `verify_head` on the request as the server sees it before reading the body.
+fn verify_head_of(auth: &str, req: &Req, now: time::OffsetDateTime) -> Result<Verified, AuthError> {
+    let parsed = parse_authorization(auth).unwrap();
+    let headers: Vec<(&str, &str)> = req
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let head = RequestHead {
+        method: req.method,
+        raw_path: &req.path,
+        raw_query: req.query.as_deref(),
+        headers: &headers,
+    };
+    verify_head(&parsed, &head, &SecretKey::new(SECRET.into()), now)
+}
+
+#[test]
+fn verify_head_binds_the_body_through_content_md5() {
+    use base64::Engine as _;
+    let body = br#"{"functionName":"fn"}"#;
+    let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body));
+    let req = fc_api_request().with_header("Content-MD5", &md5);
+    let verified = verify_head_of(&fc_signed(&req), &req, T + Duration::minutes(5)).unwrap();
+    assert_eq!(verified.body.check(body), Ok(()));
+    assert_eq!(
+        verified.body.check(br#"{"functionName":"evil"}"#),
+        Err(AuthError::ContentMd5Mismatch)
+    );
+    assert!(!verified.nonce_signed, "the FC scheme has no nonce");
+    assert_eq!(verified.valid_for, std::time::Duration::from_secs(600));
+    // Without Content-MD5 (fc2 Python) nothing about the body is signed.
+    let req = fc_api_request();
+    let verified = verify_head_of(&fc_signed(&req), &req, T).unwrap();
+    assert!(!verified.body.is_signed());
+    // A changed Content-MD5 breaks the signature itself.
+    let signed = fc_signed(&req.clone().with_header("Content-MD5", &md5));
+    assert_eq!(
+        verify_head_of(&signed, &req.with_header("Content-MD5", "AAAA"), T).unwrap_err(),
+        AuthError::SignatureNotMatch
+    );
+}
+
+#[test]
+fn verify_head_binds_the_body_through_x_acs_content_sha256() {
+    let body = br#"{"functionName":"fn"}"#;
+    let req = Kind::Acs3.request().with_header("Content-Length", "21");
+    let auth = Kind::Acs3.sign(SECRET, &req);
+    let verified = verify_head_of(&auth, &req, T).unwrap();
+    assert!(verified.nonce_signed, "Tea signs x-acs-signature-nonce");
+    assert_eq!(verified.valid_for, std::time::Duration::from_secs(900));
+    assert_eq!(verified.body.check(body), Ok(()));
+    assert_eq!(
+        verified.body.check(b"{}"),
+        Err(AuthError::ContentSha256Mismatch)
+    );
+    // The head alone cannot stand for a body it does not hash.
+    let unhashed = req.clone().without_header("x-acs-content-sha256");
+    assert_eq!(
+        verify_head_of(&Kind::Acs3.sign(SECRET, &unhashed), &unhashed, T).unwrap_err(),
+        AuthError::MissingRequiredHeader("x-acs-content-sha256".into())
+    );
+    let chunked = unhashed
+        .clone()
+        .without_header("Content-Length")
+        .with_header("Transfer-Encoding", "chunked");
+    assert_eq!(
+        verify_head_of(&Kind::Acs3.sign(SECRET, &chunked), &chunked, T).unwrap_err(),
+        AuthError::MissingRequiredHeader("x-acs-content-sha256".into())
+    );
+    // Without a declared body the payload is the empty one.
+    let bodiless = unhashed.without_header("Content-Length").with_body(b"");
+    let verified = verify_head_of(&Kind::Acs3.sign(SECRET, &bodiless), &bodiless, T).unwrap();
+    assert_eq!(verified.body.check(b""), Ok(()));
+    assert_eq!(
+        verified.body.check(b"x"),
+        Err(AuthError::ContentSha256Mismatch)
+    );
+    // Without a signed nonce a repeat is not necessarily a replay.
+    let names = [
+        "host",
+        "x-acs-date",
+        "x-acs-content-sha256",
+        "x-acs-action",
+        "content-length",
+    ];
+    let auth = req.view(|p| acs3_authorization(AK, &SecretKey::new(SECRET.into()), p, &names));
+    assert!(!verify_head_of(&auth, &req, T).unwrap().nonce_signed);
+}
+
+#[test]
+fn verify_head_agrees_with_verify_and_keys_replays_per_signature() {
+    for kind in KINDS {
+        let req = kind.request();
+        let auth = kind.sign(SECRET, &req);
+        let verified = verify_head_of(&auth, &req, T).unwrap();
+        assert_eq!(verified.nonce_signed, !matches!(kind, Kind::Fc), "{kind:?}");
+        let again = verify_head_of(&auth, &req, T + Duration::minutes(1)).unwrap();
+        assert_eq!(verified.replay_key, again.replay_key);
+        let other = req.clone().with_header(kind.action_header(), "Other");
+        let other_key = verify_head_of(&kind.sign(SECRET, &other), &other, T)
+            .unwrap()
+            .replay_key;
+        assert_ne!(verified.replay_key, other_key, "{kind:?}");
+        for bad in [
+            req.clone()
+                .with_header(kind.action_header(), "DeleteService"),
+            req.clone().with_path("/2016-08-15/services/evil/functions"),
+        ] {
+            assert_eq!(
+                verify_head_of(&auth, &bad, T).unwrap_err(),
+                AuthError::SignatureNotMatch,
+                "{kind:?}"
+            );
+        }
+    }
+}

@@ -1,20 +1,90 @@
 //! Request authentication: every API request is signed (FC, ACS3 or acs v1); the caller is the account
-//! owning the AccessKey. Signature logic lives in `openfc-auth`; this is the glue to HTTP and the keyring.
+//! owning the AccessKey. Signature logic lives in `openfc-auth`; this is the glue to HTTP, the keyring and
+//! the replay cache.
+//!
+//! The signature is verified from the request head before a byte of the body is read: no scheme signs the
+//! body itself, each signs a header claiming its hash (`Content-MD5`, `x-acs-content-sha256`), and
+//! [`Caller::read_body`] checks the body against that claim as it arrives. An unsigned or badly signed
+//! request is answered without its body ever being buffered.
 
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
 use axum::http::request::Parts;
-use openfc_auth::{AuthError, RequestParts, Scheme, parse_authorization, verify};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use openfc_auth::{
+    AuthError, BodyCheck, ReplayCache, ReplayClaim, RequestHead, parse_authorization, verify_head,
+};
 use openfc_core::ports::KeyStatus;
 use openfc_core::wire::ErrorCode;
-use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use crate::keys::{KeyLookup, Keyring};
 
-/// SHA-256 of an empty body, which most requests have.
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+/// Signatures remembered at most (a few MiB); past that the soonest-expiring are forgotten first.
+const REPLAY_CAPACITY: usize = 100_000;
+/// How long after the first an identical nonce-less (FC-scheme) request is still taken as the client's own
+/// repeat: fc2 signs a 1-second `Date` and no nonce, so two identical calls in one second share a signature.
+const REPLAY_GRACE: Duration = Duration::from_secs(5);
 
-/// Returns the account id of the verified caller.
-pub async fn authenticate(keyring: &Keyring, parts: &Parts, body: &[u8]) -> Result<String, ApiError> {
+/// Signatures of the mutating requests accepted within their clock-skew window (see `openfc_auth::ReplayCache`).
+///
+/// Limitation: the cache is per process. Several openfc processes sharing one database each keep their own,
+/// so a request replayed to another node is not recognised there; closing that needs a store shared by the
+/// nodes (e.g. a table of signature hashes with an expiry, one conditional INSERT per mutating request).
+/// A restart also forgets it (the replay window is 15 minutes).
+static REPLAYS: LazyLock<Mutex<ReplayCache>> =
+    LazyLock::new(|| Mutex::new(ReplayCache::new(REPLAY_CAPACITY, REPLAY_GRACE)));
+
+fn replays() -> MutexGuard<'static, ReplayCache> {
+    REPLAYS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A caller whose signature checked out from the request head; its body is still to be read and checked.
+pub struct Caller {
+    /// The account owning the AccessKey.
+    pub account: String,
+    body: BodyCheck,
+    /// Held when this request was the first with its signature (mutating requests only).
+    claim: Option<ReplayClaim>,
+}
+
+impl Caller {
+    /// Reads the body (at most `max` bytes) and checks it against the signed hash header. A request refused
+    /// here did not take effect, so its signature is released for an honest retry.
+    pub async fn read_body(&mut self, body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, ApiError> {
+        let mut hasher = self.body.hasher();
+        let read = super::read_body(body, headers, max, |chunk| hasher.update(chunk)).await;
+        let checked = read.and_then(|bytes| hasher.finish().map(|()| bytes).map_err(map_auth_error));
+        if checked.is_err() {
+            self.release();
+        }
+        checked
+    }
+
+    /// Settles the replay claim by the request's outcome: a request that failed on the server's side (5xx)
+    /// or was throttled (429) did not take effect, and clients resend it unchanged (fc2 Python retries the
+    /// same signed PUT/DELETE after a 500, 502 or 504), so its signature is released.
+    pub fn settle(&mut self, outcome: &Result<Response, ApiError>) {
+        if let Err(e) = outcome
+            && (e.code.status() >= 500 || e.code.status() == 429)
+        {
+            self.release();
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(claim) = self.claim.take() {
+            replays().release(claim);
+        }
+    }
+}
+
+/// Authenticates a request from its head: Authorization, key, clock skew, signature, and for mutating
+/// requests the replay check. The body is not touched: read it with [`Caller::read_body`].
+pub async fn authenticate(keyring: &Keyring, parts: &Parts) -> Result<Caller, ApiError> {
     let header = parts.headers.get("authorization").ok_or_else(|| {
         ApiError::new(ErrorCode::MissingRequiredHeader, "required HTTP header Authorization was not specified")
     })?;
@@ -37,19 +107,30 @@ pub async fn authenticate(keyring: &Keyring, parts: &Parts, body: &[u8]) -> Resu
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
         .collect();
-    let body_hash = match auth.scheme {
-        Scheme::Acs3 if !body.is_empty() => hex::encode(Sha256::digest(body)),
-        _ => EMPTY_SHA256.to_owned(),
-    };
-    let req = RequestParts {
+    let head = RequestHead {
         method: parts.method.as_str(),
         raw_path: parts.uri.path(),
         raw_query: parts.uri.query(),
         headers: &headers,
-        body_sha256_hex: &body_hash,
     };
-    verify(&auth, &req, &key.secret, time::OffsetDateTime::now_utc()).map_err(map_auth_error)?;
-    Ok(key.account_id)
+    let verified = verify_head(&auth, &head, &key.secret, time::OffsetDateTime::now_utc()).map_err(map_auth_error)?;
+    let claim = if is_mutating(&parts.method) {
+        let admitted =
+            replays().admit(verified.replay_key, verified.nonce_signed, verified.valid_for, Instant::now());
+        admitted.map_err(|e| {
+            tracing::warn!(access_key_id = %auth.access_key_id, method = %parts.method, path = %parts.uri.path(),
+                "replayed request refused");
+            map_auth_error(e)
+        })?
+    } else {
+        None
+    };
+    Ok(Caller { account: key.account_id, body: verified.body, claim })
+}
+
+/// Requests that change something; reads may be repeated freely.
+fn is_mutating(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 fn bad_header(reason: &str) -> ApiError {
@@ -66,6 +147,22 @@ fn map_auth_error(e: AuthError) -> ApiError {
         AuthError::ContentSha256Mismatch => {
             ApiError::new(ErrorCode::InvalidArgument, "x-acs-content-sha256 does not match the request body")
         }
+        AuthError::ContentMd5Mismatch => ApiError::new(
+            ErrorCode::InvalidArgument,
+            "Content-MD5 does not match the request body (it must be the base64 of the MD5 of the body as sent)",
+        ),
+        AuthError::RequiredHeaderNotSigned(h) => ApiError::new(
+            ErrorCode::SignatureNotMatch,
+            format!(
+                "The request signature does not cover the '{h}' header: \
+                 ACS3-HMAC-SHA256 SignedHeaders must include host and x-acs-date"
+            ),
+        ),
+        AuthError::Replayed => ApiError::new(
+            ErrorCode::AccessDenied,
+            "this signed request was already received (replayed request refused): \
+             a signature can be used once, sign every request anew",
+        ),
         AuthError::SignatureNotMatch => ApiError::new(
             ErrorCode::SignatureNotMatch,
             "The request signature we calculated does not match the signature you provided. \

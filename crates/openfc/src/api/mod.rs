@@ -1,6 +1,8 @@
-//! The HTTP face of openfc: one pipeline for every FC API request — request id, endpoint parse, body
-//! (bounded), authentication, handler, render — plus the code download route, `/health` and `/metrics`.
-//! Handlers never build status codes for errors: they return `ApiError`, rendered in one place.
+//! The HTTP face of openfc: one pipeline for every FC API request — request id, endpoint parse,
+//! authentication from the head, body (bounded, checked against the signed hash header), handler, render —
+//! plus the code download route, `/health` and `/metrics`. The body of a request is read only once its
+//! signature has checked out. Handlers never build status codes for errors: they return `ApiError`,
+//! rendered in one place.
 
 mod auth;
 pub mod download;
@@ -127,22 +129,35 @@ async fn api(
     };
 
     let result = async {
-        let body = read_body(body, &parts.headers, app.max_body).await?;
-        let account = auth::authenticate(&app.keyring, &parts, &body).await?;
-        let (version, endpoint) = parsed.map_err(|e| match e {
-            ParseError::NotSupported => ApiError::path_not_supported(parts.method.as_str(), parts.uri.path()),
-            ParseError::Invalid(core) => core.into(),
-        })?;
-        tracing::debug!(account = %account, resource = %endpoint.resource(&app.region, &account), "authorized");
-        let call = handlers::Call { version, request_id, endpoint, account, query, headers: &parts.headers, body };
-        handlers::handle(app, call).await
+        let mut caller = auth::authenticate(&app.keyring, &parts).await?;
+        let outcome = async {
+            let body = caller.read_body(body, &parts.headers, app.max_body).await?;
+            let (version, endpoint) = parsed.map_err(|e| match e {
+                ParseError::NotSupported => ApiError::path_not_supported(parts.method.as_str(), parts.uri.path()),
+                ParseError::Invalid(core) => core.into(),
+            })?;
+            let account = caller.account.clone();
+            tracing::debug!(account = %account, resource = %endpoint.resource(&app.region, &account), "authorized");
+            let call = handlers::Call { version, request_id, endpoint, account, query, headers: &parts.headers, body };
+            handlers::handle(app, call).await
+        }
+        .await;
+        caller.settle(&outcome);
+        outcome
     }
     .await;
     (operation, result)
 }
 
-/// Collects the body into one buffer sized from Content-Length, refusing more than `max` bytes.
-pub(crate) async fn read_body(body: Body, headers: &axum::http::HeaderMap, max: usize) -> Result<Bytes, ApiError> {
+/// Collects the body into one buffer sized from Content-Length, refusing more than `max` bytes; each chunk
+/// also goes to `on_chunk` (the signed-hash check). Call it only for authenticated requests (or anonymous
+/// ones already known to be allowed): it buffers up to `max` bytes.
+pub(crate) async fn read_body(
+    body: Body,
+    headers: &axum::http::HeaderMap,
+    max: usize,
+    mut on_chunk: impl FnMut(&[u8]),
+) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::new(ErrorCode::EntityTooLarge, format!("payload size exceeds maximum allowed size ({max} bytes)"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -159,6 +174,7 @@ pub(crate) async fn read_body(body: Body, headers: &axum::http::HeaderMap, max: 
             if buf.len() + data.len() > max {
                 return Err(too_large());
             }
+            on_chunk(&data);
             buf.extend_from_slice(&data);
         }
     }

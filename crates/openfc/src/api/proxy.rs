@@ -1,7 +1,8 @@
 //! HTTP triggers (spec §5.7): `{ANY} /{v}/proxy/{svc}[.{qualifier}]/{fn}[/{path}]`. The function's HTTP
 //! trigger decides whether a signature is needed (`authType`) and which methods pass; the request reaches the
 //! function as itself (method, path, query, headers, body) and its response comes back as it gave it, except
-//! for the caller's credentials (`Authorization` and the STS tokens), which never reach the function.
+//! for the caller's credentials (`Authorization` and the STS tokens), which never reach the function. The body
+//! is read only once the request is known to be allowed (signature checked, trigger found, method allowed).
 
 use axum::body::Body;
 use axum::http::request::Parts;
@@ -17,6 +18,8 @@ use super::error::ApiError;
 
 const MAX_HEADER_BYTES: usize = 8 * 1024;
 const MAX_URI_BYTES: usize = 4 * 1024;
+/// Synchronous HTTP-trigger request bodies (spec §5.7).
+const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
 /// Headers that carry the caller's credentials: the function must not be able to reuse them.
 const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "x-fc-security-token", "x-acs-security-token"];
 
@@ -50,15 +53,36 @@ pub async fn handle(app: &App, request_id: &str, parts: Parts, body: Body) -> Re
             format!("HTTP trigger requests allow {MAX_URI_BYTES} bytes of path and query and {MAX_HEADER_BYTES} bytes of headers"),
         ));
     }
-    let body = super::read_body(body, &parts.headers, 32 * 1024 * 1024).await?;
-
     // Signed requests name their account; anonymous ones reach this server's own account.
     let signed = parts.headers.contains_key("authorization");
-    let account = if signed {
-        super::auth::authenticate(&app.keyring, &parts, &body).await?
-    } else {
-        app.default_account.clone()
-    };
+    let mut caller = if signed { Some(super::auth::authenticate(&app.keyring, &parts).await?) } else { None };
+    let outcome = forward(app, request_id, &parts, body, caller.as_mut(), Names { service, function, qualifier, sub }).await;
+    if let Some(caller) = &mut caller {
+        caller.settle(&outcome);
+    }
+    outcome
+}
+
+/// What the proxy path names.
+struct Names<'a> {
+    service: ServiceName,
+    function: FunctionName,
+    qualifier: Qualifier,
+    sub: &'a str,
+}
+
+async fn forward(
+    app: &App,
+    request_id: &str,
+    parts: &Parts,
+    body: Body,
+    caller: Option<&mut super::auth::Caller>,
+    names: Names<'_>,
+) -> Result<Response, ApiError> {
+    let Names { service, function, qualifier, sub } = names;
+    let path = parts.uri.path();
+    let signed = caller.is_some();
+    let account = caller.as_ref().map_or_else(|| app.default_account.clone(), |c| c.account.clone());
     let target = app.fc.invoke_target(&account, &service, &function, &qualifier).await?;
     let trigger = app.fc.http_trigger(&account, &service, &function, &qualifier).await?;
     let cfg = trigger.body.get("triggerConfig").cloned().unwrap_or(Value::Null);
@@ -77,6 +101,10 @@ pub async fn handle(app: &App, request_id: &str, parts: Parts, body: Body) -> Re
             format!("method {} is not allowed by the HTTP trigger of function '{function}'", parts.method),
         ));
     }
+    let body = match caller {
+        Some(caller) => caller.read_body(body, &parts.headers, MAX_BODY_BYTES).await?,
+        None => super::read_body(body, &parts.headers, MAX_BODY_BYTES, |_| ()).await?,
+    };
 
     let spec = super::invoke::cached_spec(app, &account, &target)?;
     // Custom runtimes see the full original URI (as on FC's account endpoint); built-in runtimes the path
