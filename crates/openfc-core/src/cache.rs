@@ -19,6 +19,9 @@ pub struct HotCache {
     pub layers: ReadCache<(String, String), crate::ports::LayerVersionRecord>,
     /// On-demand configs' maximumInstanceCount by (account, resource); `None` when unset.
     pub on_demand: ReadCache<(String, String), Option<i64>>,
+    /// Invocation specs by function state (`invocation::PreparedKey`): a state's spec never changes, so
+    /// the TTL only bounds how long a gone state's spec is kept.
+    pub specs: ReadCache<crate::invocation::PreparedKey, std::sync::Arc<crate::invocation::FunctionSpec>>,
 }
 
 impl HotCache {
@@ -30,6 +33,7 @@ impl HotCache {
             aliases: ReadCache::new(ttl, 10_000),
             layers: ReadCache::new(ttl, 10_000),
             on_demand: ReadCache::new(ttl, 10_000),
+            specs: ReadCache::new(ttl.max(Duration::from_secs(1)), 10_000),
         }
     }
 }

@@ -44,6 +44,12 @@ pub enum CoreError {
     VersionNotFound { service: String, qualifier: String },
     #[error("alias '{qualifier}' of service '{service}' does not exist")]
     AliasNotFound { service: String, qualifier: String },
+    /// The function's instance could not be started, or its runtime exited while starting.
+    #[error("{0}")]
+    FunctionNotStarted(String),
+    /// No instance capacity within the wait (concurrency or instance limits).
+    #[error("{0}")]
+    Throttled(String),
     /// A failure of a backend or of openfc itself; the detail is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),

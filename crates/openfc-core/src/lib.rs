@@ -1,6 +1,6 @@
 //! The domain of openfc: FC 2.0 resources (services, functions, code packages), their validation rules and
 //! defaults, the use cases that act on them, and the ports (`MetaStore`, `CodeStore`, `Clock`) that backends
-//! implement. It also holds the wire vocabulary that does no I/O: the error-code table and lenient JSON decoding.
+//! implement, and the `Invoker` port through which every entry point runs functions. It also holds the wire vocabulary that does no I/O: the error-code table and lenient JSON decoding.
 //! Nothing here knows about HTTP frameworks, SQL drivers or process APIs.
 
 pub mod cache;
@@ -8,6 +8,7 @@ pub mod code;
 pub mod configs;
 pub mod error;
 pub mod function;
+pub mod invocation;
 pub mod invoke;
 pub mod layers;
 pub mod names;

@@ -34,6 +34,8 @@ pub struct Fc {
     pub region: String,
     /// What the hot read paths last saw; see `cache`.
     pub hot: HotCache,
+    /// What runs functions (see `invocation`).
+    pub invoker: Arc<dyn crate::invocation::Invoker>,
 }
 
 /// (account, service, function)

@@ -12,72 +12,21 @@ pub mod logstore;
 mod package;
 pub mod runtime;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use openfc_core::ports::{CodeRef, CodeStore};
+use openfc_core::invocation::FunctionError;
+pub use openfc_core::invocation::{FunctionSpec, HttpCall, InvokeError, InvokeOutcome, InvokeRequest, SpecKey};
+use openfc_core::ports::CodeStore;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use cgroup::CgroupMode;
 use instance::{CallError, Instance};
 use runtime::{Interpreters, RuntimeKind};
-
-/// A function as the invoker runs it: resolved (qualifier followed), immutable.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FunctionSpec {
-    /// Identity of what runs: instances are shared only between requests with the same key.
-    pub key: String,
-    pub account_id: String,
-    pub region: String,
-    pub service: String,
-    pub function: String,
-    pub qualifier: String,
-    pub version_id: String,
-    pub runtime: String,
-    pub handler: String,
-    pub initializer: String,
-    pub initialization_timeout_secs: u64,
-    pub timeout_secs: u64,
-    pub memory_mb: u64,
-    pub instance_concurrency: u32,
-    pub ca_port: u16,
-    pub env: BTreeMap<String, String>,
-    pub custom_command: Vec<String>,
-    pub custom_args: Vec<String>,
-    pub code: CodeRef,
-    /// Layer packages, merged in order and shown read-only at `/opt`.
-    pub layers: Vec<CodeRef>,
-    pub pre_stop_handler: String,
-    pub pre_stop_timeout_secs: u64,
-    pub log_project: String,
-    pub log_store: String,
-    /// The on-demand config's `maximumInstanceCount`, when set.
-    pub max_instances: Option<u32>,
-    /// The service's `internetAccess`: outbound network through slirp4netns (else loopback only).
-    pub internet_access: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum InvokeError {
-    #[error("{0}")]
-    UnsupportedRuntime(String),
-    #[error("The function either cannot be started or exited. {0}")]
-    NotStarted(String),
-    #[error("{0}")]
-    Throttled(String),
-    #[error("internal: {0}")]
-    Internal(String),
-}
-
-impl InvokeError {
-    pub fn internal(msg: impl Into<String>) -> Self {
-        InvokeError::Internal(msg.into())
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct InvokerConfig {
@@ -124,7 +73,7 @@ pub struct Shared {
 pub struct Invoker {
     shared: Arc<Shared>,
     packages: Arc<package::Packages>,
-    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    pools: Mutex<HashMap<SpecKey, Arc<Pool>>>,
     /// One writer per function log file, shared by the pools of all its versions: two writers of one file
     /// would each rotate it on their own count and lose the other's lines.
     log_files: Mutex<HashMap<PathBuf, std::sync::Weak<logstore::LogFile>>>,
@@ -145,48 +94,11 @@ struct Pool {
     fixed_headers: http::HeaderMap,
 }
 
-/// One invocation.
-pub struct InvokeRequest {
-    pub request_id: String,
-    /// An HTTP-trigger request (method, the URI the function sees, client headers); `None` for an event.
-    pub http: Option<HttpCall>,
-    /// The caller wants the log (`X-Fc-Log-Type: Tail`): wait for the runtime's output to drain.
-    pub want_log: bool,
-    pub event: Bytes,
-    pub access_key_id: String,
-    pub access_key_secret: String,
-}
-
-pub struct HttpCall {
-    pub method: http::Method,
-    pub uri: String,
-    pub headers: http::HeaderMap,
-}
-
 /// Response headers a function may not set (hop-by-hop, framing, or FC's own).
 fn reserved_header(name: &str) -> bool {
     name.starts_with("x-fc-")
         || matches!(name, "connection" | "content-length" | "date" | "keep-alive" | "server" | "transfer-encoding" | "upgrade")
 }
-
-/// What a function made of an invocation. Function failures are outcomes, not errors.
-pub struct InvokeOutcome {
-    /// The function's status and headers (HTTP-trigger requests; events answer 200).
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Bytes,
-    pub content_type: Option<String>,
-    /// `HandledInvocationError` / `UnhandledInvocationError`
-    pub error_type: Option<&'static str>,
-    pub duration: Duration,
-    pub max_memory_mb: u64,
-    /// The invocation's log lines (markers included), for `X-Fc-Log-Result`.
-    pub log: String,
-    pub instance_id: String,
-}
-
-pub const HANDLED: &str = "HandledInvocationError";
-pub const UNHANDLED: &str = "UnhandledInvocationError";
 
 /// Holds one count of a pool's `starting` or `waiting` and gives it back when dropped, so a request
 /// cancelled meanwhile (its client went away) cannot leave the pool thinking an instance is starting or a
@@ -428,7 +340,7 @@ impl Invoker {
         let inst = started?;
         let t1 = Instant::now();
         if !spec.initializer.is_empty() {
-            let req = control_request(pool, &spec.qualifier, "/initialize", &uuid::Uuid::new_v4().to_string(), None, Bytes::new());
+            let req = control_request(pool, &spec.qualifier, "/initialize", &uuid::Uuid::new_v4().to_string(), Bytes::new());
             let limit = Duration::from_secs(spec.initialization_timeout_secs.max(1));
             let failure = match inst.call(&self.shared, req, limit).await {
                 Ok(r) if r.status == 200 => None,
@@ -469,11 +381,10 @@ impl Invoker {
         let started = Instant::now();
         let want_log = req.want_log;
         let is_http = req.http.is_some();
-        let keys = Some((req.access_key_id.as_str(), req.access_key_secret.as_str()));
         let http_req = match req.http {
-            None => control_request(&pool, &spec.qualifier, "/invoke", &req.request_id, keys, req.event),
+            None => control_request(&pool, &spec.qualifier, "/invoke", &req.request_id, req.event),
             Some(call) => {
-                let mut r = control_request(&pool, &spec.qualifier, "/http-invoke", &req.request_id, keys, req.event);
+                let mut r = control_request(&pool, &spec.qualifier, "/http-invoke", &req.request_id, req.event);
                 *r.method_mut() = call.method;
                 *r.uri_mut() = call.uri.parse().map_err(|e| InvokeError::internal(format!("request URI: {e}")))?;
                 for (k, v) in call.headers.iter() {
@@ -507,14 +418,14 @@ impl Invoker {
                     None
                 } else {
                     match header("x-fc-error-type").as_deref() {
-                        Some(t) if t.contains("Unhandled") => Some(UNHANDLED),
-                        Some(_) => Some(HANDLED),
+                        Some(t) if t.contains("Unhandled") => Some(FunctionError::Unhandled),
+                        Some(_) => Some(FunctionError::Handled),
                         // A custom runtime that answers an error as JSON has handled it; anything else has not.
-                        None if serde_json::from_slice::<serde_json::Value>(&r.body).is_ok() => Some(HANDLED),
-                        None => Some(UNHANDLED),
+                        None if serde_json::from_slice::<serde_json::Value>(&r.body).is_ok() => Some(FunctionError::Handled),
+                        None => Some(FunctionError::Unhandled),
                     }
                 };
-                let body = if failed && error_type == Some(UNHANDLED) && serde_json::from_slice::<serde_json::Value>(&r.body).is_err() {
+                let body = if failed && error_type == Some(FunctionError::Unhandled) && serde_json::from_slice::<serde_json::Value>(&r.body).is_err() {
                     error_body("FunctionUnhandledError", &format!("the function failed with status {}: {}", r.status, String::from_utf8_lossy(&r.body)))
                 } else {
                     r.body
@@ -534,7 +445,7 @@ impl Invoker {
                 inst.kill();
                 let msg = format!("Function timed out after {} seconds (maxMemoryUsage: {max_memory_mb}MB)", spec.timeout_secs);
                 inst.logs.push(format!("FC Invoke End RequestId: {}, Error: {msg}", req.request_id));
-                (200, http::HeaderMap::new(), error_body("FunctionTimeoutError", &msg), Some("application/json".into()), Some(UNHANDLED))
+                (200, http::HeaderMap::new(), error_body("FunctionTimeoutError", &msg), Some("application/json".into()), Some(FunctionError::Unhandled))
             }
             Err(CallError::Broken(e)) => {
                 // Let the process finish dying and its output drain, then say what happened.
@@ -553,7 +464,7 @@ impl Invoker {
                 };
                 inst.logs.push(format!("FC Invoke End RequestId: {}, Error: {msg}", req.request_id));
                 let kind = if oom { "FunctionOOMError" } else { "FunctionExitedError" };
-                (200, http::HeaderMap::new(), error_body(kind, &msg), Some("application/json".into()), Some(UNHANDLED))
+                (200, http::HeaderMap::new(), error_body(kind, &msg), Some("application/json".into()), Some(FunctionError::Unhandled))
             }
         };
         if inst.kind == RuntimeKind::Custom && !inst.exited() {
@@ -582,11 +493,11 @@ impl Invoker {
         let (status, headers, body, content_type, error_type) = outcome;
         let result = match error_type {
             None => "success",
-            Some(HANDLED) => "handled_error",
+            Some(FunctionError::Handled) => "handled_error",
             Some(_) => "unhandled_error",
         };
         metrics::counter!("openfc_invocations_total", "service" => spec.service.clone(), "function" => spec.function.clone(), "outcome" => result).increment(1);
-        Ok(InvokeOutcome { status, headers, body, content_type, error_type, duration, max_memory_mb, log, instance_id: inst.id.clone() })
+        Ok(InvokeOutcome { status, headers, body, content_type, error: error_type, duration, max_memory_mb, log, instance_id: inst.id.clone() })
     }
 
     /// Keeps `target` instances of `spec` running (capped by the instance limit); returns how many run.
@@ -614,7 +525,7 @@ impl Invoker {
     }
 
     /// Instances of a function version that are alive now.
-    pub fn alive(&self, key: &str) -> usize {
+    pub fn alive(&self, key: &SpecKey) -> usize {
         self.pools.lock().expect("pools").get(key).map_or(0, |p| p.instances.lock().expect("instances").iter().filter(|i| !i.exited()).count())
     }
 
@@ -734,7 +645,9 @@ impl Invoker {
 /// under any of its qualifiers, so the qualifier is not among them).
 fn fixed_headers(spec: &FunctionSpec) -> http::HeaderMap {
     let mut h = http::HeaderMap::new();
-    let fields: [(&'static str, String); 16] = [
+    // The runtime contract carries the function's credentials in every control request; openfc has none to
+    // give yet (no roles), so the three headers are sent empty, as FC does for a service without a role.
+    let fields: [(&'static str, String); 18] = [
         ("host", format!("127.0.0.1:{}", spec.ca_port)),
         ("content-type", "application/octet-stream".into()),
         ("x-fc-function-handler", spec.handler.clone()),
@@ -743,6 +656,8 @@ fn fixed_headers(spec: &FunctionSpec) -> http::HeaderMap {
         ("x-fc-function-initializer", spec.initializer.clone()),
         ("x-fc-initialization-timeout", spec.initialization_timeout_secs.to_string()),
         ("x-fc-instance-lifecycle-pre-stop-handler", spec.pre_stop_handler.clone()),
+        ("x-fc-access-key-id", String::new()),
+        ("x-fc-access-key-secret", String::new()),
         ("x-fc-security-token", String::new()),
         ("x-fc-region", spec.region.clone()),
         ("x-fc-account-id", spec.account_id.clone()),
@@ -762,8 +677,7 @@ fn fixed_headers(spec: &FunctionSpec) -> http::HeaderMap {
 }
 
 /// A request to the runtime's control surface (`/invoke`, `/initialize`, `/http-invoke`) with the FC headers.
-fn control_request(pool: &Pool, qualifier: &str, path: &'static str, request_id: &str, keys: Option<(&str, &str)>, body: Bytes) -> http::Request<Full<Bytes>> {
-    let (ak, sk) = keys.unwrap_or(("", ""));
+fn control_request(pool: &Pool, qualifier: &str, path: &'static str, request_id: &str, body: Bytes) -> http::Request<Full<Bytes>> {
     let mut req = http::Request::new(Full::new(body));
     *req.method_mut() = http::Method::POST;
     *req.uri_mut() = http::Uri::from_static(path);
@@ -773,7 +687,25 @@ fn control_request(pool: &Pool, qualifier: &str, path: &'static str, request_id:
     h.insert("x-fc-request-id", text(request_id));
     h.insert("x-fc-control-path", http::HeaderValue::from_static(path));
     h.insert("x-fc-qualifier", text(qualifier));
-    h.insert("x-fc-access-key-id", text(ak));
-    h.insert("x-fc-access-key-secret", text(sk));
     req
+}
+
+/// openfc's sandboxes behind core's invocation port.
+#[async_trait::async_trait]
+impl openfc_core::invocation::Invoker for Invoker {
+    fn check_runtime(&self, runtime: &str) -> Result<(), InvokeError> {
+        runtime::check_supported(runtime)
+    }
+
+    async fn invoke(&self, spec: &FunctionSpec, req: InvokeRequest) -> Result<InvokeOutcome, InvokeError> {
+        Invoker::invoke(self, spec, req).await
+    }
+
+    async fn ensure_warm(&self, spec: &FunctionSpec, target: usize) -> Result<usize, InvokeError> {
+        Invoker::ensure_warm(self, spec, target).await
+    }
+
+    fn alive(&self, key: &SpecKey) -> usize {
+        Invoker::alive(self, key)
+    }
 }

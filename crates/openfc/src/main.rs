@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the server (embedded SQLite and local code store by default).
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Print a function's logs (the output of its instances): `openfc logs SERVICE/FUNCTION [--follow]`.
     Logs {
         #[command(flatten)]
@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(server::serve(config::ServeConfig::resolve(args)?)),
+        Command::Serve(args) => runtime.block_on(server::serve(config::ServeConfig::resolve(*args)?)),
         Command::Logs { store, target, follow, lines } => {
             runtime.block_on(server::logs(config::StoreConfig::resolve(&store)?, &target, follow, lines))
         }

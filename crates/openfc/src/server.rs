@@ -112,15 +112,6 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         max_entries: cfg.max_code_entries,
         max_unzipped: cfg.max_unzipped_size,
     };
-    let fc = Fc {
-        meta: meta_dyn.clone(),
-        code,
-        clock: Arc::new(SystemClock),
-        limits,
-        gc_grace: Duration::from_secs(cfg.gc_grace),
-        region: cfg.region.clone(),
-        hot: HotCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms)),
-    };
     let invoker = Invoker::new(
         InvokerConfig {
             data_dir: cfg.store.data_dir.clone(),
@@ -143,9 +134,19 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
                 .find(|p| p.exists()),
             outbound_allow: cfg.outbound_allow.clone(),
         },
-        fc.code.clone(),
+        code.clone(),
     )
     .context("starting the invoker")?;
+    let fc = Arc::new(Fc {
+        meta: meta_dyn.clone(),
+        code,
+        clock: Arc::new(SystemClock),
+        limits,
+        gc_grace: Duration::from_secs(cfg.gc_grace),
+        region: cfg.region.clone(),
+        hot: HotCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms)),
+        invoker: invoker.clone(),
+    });
     let isolation = invoker.isolation();
     tracing::info!(cgroups = %isolation["cgroups"], network = %isolation["network"], "function isolation");
     if !isolation["cgroups"].as_str().unwrap_or("").starts_with("cgroup") {
@@ -155,7 +156,6 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         fc,
         invoker: invoker.clone(),
         default_account: account.clone(),
-        specs: openfc_core::cache::ReadCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms.max(1000)), 10_000),
         keyring: Keyring::new(meta_dyn, master.clone(), Duration::from_secs(cfg.key_cache_ttl)),
         region: cfg.region.clone(),
         public_url: public_url.clone(),
@@ -173,7 +173,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     });
 
     let gc = tokio::spawn(collect_garbage(app.clone(), Duration::from_secs(cfg.gc_interval.max(1))));
-    let provision = tokio::spawn(api::invoke::keep_provisioned(app.clone(), account.clone()));
+    let provision = tokio::spawn(app.fc.clone().keep_provisioned(account.clone()));
     println!("openfc listening on {public_url} (account {account}, database {}, data dir {})",
         meta.dialect(), cfg.store.data_dir.display());
     println!("  try: curl {public_url}/health");

@@ -8,12 +8,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use openfc_blob::ObjectCodeStore;
 use openfc_core::code::{PackageLimits, crc64};
 use openfc_core::names::{FunctionName, Qualifier, ServiceName};
-use openfc_core::ports::{AccessKeyRecord, AccountRecord, CodeStore, KeyStatus, MetaStore, SystemClock};
-use openfc_core::usecase::Fc;
-use openfc_meta::SqlMeta;
+
+mod common;
 
 fn zip_with(content: &[u8]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
@@ -34,28 +32,8 @@ fn body(name: Option<&str>, zip: &[u8]) -> Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_never_deletes_referenced_packages() {
     let dir = tempfile::tempdir().unwrap();
-    let meta = SqlMeta::connect(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
-    let account = AccountRecord { id: "1".into(), created_time: "t".into() };
-    let key = AccessKeyRecord {
-        id: "K".into(),
-        account_id: "1".into(),
-        sealed_secret: "x".into(),
-        status: KeyStatus::Active,
-        created_time: "t".into(),
-    };
-    meta.create_first_account(&account, &key).await.unwrap();
-    let code: Arc<dyn CodeStore> =
-        Arc::new(ObjectCodeStore::local(dir.path().join("code"), dir.path().join("oss")).unwrap());
     let grace = Duration::from_secs(1);
-    let fc = Arc::new(Fc {
-        meta: meta.clone() as Arc<dyn MetaStore>,
-        code: code.clone(),
-        clock: Arc::new(SystemClock),
-        limits: PackageLimits::default(),
-        gc_grace: grace,
-        region: "cn-hangzhou".into(),
-        hot: openfc_core::cache::HotCache::new(Duration::from_secs(1)),
-    });
+    let (fc, code) = common::core(dir.path(), grace, Arc::new(common::FakeInvoker::default())).await;
     fc.create_service("1", br#"{"serviceName":"s"}"#).await.unwrap();
     let svc = ServiceName::parse("s").unwrap();
     // Four phases of four packages each (one per writer), plus one never used.

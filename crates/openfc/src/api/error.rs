@@ -60,21 +60,9 @@ impl From<CoreError> for ApiError {
             CoreError::OnDemandConfigNotFound(_) => ErrorCode::OnDemandConfigNotFound,
             CoreError::LayerNotFound(_) => ErrorCode::LayerNotFound,
             CoreError::LayerVersionNotFound { .. } => ErrorCode::LayerVersionNotFound,
+            CoreError::FunctionNotStarted(_) => ErrorCode::FunctionNotStarted,
+            CoreError::Throttled(_) => ErrorCode::ResourceThrottled,
             CoreError::Internal(detail) => return ApiError::internal(detail),
-        };
-        ApiError::new(code, message)
-    }
-}
-
-impl From<openfc_invoker::InvokeError> for ApiError {
-    fn from(e: openfc_invoker::InvokeError) -> Self {
-        use openfc_invoker::InvokeError::*;
-        let message = e.to_string();
-        let code = match e {
-            UnsupportedRuntime(_) => ErrorCode::InvalidArgument,
-            NotStarted(_) => ErrorCode::FunctionNotStarted,
-            Throttled(_) => ErrorCode::ResourceThrottled,
-            Internal(detail) => return ApiError::internal(detail),
         };
         ApiError::new(code, message)
     }

@@ -209,12 +209,12 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
         }
         PutProvisionConfig { service, function, qualifier } => {
             let mut out = fc.put_provision_config(acct, &service, &function, &qualifier, &body).await?;
-            out["current"] = super::invoke::provisioned_now(app, acct, &service, &function, &qualifier).await.into();
+            out["current"] = app.fc.provisioned_now(acct, &service, &function, &qualifier).await.into();
             json(out)
         }
         GetProvisionConfig { service, function, qualifier } => {
             let mut out = fc.get_provision_config(acct, &service, &function, &qualifier).await?;
-            out["current"] = super::invoke::provisioned_now(app, acct, &service, &function, &qualifier).await.into();
+            out["current"] = app.fc.provisioned_now(acct, &service, &function, &qualifier).await.into();
             json(out)
         }
         ListProvisionConfigs => {

@@ -33,12 +33,10 @@ use error::ApiError;
 
 /// Everything a request needs, shared by all of them.
 pub struct App {
-    pub fc: Fc,
+    pub fc: std::sync::Arc<Fc>,
     pub invoker: std::sync::Arc<openfc_invoker::Invoker>,
     /// The account anonymous HTTP-trigger requests reach (the embedded single-account default).
     pub default_account: String,
-    /// Invocation specs by function state (see `invoke::cached_spec`).
-    pub specs: openfc_core::cache::ReadCache<String, Arc<openfc_invoker::FunctionSpec>>,
     pub keyring: Keyring,
     pub region: String,
     pub public_url: String,

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use openfc_core::names::{FunctionName, Qualifier, ServiceName};
 use openfc_core::wire::ErrorCode;
-use openfc_invoker::{HttpCall, InvokeRequest};
+use openfc_core::invocation::{HttpCall, InvokeRequest};
 use serde_json::Value;
 
 use super::App;
@@ -83,7 +83,7 @@ async fn forward(
     let path = parts.uri.path();
     let signed = caller.is_some();
     let account = caller.as_ref().map_or_else(|| app.default_account.clone(), |c| c.account.clone());
-    let target = app.fc.invoke_target(&account, &service, &function, &qualifier).await?;
+    let prepared = app.fc.prepare(&account, &service, &function, &qualifier).await?;
     let trigger = app.fc.http_trigger(&account, &service, &function, &qualifier).await?;
     let cfg = trigger.body.get("triggerConfig").cloned().unwrap_or(Value::Null);
     if cfg.get("authType").and_then(Value::as_str) == Some("function") && !signed {
@@ -106,7 +106,7 @@ async fn forward(
         None => super::read_body(body, &parts.headers, MAX_BODY_BYTES, |_| ()).await?,
     };
 
-    let spec = super::invoke::cached_spec(app, &account, &target)?;
+    let spec = &prepared.spec;
     // Custom runtimes see the full original URI (as on FC's account endpoint); built-in runtimes the path
     // after the function.
     let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
@@ -123,14 +123,12 @@ async fn forward(
         http: Some(HttpCall { method: parts.method.clone(), uri, headers }),
         want_log: false,
         event: body,
-        access_key_id: String::new(),
-        access_key_secret: String::new(),
     };
-    let outcome = app.invoker.invoke(&spec, req).await?;
+    let outcome = app.fc.invoke(&prepared, req).await?;
     let mut resp = (StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::OK), outcome.body).into_response();
     *resp.headers_mut() = outcome.headers;
-    if let Some(t) = outcome.error_type {
-        resp.headers_mut().insert("x-fc-error-type", HeaderValue::from_static(t));
+    if let Some(e) = outcome.error {
+        resp.headers_mut().insert("x-fc-error-type", HeaderValue::from_static(e.as_str()));
         resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
     }
     Ok(resp)

@@ -1,0 +1,336 @@
+//! The invocation seam: one use case turns a caller's (service, function, qualifier) into the immutable
+//! `FunctionSpec` of what runs — FC defaults applied here, once — and hands it to the `Invoker` port.
+//! InvokeFunction (sync and async), HTTP triggers, the provisioning reconciler, and every future event
+//! source (async workers, timers, destinations, custom domains) invoke through `Fc::prepare` and
+//! `Fc::invoke`; none builds a spec or calls the invoker itself. Core can thus be tested with a fake
+//! invoker, and the invoker never reads metadata.
+//!
+//! HTTP-trigger calls carry the `http` crate's plain types (method, header map): HTTP is what such a call
+//! is, and those types are not a framework.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::error::{CoreError, CoreResult};
+use crate::function::FunctionFields;
+use crate::invoke::InvokeTarget;
+use crate::names::{FunctionName, Qualifier, ServiceName};
+use crate::ports::CodeRef;
+use crate::usecase::Fc;
+
+/// Identity of what runs: instances are shared only between requests whose specs have the same key. It
+/// names the function state (its etag and its service's, whose internetAccess and logConfig shape the
+/// instance), so an update starts new instances and old ones drain away.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpecKey(String);
+
+impl SpecKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SpecKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A function as the invoker runs it: resolved (qualifier followed), FC defaults applied, immutable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    pub key: SpecKey,
+    pub account_id: String,
+    pub region: String,
+    pub service: String,
+    pub function: String,
+    pub qualifier: String,
+    /// The published version that runs; empty for LATEST.
+    pub version_id: String,
+    pub runtime: String,
+    pub handler: String,
+    pub initializer: String,
+    pub initialization_timeout_secs: u64,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub instance_concurrency: u32,
+    pub ca_port: u16,
+    pub env: BTreeMap<String, String>,
+    pub custom_command: Vec<String>,
+    pub custom_args: Vec<String>,
+    pub code: CodeRef,
+    /// Layer packages, merged in order and shown read-only at `/opt`.
+    pub layers: Vec<CodeRef>,
+    pub pre_stop_handler: String,
+    pub pre_stop_timeout_secs: u64,
+    pub log_project: String,
+    pub log_store: String,
+    /// The on-demand config's `maximumInstanceCount`, when set.
+    pub max_instances: Option<u32>,
+    /// The service's `internetAccess`: outbound network (else loopback only).
+    pub internet_access: bool,
+}
+
+/// One invocation.
+pub struct InvokeRequest {
+    pub request_id: String,
+    /// An HTTP-trigger request (method, the URI the function sees, client headers); `None` for an event.
+    pub http: Option<HttpCall>,
+    /// The caller wants the log (`X-Fc-Log-Type: Tail`): wait for the runtime's output to drain.
+    pub want_log: bool,
+    pub event: Bytes,
+}
+
+pub struct HttpCall {
+    pub method: http::Method,
+    pub uri: String,
+    pub headers: http::HeaderMap,
+}
+
+/// How a function failed (FC's `X-Fc-Error-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionError {
+    /// The function reported the error itself.
+    Handled,
+    /// It crashed, timed out, ran out of memory, or its runtime answered garbage.
+    Unhandled,
+}
+
+impl FunctionError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionError::Handled => "HandledInvocationError",
+            FunctionError::Unhandled => "UnhandledInvocationError",
+        }
+    }
+}
+
+/// What a function made of an invocation. Function failures are outcomes, not errors.
+pub struct InvokeOutcome {
+    /// The function's status and headers (HTTP-trigger requests; events answer 200).
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+    pub content_type: Option<String>,
+    pub error: Option<FunctionError>,
+    pub duration: Duration,
+    pub max_memory_mb: u64,
+    /// The invocation's log lines (markers included), for `X-Fc-Log-Result`.
+    pub log: String,
+    pub instance_id: String,
+}
+
+/// Why the invoker could not run an invocation at all.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("{0}")]
+    UnsupportedRuntime(String),
+    #[error("The function either cannot be started or exited. {0}")]
+    NotStarted(String),
+    #[error("{0}")]
+    Throttled(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl InvokeError {
+    pub fn internal(msg: impl Into<String>) -> Self {
+        InvokeError::Internal(msg.into())
+    }
+}
+
+impl From<InvokeError> for CoreError {
+    fn from(e: InvokeError) -> Self {
+        match e {
+            InvokeError::UnsupportedRuntime(m) => CoreError::InvalidArgument(m),
+            InvokeError::NotStarted(_) => CoreError::FunctionNotStarted(e.to_string()),
+            InvokeError::Throttled(m) => CoreError::Throttled(m),
+            InvokeError::Internal(m) => CoreError::Internal(format!("invoker: {m}")),
+        }
+    }
+}
+
+/// The port to whatever runs functions (openfc-invoker's sandboxes; a fake in tests).
+#[async_trait]
+pub trait Invoker: Send + Sync {
+    /// Refuses, naming it, a runtime this invoker cannot run (checked before an async request is accepted).
+    fn check_runtime(&self, runtime: &str) -> Result<(), InvokeError>;
+    /// Runs one invocation to its end.
+    async fn invoke(&self, spec: &FunctionSpec, req: InvokeRequest) -> Result<InvokeOutcome, InvokeError>;
+    /// Keeps `target` instances of `spec` running; returns how many run.
+    async fn ensure_warm(&self, spec: &FunctionSpec, target: usize) -> Result<usize, InvokeError>;
+    /// How many instances of this spec are alive.
+    fn alive(&self, key: &SpecKey) -> usize;
+}
+
+/// What a caller's target resolved to, ready to run.
+pub struct Prepared {
+    pub spec: Arc<FunctionSpec>,
+    /// The version that runs, or `None` for LATEST.
+    pub version: Option<u64>,
+}
+
+impl Prepared {
+    /// `X-Fc-Invocation-Service-Version`.
+    pub fn version_label(&self) -> String {
+        self.version.map_or_else(|| "LATEST".to_owned(), |v| v.to_string())
+    }
+}
+
+/// The runtime-facing description of what runs, from the stored function and service, with FC's
+/// defaults (spec §5.3) for every unset field.
+fn function_spec(region: &str, account: &str, target: &InvokeTarget, invoker: &dyn Invoker) -> CoreResult<FunctionSpec> {
+    let f = &target.function;
+    let fields: FunctionFields = serde_json::from_value(f.config.clone())
+        .map_err(|e| CoreError::Internal(format!("stored function config unreadable: {e}")))?;
+    // Before anything else: a runtime the invoker cannot run (a container image has no zip package either).
+    invoker.check_runtime(fields.runtime.as_deref().unwrap_or(""))?;
+    let code = f.code.clone().ok_or_else(|| CoreError::invalid(format!("function '{}' has no code package to run", f.name)))?;
+    let log = target.service.config.get("logConfig");
+    let log_field = |k: &str| log.and_then(|l| l.get(k)).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    let version = target.version.map_or("LATEST".to_owned(), |v| v.to_string());
+    let lifecycle = fields.instance_lifecycle_config.clone().unwrap_or_default();
+    Ok(FunctionSpec {
+        key: SpecKey(format!("{account}/{}/{}@{version}#{}#{}", f.service_name, f.name, f.etag, target.service.etag)),
+        account_id: account.to_owned(),
+        region: region.to_owned(),
+        service: f.service_name.clone(),
+        function: f.name.clone(),
+        qualifier: target.qualifier.clone(),
+        version_id: target.version.map(|v| v.to_string()).unwrap_or_default(),
+        runtime: fields.runtime.unwrap_or_default(),
+        handler: fields.handler.unwrap_or_default(),
+        initializer: fields.initializer.unwrap_or_default(),
+        initialization_timeout_secs: fields.initialization_timeout.unwrap_or(3).max(1) as u64,
+        timeout_secs: fields.timeout.unwrap_or(3).max(1) as u64,
+        memory_mb: fields.memory_size.unwrap_or(128).max(64) as u64,
+        instance_concurrency: fields.instance_concurrency.unwrap_or(1).max(1) as u32,
+        ca_port: fields.ca_port.unwrap_or(9000).clamp(1, 65535) as u16,
+        env: fields.environment_variables.unwrap_or_default(),
+        custom_command: fields.custom_runtime_config.as_ref().map(|c| c.command.clone()).unwrap_or_default(),
+        custom_args: fields.custom_runtime_config.as_ref().map(|c| c.args.clone()).unwrap_or_default(),
+        code,
+        layers: target.layers.clone(),
+        pre_stop_handler: lifecycle.pre_stop.handler,
+        pre_stop_timeout_secs: lifecycle.pre_stop.timeout.max(1) as u64,
+        log_project: log_field("project"),
+        log_store: log_field("logstore"),
+        max_instances: target.max_instances,
+        internet_access: target.service.config.get("internetAccess").and_then(|v| v.as_bool()).unwrap_or(true),
+    })
+}
+
+/// The cache key of a prepared spec: everything `function_spec` reads that can change.
+pub type PreparedKey = (String, String, String, Option<u64>, String, String, String, Option<u32>);
+
+impl Fc {
+    /// Resolves what a request to (service, function, qualifier) runs — alias weights rolled per call — and
+    /// its spec, built once per function state (it parses the stored config). The runtime is checked here,
+    /// so an async request for a runtime this invoker cannot run is refused before it is accepted.
+    pub async fn prepare(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<Prepared> {
+        let target = self.invoke_target(account, service, function, q).await?;
+        self.prepared(account, &target)
+    }
+
+    /// As `prepare`, always on an alias's main version (provisioning).
+    pub async fn prepare_main(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+    ) -> CoreResult<Prepared> {
+        let target = self.invoke_target_routed(account, service, function, q, 1.0).await?;
+        self.prepared(account, &target)
+    }
+
+    fn prepared(&self, account: &str, target: &InvokeTarget) -> CoreResult<Prepared> {
+        let f = &target.function;
+        let key: PreparedKey = (
+            account.to_owned(),
+            f.service_name.clone(),
+            f.name.clone(),
+            target.version,
+            f.etag.clone(),
+            target.service.etag.clone(),
+            target.qualifier.clone(),
+            target.max_instances,
+        );
+        let spec = match self.hot.specs.get(&key) {
+            Some(spec) => spec,
+            None => {
+                let spec = Arc::new(function_spec(&self.region, account, target, self.invoker.as_ref())?);
+                self.hot.specs.put(key, spec.clone());
+                spec
+            }
+        };
+        Ok(Prepared { spec, version: target.version })
+    }
+
+    /// Runs a prepared invocation to its end.
+    pub async fn invoke(&self, prepared: &Prepared, req: InvokeRequest) -> CoreResult<InvokeOutcome> {
+        Ok(self.invoker.invoke(&prepared.spec, req).await?)
+    }
+
+    /// Accepts an asynchronous invocation: it runs in the background; its outcome is logged.
+    pub fn invoke_async(self: &Arc<Self>, prepared: Prepared, req: InvokeRequest) {
+        let fc = self.clone();
+        tokio::spawn(async move {
+            let rid = req.request_id.clone();
+            match fc.invoke(&prepared, req).await {
+                Ok(o) if o.error.is_some() => tracing::warn!(request_id = %rid, "async invocation failed in the function"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(request_id = %rid, error = %e, "async invocation failed"),
+            }
+        });
+    }
+
+    /// How many instances of a provisioned function version run now (GetProvisionConfig's `current`).
+    pub async fn provisioned_now(&self, account: &str, service: &ServiceName, function: &FunctionName, q: &Qualifier) -> usize {
+        match self.prepare_main(account, service, function, q).await {
+            Ok(p) => self.invoker.alive(&p.spec.key),
+            Err(_) => 0,
+        }
+    }
+
+    /// Keeps provisioned instances warm: every few seconds, each provision config's target is reconciled,
+    /// and the instances of configs that went away are released.
+    pub async fn keep_provisioned(self: Arc<Self>, account: String) {
+        let mut warmed: std::collections::HashMap<SpecKey, Arc<FunctionSpec>> = std::collections::HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let targets = match self.provision_targets(&account).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading provision configs failed");
+                    continue;
+                }
+            };
+            let mut now = std::collections::HashMap::new();
+            for t in targets {
+                let Ok(p) = self.prepare_main(&account, &t.service, &t.function, &t.qualifier).await else { continue };
+                if let Err(e) = self.invoker.ensure_warm(&p.spec, t.target as usize).await {
+                    tracing::warn!(function = %t.function, error = %e, "could not start provisioned instances");
+                }
+                now.insert(p.spec.key.clone(), p.spec);
+            }
+            for (key, spec) in warmed.drain() {
+                if !now.contains_key(&key) {
+                    let _ = self.invoker.ensure_warm(&spec, 0).await;
+                }
+            }
+            warmed = now;
+        }
+    }
+}
