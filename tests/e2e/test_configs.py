@@ -488,7 +488,8 @@ def test_on_demand_config_raw(server, env, client, form, qualifier):
 # ============================================================================================================
 # Async invoke configs
 # ============================================================================================================
-DESTINATIONS = {"onSuccess": {"destination": "acs:mns:cn-hangzhou:123456:/queues/ok/messages"},
+# openfc delivers destination records to functions only (other kinds are refused: see test_async.py).
+DESTINATIONS = {"onSuccess": {"destination": "acs:fc:::services/ok/functions/handler"},
                 "onFailure": {"destination": "acs:fc:::services/dlq/functions/handler"}}
 
 
@@ -576,7 +577,9 @@ def test_async_config_raw(server, env, client, form):
     ({"maxAsyncRetryAttempts": -1}, 400),
     ({"destinationConfig": {"onSuccess": {"destination": "not-an-arn"}}}, 400),
     ({"destinationConfig": {"onFailure": {"destination": "https://example.com/hook"}}}, 400),
-    ({"destinationConfig": {"onFailure": {"destination": "acs:mns:cn-hangzhou:1:/queues/q/messages"}}}, 200),
+    # openfc delivers records to functions only: an MNS queue would be accepted and silently never written.
+    ({"destinationConfig": {"onFailure": {"destination": "acs:mns:cn-hangzhou:1:/queues/q/messages"}}}, 400),
+    ({"destinationConfig": {"onFailure": {"destination": "acs:fc:::services/dlq/functions/f"}}}, 200),
 ], ids=lambda v: str(v) if not isinstance(v, dict) else "-".join(f"{k}={v[k]}" for k in v)[:60])
 def test_async_config_validation(server, env, client, body, status):
     fn, _ = new_function(server, env["svc"])

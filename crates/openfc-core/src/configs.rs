@@ -435,17 +435,17 @@ impl Fc {
             return Err(CoreError::invalid(format!("maxAsyncRetryAttempts must be between 0 and 8, actual: {n}")));
         }
         for dest in req.destination_config.iter().flat_map(|d| [&d.on_success, &d.on_failure]).flatten() {
-            if !dest.destination.starts_with("acs:") {
-                return Err(CoreError::invalid(format!("destination '{}' is not an ARN (acs:...)", dest.destination)));
-            }
+            // MNS, EventBridge and the other kinds are refused here, not accepted and silently dropped.
+            crate::asyncq::parse_destination(&dest.destination, account)?;
         }
         let cfg = AsyncConfig {
             max_async_retry_attempts: Some(req.max_async_retry_attempts.unwrap_or(3)),
             ..req
         };
         let key = async_key(service, function, q);
-        let doc = new_doc(account, ASYNC, key, to_body(&cfg)?, self.timestamp());
+        let doc = new_doc(account, ASYNC, key.clone(), to_body(&cfg)?, self.timestamp());
         let doc = self.meta.put_doc(&doc).await?;
+        self.hot.async_policies.invalidate(&(account.to_owned(), key));
         Ok(async_json(&doc))
     }
 
@@ -473,7 +473,9 @@ impl Fc {
         self.config_target(account, service, function, q).await?;
         let key = async_key(service, function, q);
         let missing = || CoreError::AsyncConfigNotExists(format!("{service}:{function}:{q}"));
-        self.meta.delete_doc(account, ASYNC, &key, None).await.map_err(meta_err(missing))
+        self.meta.delete_doc(account, ASYNC, &key, None).await.map_err(meta_err(missing))?;
+        self.hot.async_policies.invalidate(&(account.to_owned(), key));
+        Ok(())
     }
 
     pub async fn list_async_configs(

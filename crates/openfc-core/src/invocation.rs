@@ -1,8 +1,7 @@
 //! The invocation seam: one use case turns a caller's (service, function, qualifier) into the immutable
 //! `FunctionSpec` of what runs — FC defaults applied here, once — and hands it to the `Invoker` port.
-//! InvokeFunction (sync and async), HTTP triggers, the provisioning reconciler, and every future event
-//! source (async workers, timers, destinations, custom domains) invoke through `Fc::prepare` and
-//! `Fc::invoke`; none builds a spec or calls the invoker itself. Core can thus be tested with a fake
+//! InvokeFunction, HTTP triggers, the provisioning reconciler, the async workers (async invocations, timer
+//! fires, destinations; `asyncq`) and custom domains invoke through `Fc::prepare` and `Fc::invoke`; none builds a spec or calls the invoker itself. Core can thus be tested with a fake
 //! invoker, and the invoker never reads metadata.
 //!
 //! HTTP-trigger calls carry the `http` crate's plain types (method, header map): HTTP is what such a call
@@ -280,19 +279,6 @@ impl Fc {
     /// Runs a prepared invocation to its end.
     pub async fn invoke(&self, prepared: &Prepared, req: InvokeRequest) -> CoreResult<InvokeOutcome> {
         Ok(self.invoker.invoke(&prepared.spec, req).await?)
-    }
-
-    /// Accepts an asynchronous invocation: it runs in the background; its outcome is logged.
-    pub fn invoke_async(self: &Arc<Self>, prepared: Prepared, req: InvokeRequest) {
-        let fc = self.clone();
-        tokio::spawn(async move {
-            let rid = req.request_id.clone();
-            match fc.invoke(&prepared, req).await {
-                Ok(o) if o.error.is_some() => tracing::warn!(request_id = %rid, "async invocation failed in the function"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(request_id = %rid, error = %e, "async invocation failed"),
-            }
-        });
     }
 
     /// How many instances of a provisioned function version run now (GetProvisionConfig's `current`).

@@ -3,6 +3,7 @@
 //! implement, and the `Invoker` port through which every entry point runs functions. It also holds the wire vocabulary that does no I/O: the error-code table and lenient JSON decoding.
 //! Nothing here knows about HTTP frameworks, SQL drivers or process APIs.
 
+pub mod asyncq;
 pub mod cache;
 pub mod code;
 pub mod configs;
@@ -16,6 +17,7 @@ pub mod page;
 pub mod ports;
 pub mod service;
 pub mod tags;
+pub mod timers;
 pub mod triggers;
 pub mod usecase;
 pub mod versions;

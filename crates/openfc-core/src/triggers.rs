@@ -93,7 +93,16 @@ fn one_of(name: &str, value: Option<&str>, allowed: &[&str]) -> CoreResult<()> {
     }
 }
 
-/// `@every 1h30m`: a Go-style duration of at least one minute.
+/// The shortest `@every` interval accepted, in seconds: FC's one minute unless the operator lowered it
+/// (`--timer-min-interval`, for tests). Process-wide: it is a deployment setting, read by validation.
+static MIN_EVERY_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(60);
+
+/// Sets the shortest `@every` interval accepted (at start-up).
+pub fn set_min_timer_interval(secs: u64) {
+    MIN_EVERY_SECS.store(secs.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `@every 1h30m`: a Go-style duration of at least one minute (or the configured minimum).
 fn every(spec: &str) -> CoreResult<()> {
     let bad = || CoreError::invalid(format!("cronExpression '@every {spec}' needs a duration like 5m or 1h30m"));
     let (mut total, mut num) = (0u64, String::new());
@@ -116,8 +125,13 @@ fn every(spec: &str) -> CoreResult<()> {
     if !num.is_empty() || !seen_unit {
         return Err(bad());
     }
-    if total < 60 {
-        return Err(CoreError::invalid("cronExpression '@every' must be at least 1m"));
+    let min = MIN_EVERY_SECS.load(std::sync::atomic::Ordering::Relaxed);
+    if total < min {
+        return Err(CoreError::invalid(if min == 60 {
+            "cronExpression '@every' must be at least 1m".to_owned()
+        } else {
+            format!("cronExpression '@every' must be at least {min}s")
+        }));
     }
     Ok(())
 }

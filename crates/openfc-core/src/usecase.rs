@@ -36,6 +36,9 @@ pub struct Fc {
     pub hot: HotCache,
     /// What runs functions (see `invocation`).
     pub invoker: Arc<dyn crate::invocation::Invoker>,
+    /// The durable async queue and this node's workers' settings (see `asyncq`); `None`: async invocations
+    /// are refused.
+    pub events: Option<Arc<crate::asyncq::Events>>,
 }
 
 /// (account, service, function)

@@ -38,11 +38,14 @@ pub struct SqlMeta {
 macro_rules! on_pool {
     ($self:expr, $pool:ident => $body:expr) => {
         match &$self.pool {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
         }
     };
 }
+
+// After the macro: textual scope.
+mod queue;
 
 fn map_err(e: sqlx::Error) -> MetaError {
     match &e {

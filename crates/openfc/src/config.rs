@@ -2,6 +2,7 @@
 //! optional TOML file (`--config`), over built-in defaults. `openfc serve --help` lists them all.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -96,6 +97,23 @@ pub struct ServeArgs {
     /// addresses, and this host's own addresses), comma-separated: `10.20.0.0/16,192.168.1.5` [default: none].
     #[arg(long, env = "OPENFC_OUTBOUND_ALLOW", value_delimiter = ',')]
     pub outbound_allow: Option<Vec<String>>,
+    /// Asynchronous invocations this node runs at once (async invokes, timer fires, destinations) [default: 16].
+    #[arg(long, env = "OPENFC_ASYNC_WORKERS")]
+    pub async_workers: Option<usize>,
+    /// Milliseconds before the first retry of a failed async invocation, doubled per retry up to 5 minutes
+    /// [default: 1000].
+    #[arg(long, env = "OPENFC_ASYNC_RETRY_BASE_MS")]
+    pub async_retry_base_ms: Option<u64>,
+    /// Hours finished async invocations are kept before they are removed [default: 168].
+    #[arg(long, env = "OPENFC_ASYNC_RETENTION_HOURS")]
+    pub async_retention_hours: Option<u64>,
+    /// Seconds a node holds a running async invocation without renewing its claim; when a node dies, its
+    /// running invocations are run again by another node (or this one restarted) after this [default: 30].
+    #[arg(long, env = "OPENFC_ASYNC_LEASE")]
+    pub async_lease: Option<u64>,
+    /// Shortest `@every` timer interval accepted, in seconds; FC's is 60. Lower it for tests [default: 60].
+    #[arg(long, env = "OPENFC_TIMER_MIN_INTERVAL")]
+    pub timer_min_interval: Option<u64>,
     /// Python interpreter for python3.x runtimes [default: /usr/bin/python3].
     #[arg(long, env = "OPENFC_PYTHON")]
     pub python: Option<std::path::PathBuf>,
@@ -138,6 +156,11 @@ struct FileConfig {
     instance_start_timeout: Option<u64>,
     warm_sandboxes: Option<usize>,
     outbound_allow: Option<Vec<String>>,
+    async_workers: Option<usize>,
+    async_retry_base_ms: Option<u64>,
+    async_retention_hours: Option<u64>,
+    async_lease: Option<u64>,
+    timer_min_interval: Option<u64>,
     python: Option<std::path::PathBuf>,
     node: Option<std::path::PathBuf>,
     region: Option<String>,
@@ -189,6 +212,7 @@ pub struct ServeConfig {
     pub instance_start_timeout: u64,
     pub warm_sandboxes: usize,
     pub outbound_allow: Vec<openfc_sandbox::Net>,
+    pub async_settings: openfc_core::asyncq::AsyncSettings,
     pub python: std::path::PathBuf,
     pub node: std::path::PathBuf,
     pub region: String,
@@ -259,6 +283,14 @@ impl ServeConfig {
             instance_start_timeout: a.instance_start_timeout.or(f.instance_start_timeout).unwrap_or(30),
             warm_sandboxes: a.warm_sandboxes.or(f.warm_sandboxes).unwrap_or(2),
             outbound_allow,
+            async_settings: openfc_core::asyncq::AsyncSettings {
+                workers: a.async_workers.or(f.async_workers).unwrap_or(16).max(1),
+                retry_base: Duration::from_millis(a.async_retry_base_ms.or(f.async_retry_base_ms).unwrap_or(1000).max(1)),
+                retention: Duration::from_secs(3600 * a.async_retention_hours.or(f.async_retention_hours).unwrap_or(168)),
+                poll: Duration::from_millis(250),
+                min_timer_interval: Duration::from_secs(a.timer_min_interval.or(f.timer_min_interval).unwrap_or(60).max(1)),
+                lease: Duration::from_secs(a.async_lease.or(f.async_lease).unwrap_or(30).max(1)),
+            },
             python: a.python.or(f.python).unwrap_or_else(|| "/usr/bin/python3".into()),
             node: a.node.or(f.node).unwrap_or_else(|| "/usr/bin/node".into()),
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),

@@ -146,7 +146,9 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         region: cfg.region.clone(),
         hot: HotCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms)),
         invoker: invoker.clone(),
+        events: Some(Arc::new(openfc_core::asyncq::Events::new(meta.clone(), cfg.async_settings.clone()))),
     });
+    openfc_core::triggers::set_min_timer_interval(cfg.async_settings.min_timer_interval.as_secs());
     let isolation = invoker.isolation();
     tracing::info!(cgroups = %isolation["cgroups"], network = %isolation["network"], "function isolation");
     if !isolation["cgroups"].as_str().unwrap_or("").starts_with("cgroup") {
@@ -174,6 +176,11 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 
     let gc = tokio::spawn(collect_garbage(app.clone(), Duration::from_secs(cfg.gc_interval.max(1))));
     let provision = tokio::spawn(app.fc.clone().keep_provisioned(account.clone()));
+    // This node's name in async leases: unique per process, so a restarted node never settles what its
+    // previous life claimed (those events run again when their leases end).
+    let node = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let async_workers = tokio::spawn(app.fc.clone().run_async_workers(node));
+    let timers = tokio::spawn(app.fc.clone().run_timers(account.clone()));
     println!("openfc listening on {public_url} (account {account}, database {}, data dir {})",
         meta.dialect(), cfg.store.data_dir.display());
     println!("  try: curl {public_url}/health");
@@ -185,6 +192,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
     gc.abort();
     provision.abort();
+    async_workers.abort();
+    timers.abort();
     invoker.stop_all();
     meta.close().await;
     tracing::info!("openfc stopped");

@@ -61,12 +61,13 @@ pub async fn invoke(
     if body.len() > max {
         return Err(ApiError::new(ErrorCode::EntityTooLarge, format!("payload size exceeds maximum allowed size ({max} bytes)")));
     }
-    let prepared = app.fc.prepare(account, service, function, qualifier).await?;
-    let req = InvokeRequest { request_id: request_id.to_owned(), http: None, want_log: tail, event: body };
     if is_async {
-        app.fc.invoke_async(prepared, req);
+        // Durable: the 202 is sent only once the event is committed.
+        app.fc.enqueue_async(account, service, function, qualifier, request_id, body, "invoke").await?;
         return Ok(StatusCode::ACCEPTED.into_response());
     }
+    let prepared = app.fc.prepare(account, service, function, qualifier).await?;
+    let req = InvokeRequest { request_id: request_id.to_owned(), http: None, want_log: tail, event: body };
     let outcome = app.fc.invoke(&prepared, req).await?;
     let mut resp = (StatusCode::OK, outcome.body).into_response();
     let h = resp.headers_mut();

@@ -1,0 +1,566 @@
+//! Durable asynchronous invocations. An async request (and every timer fire and destination delivery) is
+//! committed to the `AsyncQueue` port before it is answered 202; workers on every node claim due events
+//! with a lease (one conditional UPDATE each, so several nodes on one PostgreSQL never run an event twice
+//! at once), run them through the invocation use case, and record the outcome. An event whose node died is
+//! claimed again when its lease runs out: at least once, never lost.
+//!
+//! The function's async config (per qualifier, falling back to LATEST's) acts: function errors are retried
+//! `maxAsyncRetryAttempts` times with exponential back-off; throttling is retried, not counted, until the
+//! event is older than `maxAsyncEventAgeInSeconds` and expires; `destinationConfig` names an openfc
+//! function that receives FC's destination record, itself as an async event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::error::{CoreError, CoreResult};
+use crate::invocation::{FunctionError, InvokeRequest};
+use crate::names::{FunctionName, Qualifier, ServiceName};
+use crate::ports::MetaError;
+use crate::usecase::Fc;
+
+/// Where an async event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncStatus {
+    Enqueued,
+    Running,
+    Retrying,
+    Succeeded,
+    Failed,
+    Stopped,
+    Expired,
+}
+
+impl AsyncStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AsyncStatus::Enqueued => "Enqueued",
+            AsyncStatus::Running => "Running",
+            AsyncStatus::Retrying => "Retrying",
+            AsyncStatus::Succeeded => "Succeeded",
+            AsyncStatus::Failed => "Failed",
+            AsyncStatus::Stopped => "Stopped",
+            AsyncStatus::Expired => "Expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AsyncStatus> {
+        [
+            AsyncStatus::Enqueued,
+            AsyncStatus::Running,
+            AsyncStatus::Retrying,
+            AsyncStatus::Succeeded,
+            AsyncStatus::Failed,
+            AsyncStatus::Stopped,
+            AsyncStatus::Expired,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// One asynchronous invocation, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsyncEvent {
+    pub account_id: String,
+    pub service: String,
+    pub function: String,
+    pub qualifier: String,
+    /// The invocation id: the request id, or the caller's stateful invocation id. Unique per function.
+    pub id: String,
+    pub payload: Bytes,
+    pub status: AsyncStatus,
+    /// Attempts started so far (a throttled attempt is given back).
+    pub attempts: u32,
+    pub created_ms: i64,
+    /// Not run before this time.
+    pub due_ms: i64,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    /// The last error (function error type and message, or why it could not run).
+    pub error: Option<String>,
+    /// The function's result (bounded).
+    pub result: Option<String>,
+    /// What enqueued it: `invoke`, `timer`, `destination`.
+    pub source: String,
+}
+
+/// Largest result kept with a finished event.
+pub const MAX_RESULT: usize = 16 * 1024;
+
+/// The port to the durable queue (openfc-meta's SQL tables).
+#[async_trait]
+pub trait AsyncQueue: Send + Sync {
+    /// Stores a new event; `AlreadyExists` when the function already has one with this id.
+    async fn enqueue(&self, ev: &AsyncEvent) -> Result<(), MetaError>;
+    /// Claims up to `limit` events that are due at `now_ms` or whose lease has run out: each becomes
+    /// `Running` with one more attempt, leased to `owner` until `lease_until_ms`.
+    async fn claim(&self, now_ms: i64, owner: &str, lease_until_ms: i64, limit: u32) -> Result<Vec<AsyncEvent>, MetaError>;
+    /// Records the end of an attempt (the event's status, attempts, due time, error, result) if `owner`
+    /// still holds its lease; false when it does not (the lease ran out and another node took it).
+    async fn settle(&self, ev: &AsyncEvent, owner: &str) -> Result<bool, MetaError>;
+    /// Extends `owner`'s lease of a running event; false when the lease is no longer `owner`'s.
+    async fn renew(&self, ev: &AsyncEvent, owner: &str, lease_until_ms: i64) -> Result<bool, MetaError>;
+    /// Events due now, and the creation time of the oldest of them.
+    async fn depth(&self, now_ms: i64) -> Result<(u64, Option<i64>), MetaError>;
+    /// Deletes finished events that ended before `before_ms`; returns how many.
+    async fn purge_finished(&self, before_ms: i64) -> Result<u64, MetaError>;
+    /// Moves a timer from `expected_next` (None: never fired) to `next_ms`, enqueuing `fire` in the same
+    /// transaction; false when another node (or an earlier run) moved it first.
+    /// `stamp` names the schedule `next_ms` was computed from.
+    async fn advance_timer(
+        &self,
+        key: &str,
+        expected_next: Option<i64>,
+        next_ms: i64,
+        stamp: &str,
+        fire: Option<&AsyncEvent>,
+    ) -> Result<bool, MetaError>;
+    /// When a timer fires next and the stamp of its schedule, if it has been scheduled.
+    async fn timer_next(&self, key: &str) -> Result<Option<(i64, String)>, MetaError>;
+}
+
+/// How this node runs async events.
+#[derive(Debug, Clone)]
+pub struct AsyncSettings {
+    /// Events run at once by this node.
+    pub workers: usize,
+    /// First retry delay after a function error; doubled each time (capped at five minutes).
+    pub retry_base: Duration,
+    /// Finished events are kept this long, then removed.
+    pub retention: Duration,
+    /// How often the queue is polled for events other nodes enqueued or retries fell due.
+    pub poll: Duration,
+    /// Shortest timer interval accepted at run time (FC's minimum is one minute; tests lower it).
+    pub min_timer_interval: Duration,
+    /// How long a claim holds an event without renewal: a node that dies leaves its running events to the
+    /// others after this. Renewed every third of it while the attempt runs.
+    pub lease: Duration,
+}
+
+impl Default for AsyncSettings {
+    fn default() -> Self {
+        AsyncSettings {
+            workers: 16,
+            retry_base: Duration::from_secs(1),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            poll: Duration::from_millis(250),
+            min_timer_interval: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The queue and what wakes this node's workers.
+pub struct Events {
+    pub queue: Arc<dyn AsyncQueue>,
+    pub settings: AsyncSettings,
+    /// Rung by a local enqueue, so an idle worker starts at once rather than at its next poll.
+    pub wake: Notify,
+}
+
+impl Events {
+    pub fn new(queue: Arc<dyn AsyncQueue>, settings: AsyncSettings) -> Events {
+        Events { queue, settings, wake: Notify::new() }
+    }
+}
+
+pub fn now_ms(clock: &dyn crate::ports::Clock) -> i64 {
+    (clock.now().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The effective async config of a function qualifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsyncPolicy {
+    pub max_retries: u32,
+    pub max_age: Duration,
+    pub on_success: Option<Destination>,
+    pub on_failure: Option<Destination>,
+}
+
+impl Default for AsyncPolicy {
+    fn default() -> Self {
+        AsyncPolicy { max_retries: 3, max_age: Duration::from_secs(86_400), on_success: None, on_failure: None }
+    }
+}
+
+/// An openfc function a destination record is delivered to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    pub service: ServiceName,
+    pub qualifier: Qualifier,
+    pub function: FunctionName,
+}
+
+/// `acs:fc:{region}:{account}:services/{svc}[.{q}]/functions/{fn}` (region and account may be empty); the
+/// account, when given, must be the caller's. Other destination kinds (MNS, EventBridge) are refused.
+pub fn parse_destination(arn: &str, account: &str) -> CoreResult<Destination> {
+    let refuse = |why: &str| {
+        CoreError::invalid(format!(
+            "destination '{arn}' {why}; openfc delivers to functions only: acs:fc:{{region}}:{{accountId}}:services/{{service}}[.{{qualifier}}]/functions/{{function}}"
+        ))
+    };
+    let rest = arn.strip_prefix("acs:fc:").ok_or_else(|| refuse("is not a Function Compute function"))?;
+    let mut parts = rest.splitn(3, ':');
+    let (_region, acct, resource) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if !acct.is_empty() && acct != account {
+        return Err(refuse("belongs to another account"));
+    }
+    let resource = resource.strip_prefix("services/").ok_or_else(|| refuse("does not name a function"))?;
+    let (svc, func) = resource.split_once("/functions/").ok_or_else(|| refuse("does not name a function"))?;
+    let (svc, q) = svc.split_once('.').unwrap_or((svc, ""));
+    Ok(Destination {
+        service: ServiceName::parse(svc)?,
+        qualifier: Qualifier::parse(q)?,
+        function: FunctionName::parse(func)?,
+    })
+}
+
+fn policy_from(doc: &Value, account: &str) -> AsyncPolicy {
+    let dest = |which: &str| {
+        doc.pointer(&format!("/destinationConfig/{which}/destination"))
+            .and_then(Value::as_str)
+            .and_then(|arn| parse_destination(arn, account).ok())
+    };
+    AsyncPolicy {
+        max_retries: doc.get("maxAsyncRetryAttempts").and_then(Value::as_u64).map_or(3, |n| n.min(8) as u32),
+        max_age: Duration::from_secs(doc.get("maxAsyncEventAgeInSeconds").and_then(Value::as_u64).unwrap_or(86_400).clamp(1, 86_400)),
+        on_success: dest("onSuccess"),
+        on_failure: dest("onFailure"),
+    }
+}
+
+impl Fc {
+    fn events(&self) -> CoreResult<&Events> {
+        self.events.as_deref().ok_or_else(|| CoreError::Internal("asynchronous invocations are not configured".into()))
+    }
+
+    /// Commits an asynchronous invocation; once this returns, it runs even if this node dies. The target is
+    /// checked first (it must exist and its runtime must be one this invoker runs).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn enqueue_async(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+        id: &str,
+        payload: Bytes,
+        source: &str,
+    ) -> CoreResult<()> {
+        self.prepare(account, service, function, q).await?;
+        let events = self.events()?;
+        let now = now_ms(self.clock.as_ref());
+        let ev = AsyncEvent {
+            account_id: account.to_owned(),
+            service: service.to_string(),
+            function: function.to_string(),
+            qualifier: q.to_string(),
+            id: id.to_owned(),
+            payload,
+            status: AsyncStatus::Enqueued,
+            attempts: 0,
+            created_ms: now,
+            due_ms: now,
+            started_ms: None,
+            ended_ms: None,
+            error: None,
+            result: None,
+            source: source.to_owned(),
+        };
+        events.queue.enqueue(&ev).await.map_err(|e| match e {
+            MetaError::AlreadyExists => CoreError::InvalidArgument(format!(
+                "an asynchronous invocation with id '{id}' already exists for function '{function}'"
+            )),
+            other => other.into(),
+        })?;
+        metrics::counter!("openfc_async_events_total", "event" => "enqueued").increment(1);
+        events.wake.notify_one();
+        Ok(())
+    }
+
+    /// The async config of a function qualifier (its own, else LATEST's, else FC's defaults), cached.
+    pub async fn async_policy(&self, account: &str, service: &str, function: &str, qualifier: &str) -> AsyncPolicy {
+        let key = (account.to_owned(), format!("{service}/{function}/{qualifier}"));
+        if let Some(p) = self.hot.async_policies.get(&key) {
+            return p;
+        }
+        let mut policy = AsyncPolicy::default();
+        for q in [qualifier, "LATEST"] {
+            match self.meta.get_doc(account, crate::configs::ASYNC, &format!("{service}/{function}/{q}")).await {
+                Ok(doc) => {
+                    policy = policy_from(&doc.body, account);
+                    break;
+                }
+                Err(MetaError::NotFound) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading an async config failed; FC's defaults apply");
+                    break;
+                }
+            }
+        }
+        self.hot.async_policies.put(key, policy.clone());
+        policy
+    }
+
+    /// Runs this node's async workers until the process ends.
+    pub async fn run_async_workers(self: Arc<Self>, node: String) {
+        let Ok(events) = self.events() else { return };
+        let slots = Arc::new(tokio::sync::Semaphore::new(events.settings.workers.max(1)));
+        let mut last_purge = std::time::Instant::now();
+        let mut last_depth = std::time::Instant::now() - Duration::from_secs(60);
+        loop {
+            let free = slots.available_permits() as u32;
+            let mut claimed = Vec::new();
+            if free > 0 {
+                let now = now_ms(self.clock.as_ref());
+                let lease_until = now + events.settings.lease.as_millis() as i64;
+                match events.queue.claim(now, &node, lease_until, free).await {
+                    Ok(c) => claimed = c,
+                    Err(e) => tracing::warn!(error = %e, "claiming async events failed"),
+                }
+            }
+            let got = claimed.len();
+            for ev in claimed {
+                let permit = slots.clone().acquire_owned().await.expect("semaphore never closed");
+                let (fc, node) = (self.clone(), node.clone());
+                tokio::spawn(async move {
+                    fc.run_event(ev, &node).await;
+                    drop(permit);
+                });
+            }
+            if last_depth.elapsed() > Duration::from_secs(5) {
+                last_depth = std::time::Instant::now();
+                let now = now_ms(self.clock.as_ref());
+                if let Ok((n, oldest)) = events.queue.depth(now).await {
+                    metrics::gauge!("openfc_async_queue_depth").set(n as f64);
+                    metrics::gauge!("openfc_async_oldest_due_age_seconds").set(oldest.map_or(0.0, |o| (now - o).max(0) as f64 / 1000.0));
+                }
+            }
+            if last_purge.elapsed() > Duration::from_secs(60) {
+                last_purge = std::time::Instant::now();
+                let before = now_ms(self.clock.as_ref()) - events.settings.retention.as_millis() as i64;
+                if let Err(e) = events.queue.purge_finished(before).await {
+                    tracing::warn!(error = %e, "removing finished async events failed");
+                }
+            }
+            if got == 0 || slots.available_permits() == 0 {
+                // Idle (or full): wait for a local enqueue, a finished event, or the next poll.
+                let _ = tokio::time::timeout(events.settings.poll, events.wake.notified()).await;
+            }
+        }
+    }
+
+    /// One attempt of one claimed event, and what follows from its outcome.
+    async fn run_event(&self, mut ev: AsyncEvent, node: &str) {
+        let Ok(events) = self.events() else { return };
+        let policy = self.async_policy(&ev.account_id, &ev.service, &ev.function, &ev.qualifier).await;
+        let now = now_ms(self.clock.as_ref());
+        ev.started_ms = Some(now);
+        if now - ev.created_ms > policy.max_age.as_millis() as i64 {
+            ev.error = Some(format!("the event is older than maxAsyncEventAgeInSeconds ({} s)", policy.max_age.as_secs()));
+            metrics::counter!("openfc_async_events_total", "event" => "expired").increment(1);
+            self.finish(ev, AsyncStatus::Expired, &policy, None, node).await;
+            return;
+        }
+        metrics::counter!("openfc_async_events_total", "event" => "started").increment(1);
+        metrics::histogram!("openfc_async_start_delay_seconds").record((now - ev.due_ms).max(0) as f64 / 1000.0);
+        let outcome = {
+            let attempt = self.attempt(&ev);
+            tokio::pin!(attempt);
+            let lease = events.settings.lease;
+            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + lease / 3, lease / 3);
+            loop {
+                tokio::select! {
+                    out = &mut attempt => break out,
+                    _ = renew.tick() => {
+                        let until = now_ms(self.clock.as_ref()) + lease.as_millis() as i64;
+                        match events.queue.renew(&ev, node, until).await {
+                            Ok(true) => {}
+                            Ok(false) => tracing::warn!(request_id = %ev.id, "lost the lease of a running async event"),
+                            Err(e) => tracing::warn!(request_id = %ev.id, error = %e, "renewing an async lease failed"),
+                        }
+                    }
+                }
+            }
+        };
+        let now = now_ms(self.clock.as_ref());
+        match outcome {
+            Attempt::Done { error: None, body } => {
+                ev.result = Some(bounded(&body));
+                ev.error = None;
+                metrics::counter!("openfc_async_events_total", "event" => "succeeded").increment(1);
+                self.finish(ev, AsyncStatus::Succeeded, &policy, Some((200, None, body)), node).await;
+            }
+            Attempt::Done { error: Some(kind), body } => {
+                ev.result = Some(bounded(&body));
+                ev.error = Some(kind.as_str().to_owned());
+                if ev.attempts <= policy.max_retries {
+                    let delay = backoff(events.settings.retry_base, ev.attempts);
+                    ev.due_ms = now + delay.as_millis() as i64;
+                    metrics::counter!("openfc_async_events_total", "event" => "retried").increment(1);
+                    self.settle(ev, AsyncStatus::Retrying, node).await;
+                } else {
+                    metrics::counter!("openfc_async_events_total", "event" => "failed").increment(1);
+                    self.finish(ev, AsyncStatus::Failed, &policy, Some((200, Some(kind), body)), node).await;
+                }
+            }
+            Attempt::Throttled(why) => {
+                // Not the function's failure: the attempt is given back and the event waits for capacity.
+                ev.attempts = ev.attempts.saturating_sub(1);
+                ev.error = Some(why);
+                ev.due_ms = now + events.settings.retry_base.as_millis().max(100) as i64;
+                metrics::counter!("openfc_async_events_total", "event" => "throttled").increment(1);
+                self.settle(ev, AsyncStatus::Retrying, node).await;
+            }
+            Attempt::Refused(why) => {
+                // The target is gone or cannot run: retrying cannot help.
+                ev.error = Some(why);
+                metrics::counter!("openfc_async_events_total", "event" => "failed").increment(1);
+                self.finish(ev, AsyncStatus::Failed, &policy, None, node).await;
+            }
+        }
+    }
+
+    async fn attempt(&self, ev: &AsyncEvent) -> Attempt {
+        let target = (|| {
+            Ok::<_, CoreError>((ServiceName::parse(&ev.service)?, FunctionName::parse(&ev.function)?, Qualifier::parse(&ev.qualifier)?))
+        })();
+        let (service, function, q) = match target {
+            Ok(t) => t,
+            Err(e) => return Attempt::Refused(e.to_string()),
+        };
+        let prepared = match self.prepare(&ev.account_id, &service, &function, &q).await {
+            Ok(p) => p,
+            Err(CoreError::Internal(e)) => return Attempt::Throttled(format!("internal error: {e}")),
+            Err(e) => return Attempt::Refused(e.to_string()),
+        };
+        let req = InvokeRequest { request_id: ev.id.clone(), http: None, want_log: false, event: ev.payload.clone() };
+        match self.invoke(&prepared, req).await {
+            Ok(out) => Attempt::Done { error: out.error, body: out.body },
+            Err(CoreError::Throttled(m)) => Attempt::Throttled(m),
+            Err(CoreError::FunctionNotStarted(m)) => Attempt::Done { error: Some(FunctionError::Unhandled), body: Bytes::from(m) },
+            Err(e) => Attempt::Throttled(e.to_string()),
+        }
+    }
+
+    /// A final status: the destination record first (a crash in between re-runs the event, and the record's
+    /// id dedupes the delivery), then the status.
+    async fn finish(
+        &self,
+        mut ev: AsyncEvent,
+        status: AsyncStatus,
+        policy: &AsyncPolicy,
+        response: Option<(u16, Option<FunctionError>, Bytes)>,
+        node: &str,
+    ) {
+        let dest = if status == AsyncStatus::Succeeded { policy.on_success.as_ref() } else { policy.on_failure.as_ref() };
+        if let Some(dest) = dest {
+            let condition = match (status, response.as_ref().and_then(|r| r.1)) {
+                (AsyncStatus::Succeeded, _) => "Success".to_owned(),
+                (AsyncStatus::Expired, _) => "EventExpired".to_owned(),
+                (_, Some(kind)) => kind.as_str().to_owned(),
+                _ => "InvocationFailed".to_owned(),
+            };
+            let (status_code, function_error, body) = response.clone().unwrap_or((0, None, Bytes::new()));
+            let record = json!({
+                "timestamp": now_ms(self.clock.as_ref()),
+                "requestContext": {
+                    "requestId": ev.id,
+                    "functionArn": format!("acs:fc:{}:{}:services/{}.{}/functions/{}", self.region, ev.account_id, ev.service, ev.qualifier, ev.function),
+                    "condition": condition,
+                    "approximateInvokeCount": ev.attempts,
+                },
+                "requestPayload": String::from_utf8_lossy(&ev.payload),
+                "responseContext": {"statusCode": status_code, "functionError": function_error.map_or("", FunctionError::as_str)},
+                "responsePayload": String::from_utf8_lossy(&body),
+            });
+            let id = format!("{}-{}", ev.id, if status == AsyncStatus::Succeeded { "success" } else { "failure" });
+            let delivered = self
+                .enqueue_async(&ev.account_id, &dest.service, &dest.function, &dest.qualifier, &id, Bytes::from(record.to_string()), "destination")
+                .await;
+            match delivered {
+                Ok(()) => metrics::counter!("openfc_async_destination_deliveries_total", "result" => "ok").increment(1),
+                // Delivered by an earlier run of this event.
+                Err(CoreError::InvalidArgument(m)) if m.contains("already exists") => {}
+                Err(e) => {
+                    metrics::counter!("openfc_async_destination_deliveries_total", "result" => "failed").increment(1);
+                    tracing::warn!(request_id = %ev.id, error = %e, "delivering an async destination record failed");
+                    ev.error = Some(format!("{} (destination not delivered: {e})", ev.error.clone().unwrap_or_default()));
+                }
+            }
+        }
+        ev.ended_ms = Some(now_ms(self.clock.as_ref()));
+        self.settle(ev, status, node).await;
+    }
+
+    async fn settle(&self, mut ev: AsyncEvent, status: AsyncStatus, node: &str) {
+        let Ok(events) = self.events() else { return };
+        ev.status = status;
+        match events.queue.settle(&ev, node).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(request_id = %ev.id, "an async event's lease ran out before its attempt ended; another node runs it again"),
+            Err(e) => tracing::warn!(request_id = %ev.id, error = %e, "recording an async event's outcome failed; it runs again when its lease ends"),
+        }
+        if status == AsyncStatus::Retrying {
+            events.wake.notify_one();
+        }
+    }
+}
+
+enum Attempt {
+    Done { error: Option<FunctionError>, body: Bytes },
+    Throttled(String),
+    Refused(String),
+}
+
+fn bounded(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_RESULT)]);
+    text.into_owned()
+}
+
+/// `base`, doubled per attempt already made, at most five minutes.
+fn backoff(base: Duration, attempts: u32) -> Duration {
+    base.saturating_mul(1u32 << attempts.saturating_sub(1).min(16)).min(Duration::from_secs(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_name_functions_of_this_account() {
+        let d = parse_destination("acs:fc:cn-hangzhou:123:services/s.prod/functions/f", "123").unwrap();
+        assert_eq!((d.service.as_str(), d.qualifier.to_string(), d.function.as_str()), ("s", "prod".to_owned(), "f"));
+        let d = parse_destination("acs:fc:::services/s/functions/f", "123").unwrap();
+        assert_eq!(d.qualifier, Qualifier::Latest);
+        for bad in ["acs:mns:cn-hangzhou:123:/queues/q/messages", "acs:fc:cn-hangzhou:999:services/s/functions/f",
+            "acs:fc:::services/s", "acs:eventbridge:cn-hangzhou:123:eventbus/default"] {
+            let e = parse_destination(bad, "123").unwrap_err();
+            assert!(e.to_string().contains("openfc delivers to functions only"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_and_are_capped() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 1), Duration::from_millis(100));
+        assert_eq!(backoff(base, 2), Duration::from_millis(200));
+        assert_eq!(backoff(base, 4), Duration::from_millis(800));
+        assert_eq!(backoff(Duration::from_secs(1), 30), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn policy_defaults_and_fields() {
+        assert_eq!(policy_from(&json!({}), "1"), AsyncPolicy::default());
+        let p = policy_from(&json!({"maxAsyncRetryAttempts": 0, "maxAsyncEventAgeInSeconds": 5,
+            "destinationConfig": {"onFailure": {"destination": "acs:fc:::services/s/functions/dlq"}}}), "1");
+        assert_eq!((p.max_retries, p.max_age), (0, Duration::from_secs(5)));
+        assert_eq!(p.on_failure.unwrap().function.as_str(), "dlq");
+        assert!(p.on_success.is_none());
+    }
+}

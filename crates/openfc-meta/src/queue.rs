@@ -1,0 +1,159 @@
+//! `AsyncQueue` on the same SQL (openfc-core::asyncq): the durable async events and timer ticks. A claim is
+//! a candidate SELECT followed by one conditional UPDATE per candidate (the same statements on SQLite and
+//! PostgreSQL); a candidate another node claimed first simply updates no row. Payloads are stored as
+//! base64 text, the one type both drivers read alike.
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use openfc_core::asyncq::{AsyncEvent, AsyncQueue, AsyncStatus};
+use openfc_core::ports::MetaError;
+
+use crate::rows::Cols;
+use crate::{SqlMeta, map_err};
+
+const INSERT: &str = "INSERT INTO async_events (account_id, service_name, function_name, id, qualifier, payload, \
+     status, attempts, created_ms, due_ms, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const CANDIDATES: &str = "SELECT account_id, service_name, function_name, id FROM async_events \
+     WHERE (status IN ('Enqueued', 'Retrying') AND due_ms <= $1) OR (status = 'Running' AND lease_until_ms < $1) \
+     ORDER BY due_ms LIMIT $2";
+const CLAIM: &str = "UPDATE async_events SET status = 'Running', attempts = attempts + 1, lease_owner = $1, \
+     lease_until_ms = $2, started_ms = $3 \
+     WHERE account_id = $4 AND service_name = $5 AND function_name = $6 AND id = $7 \
+     AND ((status IN ('Enqueued', 'Retrying') AND due_ms <= $3) OR (status = 'Running' AND lease_until_ms < $3)) \
+     RETURNING *";
+const SETTLE: &str = "UPDATE async_events SET status = $1, attempts = $2, due_ms = $3, ended_ms = $4, error = $5, \
+     result = $6, lease_owner = NULL, lease_until_ms = NULL \
+     WHERE account_id = $7 AND service_name = $8 AND function_name = $9 AND id = $10 \
+     AND status = 'Running' AND lease_owner = $11";
+const RENEW: &str = "UPDATE async_events SET lease_until_ms = $1 \
+     WHERE account_id = $2 AND service_name = $3 AND function_name = $4 AND id = $5 \
+     AND status = 'Running' AND lease_owner = $6";
+const DEPTH: &str = "SELECT COUNT(*) AS n, MIN(created_ms) AS oldest FROM async_events \
+     WHERE status IN ('Enqueued', 'Retrying') AND due_ms <= $1";
+const PURGE: &str = "DELETE FROM async_events WHERE ended_ms < $1 \
+     AND status IN ('Succeeded', 'Failed', 'Stopped', 'Expired')";
+const TIMER_GET: &str = "SELECT next_ms, stamp FROM timers WHERE key = $1";
+const TIMER_INSERT: &str = "INSERT INTO timers (key, next_ms, stamp) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING";
+const TIMER_MOVE: &str = "UPDATE timers SET next_ms = $1, stamp = $2 WHERE key = $3 AND next_ms = $4";
+
+fn event_from_row(r: &impl Cols) -> Result<AsyncEvent, MetaError> {
+    let status = r.text("status")?;
+    Ok(AsyncEvent {
+        account_id: r.text("account_id")?,
+        service: r.text("service_name")?,
+        function: r.text("function_name")?,
+        qualifier: r.text("qualifier")?,
+        id: r.text("id")?,
+        payload: Bytes::from(STANDARD.decode(r.text("payload")?).map_err(|e| MetaError::Backend(format!("payload: {e}")))?),
+        status: AsyncStatus::parse(&status).ok_or_else(|| MetaError::Backend(format!("bad async status {status}")))?,
+        attempts: r.int("attempts")?.clamp(0, u32::MAX as i64) as u32,
+        created_ms: r.int("created_ms")?,
+        due_ms: r.int("due_ms")?,
+        started_ms: r.opt_int("started_ms")?,
+        ended_ms: r.opt_int("ended_ms")?,
+        error: r.opt_text("error")?,
+        result: r.opt_text("result")?,
+        source: r.text("source")?,
+    })
+}
+
+/// Binds an event's insert (a macro: the query type differs per driver).
+macro_rules! insert_event {
+    ($ev:expr) => {
+        sqlx::query(INSERT)
+            .bind(&$ev.account_id)
+            .bind(&$ev.service)
+            .bind(&$ev.function)
+            .bind(&$ev.id)
+            .bind(&$ev.qualifier)
+            .bind(STANDARD.encode(&$ev.payload))
+            .bind($ev.status.as_str())
+            .bind(i64::from($ev.attempts))
+            .bind($ev.created_ms)
+            .bind($ev.due_ms)
+            .bind(&$ev.source)
+    };
+}
+
+#[async_trait]
+impl AsyncQueue for SqlMeta {
+    async fn enqueue(&self, ev: &AsyncEvent) -> Result<(), MetaError> {
+        on_pool!(self, p => insert_event!(ev).execute(p).await.map(|_| ()).map_err(map_err))
+    }
+
+    async fn claim(&self, now_ms: i64, owner: &str, lease_until_ms: i64, limit: u32) -> Result<Vec<AsyncEvent>, MetaError> {
+        on_pool!(self, p => {
+            let candidates = sqlx::query(CANDIDATES).bind(now_ms).bind(i64::from(limit)).fetch_all(p).await.map_err(map_err)?;
+            let mut out = Vec::with_capacity(candidates.len());
+            for c in &candidates {
+                let row = sqlx::query(CLAIM).bind(owner).bind(lease_until_ms).bind(now_ms)
+                    .bind(c.text("account_id")?).bind(c.text("service_name")?).bind(c.text("function_name")?).bind(c.text("id")?)
+                    .fetch_optional(p).await.map_err(map_err)?;
+                if let Some(row) = row {
+                    out.push(event_from_row(&row)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn settle(&self, ev: &AsyncEvent, owner: &str) -> Result<bool, MetaError> {
+        let done = on_pool!(self, p => sqlx::query(SETTLE).bind(ev.status.as_str()).bind(i64::from(ev.attempts))
+            .bind(ev.due_ms).bind(ev.ended_ms).bind(&ev.error).bind(&ev.result)
+            .bind(&ev.account_id).bind(&ev.service).bind(&ev.function).bind(&ev.id).bind(owner)
+            .execute(p).await.map_err(map_err)?.rows_affected());
+        Ok(done == 1)
+    }
+
+    async fn renew(&self, ev: &AsyncEvent, owner: &str, lease_until_ms: i64) -> Result<bool, MetaError> {
+        let done = on_pool!(self, p => sqlx::query(RENEW).bind(lease_until_ms)
+            .bind(&ev.account_id).bind(&ev.service).bind(&ev.function).bind(&ev.id).bind(owner)
+            .execute(p).await.map_err(map_err)?.rows_affected());
+        Ok(done == 1)
+    }
+
+    async fn depth(&self, now_ms: i64) -> Result<(u64, Option<i64>), MetaError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(DEPTH).bind(now_ms).fetch_one(p).await.map_err(map_err)?;
+            Ok((row.int("n")?.max(0) as u64, row.opt_int("oldest")?))
+        })
+    }
+
+    async fn purge_finished(&self, before_ms: i64) -> Result<u64, MetaError> {
+        on_pool!(self, p => sqlx::query(PURGE).bind(before_ms).execute(p).await.map(|r| r.rows_affected()).map_err(map_err))
+    }
+
+    async fn advance_timer(
+        &self,
+        key: &str,
+        expected_next: Option<i64>,
+        next_ms: i64,
+        stamp: &str,
+        fire: Option<&AsyncEvent>,
+    ) -> Result<bool, MetaError> {
+        on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            let moved = match expected_next {
+                None => sqlx::query(TIMER_INSERT).bind(key).bind(next_ms).bind(stamp).execute(&mut *tx).await,
+                Some(old) => sqlx::query(TIMER_MOVE).bind(next_ms).bind(stamp).bind(key).bind(old).execute(&mut *tx).await,
+            }.map_err(map_err)?.rows_affected() == 1;
+            if !moved {
+                return Ok(false);
+            }
+            if let Some(ev) = fire {
+                insert_event!(ev).execute(&mut *tx).await.map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)?;
+            Ok(true)
+        })
+    }
+
+    async fn timer_next(&self, key: &str) -> Result<Option<(i64, String)>, MetaError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(TIMER_GET).bind(key).fetch_optional(p).await.map_err(map_err)?;
+            row.map(|r| Ok((r.int("next_ms")?, r.text("stamp")?))).transpose()
+        })
+    }
+}
