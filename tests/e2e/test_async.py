@@ -202,3 +202,125 @@ def test_a_kill_9_after_the_202s_loses_nothing(srv):
     srv.start()
     wait_until(lambda: set(ids) <= set(ran(srv, svc, fn)), 90, interval=0.5,
                what="every accepted invocation ran after the restart")
+
+
+# --- stateful async invocations -------------------------------------------------------------------------------
+def stateful(srv, svc, fn, inv_id=None, qualifier=None, method="GET", suffix="", params=None):
+    path = f"/services/{svc}{'.' + qualifier if qualifier else ''}/functions/{fn}/stateful-async-invocations"
+    if inv_id:
+        path += f"/{inv_id}{suffix}"
+    return srv.raw.request(method, path, params=params)
+
+
+def named(srv, svc, fn, inv_id, payload):
+    inv = invoke(srv, svc, fn, payload, async_=True, headers={"X-Fc-Stateful-Async-Invocation-Id": inv_id})
+    assert inv.status == 202, inv.describe()
+
+
+def status_of(srv, svc, fn, inv_id):
+    r = stateful(srv, svc, fn, inv_id)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_named_invocation_is_read_back_and_its_id_is_unique(srv):
+    svc = new_service(srv, "sti")
+    fn = new_function(srv, svc, WORKER)
+    named(srv, svc, fn, "job_1", b"named")
+    got = wait_until(lambda: (lambda s: s if s["status"] == "Succeeded" else None)(status_of(srv, svc, fn, "job_1")), 20,
+                     what="the named invocation succeeded")
+    assert (got["invocationId"], got["serviceName"], got["functionName"], got["qualifier"]) == ("job_1", svc, fn, "LATEST")
+    assert got["invocationPayload"] == "named" and got["returnPayload"] == "done named", got
+    assert got["alreadyRetriedTimes"] == 0 and got["endTime"] >= got["startedTime"] > 0, got
+    dup = invoke(srv, svc, fn, b"again", async_=True, headers={"X-Fc-Stateful-Async-Invocation-Id": "job_1"})
+    assert dup.status == 409 and dup.json()["ErrorCode"] == "StatefulAsyncInvocationAlreadyExists", dup.describe()
+    bad = invoke(srv, svc, fn, b"x", async_=True, headers={"X-Fc-Stateful-Async-Invocation-Id": "1-starts-with-a-digit"})
+    assert bad.status == 400, bad.describe()
+    missing = stateful(srv, svc, fn, "nope")
+    assert missing.status_code == 404 and missing.json()["ErrorCode"] == "StatefulAsyncInvocationNotFound", missing.text
+
+
+def test_list_filters_and_pages(srv):
+    svc = new_service(srv, "stl")
+    fn = new_function(srv, svc, WORKER)
+    for i in range(5):
+        named(srv, svc, fn, f"ok_{i}", f"ok{i}".encode())
+        time.sleep(0.01)
+    named(srv, svc, fn, "bad_0", b"fail-x")
+    put_async_config(srv, svc, fn, {"maxAsyncRetryAttempts": 0})
+    wait_until(lambda: status_of(srv, svc, fn, "bad_0")["status"] == "Failed" and
+               all(status_of(srv, svc, fn, f"ok_{i}")["status"] == "Succeeded" for i in range(5)), 30, what="all finished")
+
+    def ids(**params):
+        r = stateful(srv, svc, fn, params=params)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return [i["invocationId"] for i in body.get("invocations", [])], body.get("nextToken"), body
+
+    assert ids(status="Failed")[0] == ["bad_0"]
+    assert ids(invocationIdPrefix="ok_", sortOrderByTime="asc")[0] == [f"ok_{i}" for i in range(5)]
+    assert ids(invocationIdPrefix="ok_", sortOrderByTime="desc")[0] == [f"ok_{i}" for i in reversed(range(5))]
+    first, token, _ = ids(invocationIdPrefix="ok_", sortOrderByTime="asc", limit="2")
+    assert first == ["ok_0", "ok_1"] and token
+    second, token2, _ = ids(invocationIdPrefix="ok_", sortOrderByTime="asc", limit="2", nextToken=token)
+    assert second == ["ok_2", "ok_3"] and token2
+    third, token3, _ = ids(invocationIdPrefix="ok_", sortOrderByTime="asc", limit="2", nextToken=token2)
+    assert third == ["ok_4"] and token3 is None
+    _, _, body = ids(invocationIdPrefix="ok_0")
+    assert "invocationPayload" not in body["invocations"][0]
+    _, _, body = ids(invocationIdPrefix="ok_0", includePayload="true")
+    assert body["invocations"][0]["invocationPayload"] == "ok0"
+    future = int(time.time() * 1000) + 60_000
+    assert ids(startedTimeBegin=str(future))[2] == {}, "no invocations key when nothing matches"
+    assert len(ids(startedTimeEnd=str(future))[0]) == 6
+    r = stateful(srv, svc, fn, params={"status": "Sleeping"})
+    assert r.status_code == 400, r.text
+
+
+def test_stop_cancels_a_running_invocation_and_redrive_runs_it_again(srv):
+    svc = new_service(srv, "sts")
+    fn = new_function(srv, svc, WORKER, timeout=30)
+    named(srv, svc, fn, "long_1", b"sleep:20")
+    wait_until(lambda: status_of(srv, svc, fn, "long_1")["status"] == "Running", 20, what="the invocation runs")
+    r = stateful(srv, svc, fn, "long_1", method="PUT")
+    assert r.status_code == 200, r.text
+    assert status_of(srv, svc, fn, "long_1")["status"] == "Stopped"
+    again = stateful(srv, svc, fn, "long_1", method="PUT")
+    assert again.status_code == 400, again.text
+    # The cancelled attempt frees the instance: a new invocation does not wait 20 s behind it.
+    r = srv.raw.put(f"/services/{svc}.LATEST/functions/{fn}/on-demand-config", json={"maximumInstanceCount": 1})
+    assert r.status_code == 200, r.text
+    t0 = time.time()
+    assert invoke_ok(srv, svc, fn, b"quick").body == b"done quick"
+    assert time.time() - t0 < 10
+    time.sleep(1)
+    assert status_of(srv, svc, fn, "long_1")["status"] == "Stopped", "a stopped invocation ran on"
+    r = stateful(srv, svc, fn, "long_1", method="POST", suffix="/redrive")
+    assert r.status_code == 200, r.text
+    new_id = r.json()["invocationId"]
+    assert new_id != "long_1"
+    wait_until(lambda: status_of(srv, svc, fn, new_id)["status"] == "Running", 20, what="the re-driven invocation runs")
+    stateful(srv, svc, fn, new_id, method="PUT")
+
+
+def test_stateful_functions_are_listed(srv):
+    svc = new_service(srv, "stf")
+    fn = new_function(srv, svc, WORKER)
+    put_async_config(srv, svc, fn, {"statefulInvocation": True})
+    r = srv.raw.get("/stateful-async-invocation-functions")
+    assert r.status_code == 200, r.text
+    assert {"serviceName": svc, "functionName": fn, "qualifier": "LATEST"} in r.json()["data"], r.json()
+
+
+def test_the_2021_sdk_reads_stateful_invocations(srv):
+    from alibabacloud_fc_open20210406 import models
+    svc = new_service(srv, "sdk")
+    fn = new_function(srv, svc, WORKER)
+    named(srv, svc, fn, "sdk_1", b"via-sdk")
+    wait_until(lambda: status_of(srv, svc, fn, "sdk_1")["status"] == "Succeeded", 20, what="done")
+    got = srv.fc21.get_stateful_async_invocation(svc, fn, "sdk_1", models.GetStatefulAsyncInvocationRequest()).body
+    assert (got.invocation_id, got.status, got.return_payload) == ("sdk_1", "Succeeded", "done via-sdk")
+    listed = srv.fc21.list_stateful_async_invocations(svc, fn, models.ListStatefulAsyncInvocationsRequest(
+        include_payload=True, limit=10)).body
+    assert [i.invocation_id for i in listed.invocations] == ["sdk_1"]
+    assert listed.invocations[0].invocation_payload == "via-sdk"

@@ -103,6 +103,12 @@ pub trait AsyncQueue: Send + Sync {
     /// Records the end of an attempt (the event's status, attempts, due time, error, result) if `owner`
     /// still holds its lease; false when it does not (the lease ran out and another node took it).
     async fn settle(&self, ev: &AsyncEvent, owner: &str) -> Result<bool, MetaError>;
+    /// One event by its invocation id; `NotFound` when there is none.
+    async fn get(&self, account: &str, service: &str, function: &str, id: &str) -> Result<AsyncEvent, MetaError>;
+    /// One page of a function's events, as the filter says (`limit` rows at most).
+    async fn list(&self, filter: &crate::stateful::InvocationFilter) -> Result<Vec<AsyncEvent>, MetaError>;
+    /// Marks an unfinished event Stopped (it will not run again; its lease ends); false when it had finished.
+    async fn stop(&self, ev: &AsyncEvent, now_ms: i64) -> Result<bool, MetaError>;
     /// Extends `owner`'s lease of a running event; false when the lease is no longer `owner`'s.
     async fn renew(&self, ev: &AsyncEvent, owner: &str, lease_until_ms: i64) -> Result<bool, MetaError>;
     /// Events due now, and the creation time of the oldest of them.
@@ -161,11 +167,24 @@ pub struct Events {
     pub settings: AsyncSettings,
     /// Rung by a local enqueue, so an idle worker starts at once rather than at its next poll.
     pub wake: Notify,
+    /// The events this node runs now, each with what cancels its attempt (StopStatefulAsyncInvocation).
+    running: std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>,
+}
+
+fn running_key(ev: &AsyncEvent) -> String {
+    format!("{}/{}/{}/{}", ev.account_id, ev.service, ev.function, ev.id)
 }
 
 impl Events {
     pub fn new(queue: Arc<dyn AsyncQueue>, settings: AsyncSettings) -> Events {
-        Events { queue, settings, wake: Notify::new() }
+        Events { queue, settings, wake: Notify::new(), running: Default::default() }
+    }
+
+    /// Cancels the attempt of `ev` if this node runs it.
+    pub fn cancel_local(&self, ev: &AsyncEvent) {
+        if let Some(n) = self.running.lock().expect("running events").get(&running_key(ev)) {
+            n.notify_one();
+        }
     }
 }
 
@@ -273,8 +292,8 @@ impl Fc {
             source: source.to_owned(),
         };
         events.queue.enqueue(&ev).await.map_err(|e| match e {
-            MetaError::AlreadyExists => CoreError::InvalidArgument(format!(
-                "an asynchronous invocation with id '{id}' already exists for function '{function}'"
+            MetaError::AlreadyExists => CoreError::StatefulAsyncInvocationAlreadyExists(format!(
+                "stateful async invocation '{id}' of function '{function}' already exists"
             )),
             other => other.into(),
         })?;
@@ -328,8 +347,14 @@ impl Fc {
             for ev in claimed {
                 let permit = slots.clone().acquire_owned().await.expect("semaphore never closed");
                 let (fc, node) = (self.clone(), node.clone());
+                let key = running_key(&ev);
+                let cancel = Arc::new(Notify::new());
+                events.running.lock().expect("running events").insert(key.clone(), cancel.clone());
                 tokio::spawn(async move {
-                    fc.run_event(ev, &node).await;
+                    fc.run_event(ev, &node, &cancel).await;
+                    if let Some(events) = fc.events.as_deref() {
+                        events.running.lock().expect("running events").remove(&key);
+                    }
                     drop(permit);
                 });
             }
@@ -356,7 +381,7 @@ impl Fc {
     }
 
     /// One attempt of one claimed event, and what follows from its outcome.
-    async fn run_event(&self, mut ev: AsyncEvent, node: &str) {
+    async fn run_event(&self, mut ev: AsyncEvent, node: &str, cancel: &Notify) {
         let Ok(events) = self.events() else { return };
         let policy = self.async_policy(&ev.account_id, &ev.service, &ev.function, &ev.qualifier).await;
         let now = now_ms(self.clock.as_ref());
@@ -377,11 +402,17 @@ impl Fc {
             loop {
                 tokio::select! {
                     out = &mut attempt => break out,
+                    // Stopped through this node: the attempt (and its request to the instance) is dropped.
+                    _ = cancel.notified() => return,
                     _ = renew.tick() => {
                         let until = now_ms(self.clock.as_ref()) + lease.as_millis() as i64;
                         match events.queue.renew(&ev, node, until).await {
                             Ok(true) => {}
-                            Ok(false) => tracing::warn!(request_id = %ev.id, "lost the lease of a running async event"),
+                            // Stopped through another node, or taken over: this attempt no longer counts.
+                            Ok(false) => {
+                                tracing::info!(request_id = %ev.id, "an async event was stopped or taken over while running; its attempt is cancelled");
+                                return;
+                            }
                             Err(e) => tracing::warn!(request_id = %ev.id, error = %e, "renewing an async lease failed"),
                         }
                     }
@@ -486,7 +517,7 @@ impl Fc {
             match delivered {
                 Ok(()) => metrics::counter!("openfc_async_destination_deliveries_total", "result" => "ok").increment(1),
                 // Delivered by an earlier run of this event.
-                Err(CoreError::InvalidArgument(m)) if m.contains("already exists") => {}
+                Err(CoreError::StatefulAsyncInvocationAlreadyExists(_)) => {}
                 Err(e) => {
                     metrics::counter!("openfc_async_destination_deliveries_total", "result" => "failed").increment(1);
                     tracing::warn!(request_id = %ev.id, error = %e, "delivering an async destination record failed");

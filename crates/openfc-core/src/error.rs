@@ -50,6 +50,10 @@ pub enum CoreError {
     /// No instance capacity within the wait (concurrency or instance limits).
     #[error("{0}")]
     Throttled(String),
+    #[error("{0}")]
+    StatefulAsyncInvocationNotFound(String),
+    #[error("{0}")]
+    StatefulAsyncInvocationAlreadyExists(String),
     /// A failure of a backend or of openfc itself; the detail is logged, never sent.
     #[error("internal: {0}")]
     Internal(String),

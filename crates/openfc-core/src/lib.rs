@@ -16,6 +16,7 @@ pub mod names;
 pub mod page;
 pub mod ports;
 pub mod service;
+pub mod stateful;
 pub mod tags;
 pub mod timers;
 pub mod triggers;

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use openfc_core::asyncq::{AsyncEvent, AsyncQueue, AsyncStatus};
+use openfc_core::stateful::InvocationFilter;
 use openfc_core::ports::MetaError;
 
 use crate::rows::Cols;
@@ -30,6 +31,10 @@ const SETTLE: &str = "UPDATE async_events SET status = $1, attempts = $2, due_ms
 const RENEW: &str = "UPDATE async_events SET lease_until_ms = $1 \
      WHERE account_id = $2 AND service_name = $3 AND function_name = $4 AND id = $5 \
      AND status = 'Running' AND lease_owner = $6";
+const GET: &str = "SELECT * FROM async_events WHERE account_id = $1 AND service_name = $2 AND function_name = $3 AND id = $4";
+const STOP: &str = "UPDATE async_events SET status = 'Stopped', ended_ms = $1, lease_owner = NULL, lease_until_ms = NULL \
+     WHERE account_id = $2 AND service_name = $3 AND function_name = $4 AND id = $5 \
+     AND status IN ('Enqueued', 'Running', 'Retrying')";
 const DEPTH: &str = "SELECT COUNT(*) AS n, MIN(created_ms) AS oldest FROM async_events \
      WHERE status IN ('Enqueued', 'Retrying') AND due_ms <= $1";
 const PURGE: &str = "DELETE FROM async_events WHERE ended_ms < $1 \
@@ -103,6 +108,70 @@ impl AsyncQueue for SqlMeta {
         let done = on_pool!(self, p => sqlx::query(SETTLE).bind(ev.status.as_str()).bind(i64::from(ev.attempts))
             .bind(ev.due_ms).bind(ev.ended_ms).bind(&ev.error).bind(&ev.result)
             .bind(&ev.account_id).bind(&ev.service).bind(&ev.function).bind(&ev.id).bind(owner)
+            .execute(p).await.map_err(map_err)?.rows_affected());
+        Ok(done == 1)
+    }
+
+    async fn get(&self, account: &str, service: &str, function: &str, id: &str) -> Result<AsyncEvent, MetaError> {
+        on_pool!(self, p => {
+            let row = sqlx::query(GET).bind(account).bind(service).bind(function).bind(id).fetch_one(p).await.map_err(map_err)?;
+            event_from_row(&row)
+        })
+    }
+
+    async fn list(&self, f: &InvocationFilter) -> Result<Vec<AsyncEvent>, MetaError> {
+        enum Param {
+            Text(String),
+            Int(i64),
+        }
+        // Built from fixed fragments; every value is a bound parameter, numbered in order of appearance
+        // (SQLite numbers `$n` parameters by first appearance, so they must appear in order).
+        let mut sql = String::from("SELECT * FROM async_events WHERE account_id = $1 AND service_name = $2 AND function_name = $3");
+        let mut params: Vec<Param> = Vec::new();
+        let mut add = |sql: &mut String, frag: &str, p: Param| {
+            params.push(p);
+            sql.push_str(&frag.replace('?', &format!("${}", params.len() + 3)));
+        };
+        if let Some(q) = &f.qualifier {
+            add(&mut sql, " AND qualifier = ?", Param::Text(q.clone()));
+        }
+        if let Some(st) = f.status {
+            add(&mut sql, " AND status = ?", Param::Text(st.as_str().to_owned()));
+        }
+        if let Some(prefix) = &f.id_prefix {
+            add(&mut sql, &format!(" AND substr(id, 1, {}) = ?", prefix.chars().count()), Param::Text(prefix.clone()));
+        }
+        if let Some(b) = f.started_begin {
+            add(&mut sql, " AND created_ms >= ?", Param::Int(b));
+        }
+        if let Some(e) = f.started_end {
+            add(&mut sql, " AND created_ms <= ?", Param::Int(e));
+        }
+        let (cmp, order) = if f.descending { ("<", "DESC") } else { (">", "ASC") };
+        if let Some((ms, id)) = &f.after {
+            add(&mut sql, &format!(" AND (created_ms {cmp} ?"), Param::Int(*ms));
+            add(&mut sql, " OR (created_ms = ?", Param::Int(*ms));
+            add(&mut sql, &format!(" AND id {cmp} ?))"), Param::Text(id.clone()));
+        }
+        sql.push_str(&format!(" ORDER BY created_ms {order}, id {order}"));
+        add(&mut sql, " LIMIT ?", Param::Int(f.limit as i64));
+        on_pool!(self, p => {
+            // Audited: only the fixed fragments above and a prefix length (a number) are in the text.
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(&f.account).bind(&f.service).bind(&f.function);
+            for param in &params {
+                q = match param {
+                    Param::Text(t) => q.bind(t),
+                    Param::Int(i) => q.bind(*i),
+                };
+            }
+            let rows = q.fetch_all(p).await.map_err(map_err)?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    async fn stop(&self, ev: &AsyncEvent, now_ms: i64) -> Result<bool, MetaError> {
+        let done = on_pool!(self, p => sqlx::query(STOP).bind(now_ms)
+            .bind(&ev.account_id).bind(&ev.service).bind(&ev.function).bind(&ev.id)
             .execute(p).await.map_err(map_err)?.rows_affected());
         Ok(done == 1)
     }

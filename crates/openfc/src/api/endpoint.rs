@@ -58,6 +58,12 @@ pub enum Endpoint {
     GetFunctionAsyncInvokeConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     DeleteFunctionAsyncInvokeConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     ListFunctionAsyncInvokeConfigs { service: ServiceName, function: FunctionName },
+    ListStatefulAsyncInvocations { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    GetStatefulAsyncInvocation { service: ServiceName, function: FunctionName, qualifier: Qualifier, id: String },
+    StopStatefulAsyncInvocation { service: ServiceName, function: FunctionName, qualifier: Qualifier, id: String },
+    /// openfc's own: enqueue a finished invocation's payload again.
+    RedriveStatefulAsyncInvocation { service: ServiceName, function: FunctionName, qualifier: Qualifier, id: String },
+    ListStatefulAsyncInvocationFunctions,
     CreateLayerVersion { layer: String },
     ListLayers,
     ListLayerVersions { layer: String },
@@ -212,6 +218,24 @@ pub fn parse(method: &str, path: &str, query: &Query) -> Result<(ApiVersion, End
         ("GET", ["custom-domains", d]) => GetCustomDomain { domain: (*d).to_owned() },
         ("PUT", ["custom-domains", d]) => UpdateCustomDomain { domain: (*d).to_owned() },
         ("DELETE", ["custom-domains", d]) => DeleteCustomDomain { domain: (*d).to_owned() },
+        ("GET", ["stateful-async-invocation-functions"]) => ListStatefulAsyncInvocationFunctions,
+        ("GET", ["services", s, "functions", f, "stateful-async-invocations"]) => {
+            let (service, qualifier) = service_segment(s, query)?;
+            ListStatefulAsyncInvocations { service, function: FunctionName::parse(f)?, qualifier }
+        }
+        (m @ ("GET" | "PUT"), ["services", s, "functions", f, "stateful-async-invocations", id]) => {
+            let (service, qualifier) = service_segment(s, query)?;
+            let (function, id) = (FunctionName::parse(f)?, (*id).to_owned());
+            if m == "GET" {
+                GetStatefulAsyncInvocation { service, function, qualifier, id }
+            } else {
+                StopStatefulAsyncInvocation { service, function, qualifier, id }
+            }
+        }
+        ("POST", ["services", s, "functions", f, "stateful-async-invocations", id, "redrive"]) => {
+            let (service, qualifier) = service_segment(s, query)?;
+            RedriveStatefulAsyncInvocation { service, function: FunctionName::parse(f)?, qualifier, id: (*id).to_owned() }
+        }
         ("GET", ["provision-configs"]) => ListProvisionConfigs,
         ("GET", ["on-demand-configs"]) => ListOnDemandConfigs,
         (m @ ("GET" | "PUT" | "DELETE"), ["services", s, "functions", f, config]) => {
@@ -297,6 +321,11 @@ impl Endpoint {
             GetFunctionAsyncInvokeConfig { .. } => "GetFunctionAsyncInvokeConfig",
             DeleteFunctionAsyncInvokeConfig { .. } => "DeleteFunctionAsyncInvokeConfig",
             ListFunctionAsyncInvokeConfigs { .. } => "ListFunctionAsyncInvokeConfigs",
+            ListStatefulAsyncInvocations { .. } => "ListStatefulAsyncInvocations",
+            GetStatefulAsyncInvocation { .. } => "GetStatefulAsyncInvocation",
+            StopStatefulAsyncInvocation { .. } => "StopStatefulAsyncInvocation",
+            RedriveStatefulAsyncInvocation { .. } => "RedriveStatefulAsyncInvocation",
+            ListStatefulAsyncInvocationFunctions => "ListStatefulAsyncInvocationFunctions",
             CreateLayerVersion { .. } => "CreateLayerVersion",
             ListLayers => "ListLayers",
             ListLayerVersions { .. } => "ListLayerVersions",
@@ -317,6 +346,7 @@ impl Endpoint {
         let base = format!("acs:fc:{region}:{account}");
         match self {
             GetAccountSettings | CreateService | ListServices | ListProvisionConfigs | ListOnDemandConfigs
+            | ListStatefulAsyncInvocationFunctions
             | TagResource | UntagResource | GetResourceTags | ListTaggedResources => format!("{base}:services/*"),
             GetService { service, .. }
             | UpdateService { service }
@@ -349,8 +379,14 @@ impl Endpoint {
             | DeleteFunctionOnDemandConfig { service, function, qualifier }
             | PutFunctionAsyncInvokeConfig { service, function, qualifier }
             | GetFunctionAsyncInvokeConfig { service, function, qualifier }
-            | DeleteFunctionAsyncInvokeConfig { service, function, qualifier } => {
+            | DeleteFunctionAsyncInvokeConfig { service, function, qualifier }
+            | ListStatefulAsyncInvocations { service, function, qualifier } => {
                 format!("{base}:services/{service}.{qualifier}/functions/{function}")
+            }
+            GetStatefulAsyncInvocation { service, function, qualifier, id }
+            | StopStatefulAsyncInvocation { service, function, qualifier, id }
+            | RedriveStatefulAsyncInvocation { service, function, qualifier, id } => {
+                format!("{base}:services/{service}.{qualifier}/functions/{function}/stateful-async-invocations/{id}")
             }
             GetTrigger { service, function, trigger }
             | UpdateTrigger { service, function, trigger }

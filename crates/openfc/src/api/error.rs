@@ -62,6 +62,8 @@ impl From<CoreError> for ApiError {
             CoreError::LayerVersionNotFound { .. } => ErrorCode::LayerVersionNotFound,
             CoreError::FunctionNotStarted(_) => ErrorCode::FunctionNotStarted,
             CoreError::Throttled(_) => ErrorCode::ResourceThrottled,
+            CoreError::StatefulAsyncInvocationNotFound(_) => ErrorCode::StatefulAsyncInvocationNotFound,
+            CoreError::StatefulAsyncInvocationAlreadyExists(_) => ErrorCode::StatefulAsyncInvocationAlreadyExists,
             CoreError::Internal(detail) => return ApiError::internal(detail),
         };
         ApiError::new(code, message)

@@ -247,6 +247,11 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
             fc.delete_async_config(acct, &service, &function, &qualifier).await?;
             no_content()
         }
+        e @ (ListStatefulAsyncInvocations { .. }
+        | GetStatefulAsyncInvocation { .. }
+        | StopStatefulAsyncInvocation { .. }
+        | RedriveStatefulAsyncInvocation { .. }
+        | ListStatefulAsyncInvocationFunctions) => super::stateful::handle(fc, acct, e, &query).await?,
         ListFunctionAsyncInvokeConfigs { service, function } => {
             let paging = PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
             let (items, next) = fc.list_async_configs(acct, &service, &function, &paging).await?;

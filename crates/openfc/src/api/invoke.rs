@@ -62,8 +62,16 @@ pub async fn invoke(
         return Err(ApiError::new(ErrorCode::EntityTooLarge, format!("payload size exceeds maximum allowed size ({max} bytes)")));
     }
     if is_async {
+        // The caller may name the invocation (stateful async invocations); else it is the request id.
+        let id = match header(headers, "x-fc-stateful-async-invocation-id").filter(|v| !v.is_empty()) {
+            Some(id) => {
+                openfc_core::stateful::check_invocation_id(id)?;
+                id
+            }
+            None => request_id,
+        };
         // Durable: the 202 is sent only once the event is committed.
-        app.fc.enqueue_async(account, service, function, qualifier, request_id, body, "invoke").await?;
+        app.fc.enqueue_async(account, service, function, qualifier, id, body, "invoke").await?;
         return Ok(StatusCode::ACCEPTED.into_response());
     }
     let prepared = app.fc.prepare(account, service, function, qualifier).await?;

@@ -11,6 +11,7 @@ pub mod error;
 mod handlers;
 pub mod invoke;
 mod proxy;
+mod stateful;
 
 use std::sync::Arc;
 use std::time::Instant;
