@@ -324,3 +324,27 @@ def test_the_2021_sdk_reads_stateful_invocations(srv):
         include_payload=True, limit=10)).body
     assert [i.invocation_id for i in listed.invocations] == ["sdk_1"]
     assert listed.invocations[0].invocation_payload == "via-sdk"
+
+
+def test_the_async_cli_lists_gets_stops_and_redrives(srv):
+    svc = new_service(srv, "cli")
+    fn = new_function(srv, svc, WORKER, timeout=30)
+    named(srv, svc, fn, "cli_ok", b"cli")
+    named(srv, svc, fn, "cli_long", b"sleep:20")
+    wait_until(lambda: status_of(srv, svc, fn, "cli_ok")["status"] == "Succeeded"
+               and status_of(srv, svc, fn, "cli_long")["status"] == "Running", 20, what="one done, one running")
+    listed = [json.loads(l) for l in srv.cli("async", "list", f"{svc}/{fn}").stdout.splitlines()]
+    assert {i["invocationId"]: i["status"] for i in listed} == {"cli_ok": "Succeeded", "cli_long": "Running"}, listed
+    only = [json.loads(l)["invocationId"] for l in srv.cli("async", "list", f"{svc}/{fn}", "--status", "Succeeded").stdout.splitlines()]
+    assert only == ["cli_ok"]
+    got = json.loads(srv.cli("async", "get", f"{svc}/{fn}", "cli_ok").stdout)
+    assert got["invocationPayload"] == "cli" and got["returnPayload"] == "done cli", got
+    assert "stopped cli_long" in srv.cli("async", "stop", f"{svc}/{fn}", "cli_long").stdout
+    # The node running it notices at its next lease renewal (a third of the 2 s lease).
+    time.sleep(1.5)
+    assert status_of(srv, svc, fn, "cli_long")["status"] == "Stopped"
+    refused = srv.cli("async", "redrive", f"{svc}/{fn}", "cli_ok", check=False)
+    assert refused.returncode != 0 and "Succeeded" in refused.stderr, refused
+    new_id = srv.cli("async", "redrive", f"{svc}/{fn}", "cli_long").stdout.strip()
+    wait_until(lambda: status_of(srv, svc, fn, new_id)["status"] == "Running", 20, what="the re-driven one runs")
+    srv.cli("async", "stop", f"{svc}/{fn}", new_id)

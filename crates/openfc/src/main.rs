@@ -3,6 +3,7 @@
 //! and the HTTP API together; the logic it wires lives in the library crates and the `api` module.
 
 mod api;
+mod asynccli;
 mod config;
 mod keys;
 mod metrics;
@@ -35,6 +36,13 @@ enum Command {
         #[arg(long, short = 'n', default_value_t = 100)]
         lines: usize,
     },
+    /// Async invocations from the shell: list, get, stop, redrive (`openfc async list SERVICE/FUNCTION`).
+    Async {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        #[command(subcommand)]
+        action: asynccli::AsyncAction,
+    },
     /// Manage AccessKeys.
     Keys {
         #[command(flatten)]
@@ -57,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Command::Logs { store, target, follow, lines } => {
             runtime.block_on(server::logs(config::StoreConfig::resolve(&store)?, &target, follow, lines))
         }
+        Command::Async { store, action } => runtime.block_on(asynccli::run(config::StoreConfig::resolve(&store)?, action)),
         Command::Keys { store, action } => runtime.block_on(server::keys(config::StoreConfig::resolve(&store)?, action)),
     }
 }

@@ -40,7 +40,7 @@ fn timestamp() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
-async fn open_meta(store: &StoreConfig) -> anyhow::Result<Arc<SqlMeta>> {
+pub(crate) async fn open_meta(store: &StoreConfig) -> anyhow::Result<Arc<SqlMeta>> {
     if !store.data_dir.exists() {
         std::fs::create_dir_all(&store.data_dir)
             .with_context(|| format!("creating data directory {}", store.data_dir.display()))?;
