@@ -472,6 +472,11 @@ impl Fc {
     }
 }
 
+/// A trigger that is not there, also when a concurrent delete removed it mid-update.
+fn trigger_not_found(service: &ServiceName, function: &FunctionName, name: &str) -> CoreError {
+    CoreError::TriggerNotFound { service: service.to_string(), function: function.to_string(), trigger: name.to_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,9 +534,4 @@ mod tests {
         assert!(config_object(Value::String("[1]".into())).is_err());
         assert!(config_object(Value::from(3)).is_err());
     }
-}
-
-/// A trigger that is not there, also when a concurrent delete removed it mid-update.
-fn trigger_not_found(service: &ServiceName, function: &FunctionName, name: &str) -> CoreError {
-    CoreError::TriggerNotFound { service: service.to_string(), function: function.to_string(), trigger: name.to_owned() }
 }
