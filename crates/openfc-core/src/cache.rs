@@ -22,6 +22,8 @@ pub struct HotCache {
     /// Invocation specs by function state (`invocation::PreparedKey`): a state's spec never changes, so
     /// the TTL only bounds how long a gone state's spec is kept.
     pub specs: ReadCache<crate::invocation::PreparedKey, std::sync::Arc<crate::invocation::FunctionSpec>>,
+    /// Custom domains by host name, and their compiled routes (`domains`).
+    pub domains: crate::domains::DomainCache,
     /// Effective async configs by (account, "service/function/qualifier").
     pub async_policies: ReadCache<(String, String), crate::asyncq::AsyncPolicy>,
 }
@@ -36,6 +38,7 @@ impl HotCache {
             layers: ReadCache::new(ttl, 10_000),
             on_demand: ReadCache::new(ttl, 10_000),
             specs: ReadCache::new(ttl.max(Duration::from_secs(1)), 10_000),
+            domains: crate::domains::DomainCache::new(ttl),
             async_policies: ReadCache::new(ttl, 10_000),
         }
     }

@@ -1,5 +1,5 @@
-//! Custom domains and the per-function configs (spec §5.8, §5.9): provision, on-demand and async-invoke.
-//! Validated and stored here; the invoker enforces them.
+//! The per-function configs (spec §5.9): provision, on-demand and async-invoke. Validated and stored here;
+//! the invoker enforces them. (Custom domains, spec §5.8, are in `domains`.)
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -11,186 +11,12 @@ use crate::ports::{Document, MetaError};
 use crate::usecase::{Fc, etag_matches, new_etag};
 use crate::wire::lenient::{Field, Shape, parse_body};
 
-pub const DOMAIN: &str = "customDomain";
+/// Custom domains moved to `domains`; these stay reachable here for existing callers.
+pub use crate::domains::{DOMAIN, domain_json};
+
 pub const PROVISION: &str = "provision";
 pub const ON_DEMAND: &str = "onDemand";
 pub const ASYNC: &str = "asyncConfig";
-
-// ---- custom domains ----
-
-static RULE: Shape = Shape::Object(&[Field("match", &Shape::Any), Field("replacement", &Shape::Any)]);
-static REWRITE: Shape = Shape::Object(&[
-    Field("equalRules", &Shape::ArrayOf(&RULE)),
-    Field("wildcardRules", &Shape::ArrayOf(&RULE)),
-    Field("regexRules", &Shape::ArrayOf(&RULE)),
-]);
-static ROUTE: Shape = Shape::Object(&[
-    Field("path", &Shape::Any),
-    Field("serviceName", &Shape::Any),
-    Field("functionName", &Shape::Any),
-    Field("qualifier", &Shape::Any),
-    Field("methods", &Shape::Any),
-    Field("rewriteConfig", &REWRITE),
-]);
-static DOMAIN_SHAPE: Shape = Shape::Object(&[
-    Field("domainName", &Shape::Any),
-    Field("protocol", &Shape::Any),
-    Field("routeConfig", &Shape::Object(&[Field("routes", &Shape::ArrayOf(&ROUTE))])),
-    Field("certConfig", &Shape::Object(&[
-        Field("certName", &Shape::Any),
-        Field("certificate", &Shape::Any),
-        Field("privateKey", &Shape::Any),
-    ])),
-    Field("tlsConfig", &Shape::Object(&[
-        Field("minVersion", &Shape::Any),
-        Field("maxVersion", &Shape::Any),
-        Field("cipherSuites", &Shape::Any),
-    ])),
-    Field("wafConfig", &Shape::Object(&[Field("enableWAF", &Shape::Any)])),
-]);
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-struct Rule {
-    #[serde(rename = "match")]
-    pattern: String,
-    replacement: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct Rewrite {
-    equal_rules: Vec<Rule>,
-    wildcard_rules: Vec<Rule>,
-    regex_rules: Vec<Rule>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct Route {
-    path: String,
-    service_name: String,
-    function_name: String,
-    qualifier: String,
-    methods: Vec<String>,
-    rewrite_config: Option<Rewrite>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-struct RouteConfig {
-    routes: Vec<Route>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct CertConfig {
-    cert_name: String,
-    certificate: String,
-    private_key: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct TlsConfig {
-    min_version: String,
-    max_version: String,
-    cipher_suites: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default)]
-struct WafConfig {
-    #[serde(rename = "enableWAF")]
-    enable_waf: bool,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DomainBody {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    domain_name: Option<String>,
-    protocol: Option<String>,
-    route_config: Option<RouteConfig>,
-    cert_config: Option<CertConfig>,
-    tls_config: Option<TlsConfig>,
-    waf_config: Option<WafConfig>,
-}
-
-const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"];
-const TLS: &[&str] = &["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
-
-fn check_domain_name(name: &str) -> CoreResult<()> {
-    let labels: Vec<&str> = name.split('.').collect();
-    let ok = name.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().enumerate().all(|(i, l)| {
-            (!l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-                || (i == 0 && *l == "*")
-        });
-    if ok { Ok(()) } else { Err(CoreError::invalid(format!("domain name '{name}' is not a valid host name"))) }
-}
-
-impl DomainBody {
-    fn validate(&self) -> CoreResult<()> {
-        let protocol = self.protocol.as_deref().unwrap_or("HTTP");
-        if !["HTTP", "HTTPS", "HTTP,HTTPS"].contains(&protocol) {
-            return Err(CoreError::invalid(format!(
-                "protocol is set to an invalid value (allowed: HTTP | HTTPS | HTTP,HTTPS, actual: '{protocol}')"
-            )));
-        }
-        let cert = self.cert_config.as_ref().filter(|c| !c.certificate.is_empty());
-        if protocol.contains("HTTPS") && cert.is_none_or(|c| c.private_key.is_empty() || c.cert_name.is_empty()) {
-            return Err(CoreError::invalid("HTTPS needs certConfig with certName, certificate and privateKey"));
-        }
-        if let Some(c) = cert
-            && (!c.certificate.contains("BEGIN CERTIFICATE") || !c.private_key.contains("PRIVATE KEY"))
-        {
-            return Err(CoreError::invalid("certConfig.certificate and privateKey must be PEM"));
-        }
-        if let Some(t) = &self.tls_config {
-            for v in [&t.min_version, &t.max_version] {
-                if !v.is_empty() && !TLS.contains(&v.as_str()) {
-                    return Err(CoreError::invalid(format!("tlsConfig version '{v}' is not one of {}", TLS.join(", "))));
-                }
-            }
-        }
-        for r in self.route_config.iter().flat_map(|c| &c.routes) {
-            if !r.path.starts_with('/') {
-                return Err(CoreError::invalid(format!("route path '{}' must start with '/'", r.path)));
-            }
-            ServiceName::parse(&r.service_name)?;
-            FunctionName::parse(&r.function_name)?;
-            if !r.qualifier.is_empty() {
-                Qualifier::parse(&r.qualifier)?;
-            }
-            if let Some(m) = r.methods.iter().find(|m| !METHODS.contains(&m.as_str())) {
-                return Err(CoreError::invalid(format!("route method '{m}' is not one of {}", METHODS.join(", "))));
-            }
-            for rule in r.rewrite_config.iter().flat_map(|w| w.equal_rules.iter().chain(&w.wildcard_rules).chain(&w.regex_rules)) {
-                if rule.pattern.is_empty() {
-                    return Err(CoreError::invalid("rewrite rules need a non-empty match"));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-pub fn domain_json(doc: &Document) -> Value {
-    let mut out = doc.body.as_object().cloned().unwrap_or_default();
-    // The private key is write-only.
-    if let Some(Value::Object(cert)) = out.get_mut("certConfig") {
-        cert.remove("privateKey");
-    }
-    out.insert("domainName".into(), doc.key.clone().into());
-    out.insert("accountId".into(), doc.account_id.clone().into());
-    out.insert("apiVersion".into(), "2016-08-15".into());
-    out.insert("createdTime".into(), doc.created_time.clone().into());
-    out.insert("lastModifiedTime".into(), doc.modified_time.clone().into());
-    Value::Object(out)
-}
 
 fn to_body<T: Serialize>(v: &T) -> CoreResult<Value> {
     serde_json::to_value(v).map_err(|e| CoreError::Internal(e.to_string()))
@@ -201,55 +27,6 @@ fn new_doc(account: &str, kind: &'static str, key: String, body: Value, now: Str
 }
 
 impl Fc {
-    async fn domain_doc(&self, account: &str, name: &str) -> CoreResult<Document> {
-        self.meta.get_doc(account, DOMAIN, name).await.map_err(meta_err(|| CoreError::DomainNameNotFound(name.to_owned())))
-    }
-
-    pub async fn create_custom_domain(&self, account: &str, body: &[u8]) -> CoreResult<Document> {
-        let mut req: DomainBody = parse_body(body, &DOMAIN_SHAPE)?;
-        let name = req.domain_name.take().ok_or_else(|| CoreError::invalid("domainName is required"))?.to_ascii_lowercase();
-        check_domain_name(&name)?;
-        req.protocol.get_or_insert_with(|| "HTTP".into());
-        req.route_config.get_or_insert_with(RouteConfig::default);
-        req.validate()?;
-        let doc = new_doc(account, DOMAIN, name.clone(), to_body(&req)?, self.timestamp());
-        self.meta.create_doc(&doc).await.map_err(|e| match e {
-            MetaError::AlreadyExists => CoreError::DomainNameAlreadyExists(name),
-            other => other.into(),
-        })?;
-        Ok(doc)
-    }
-
-    pub async fn get_custom_domain(&self, account: &str, name: &str) -> CoreResult<Document> {
-        self.domain_doc(account, name).await
-    }
-
-    pub async fn update_custom_domain(&self, account: &str, name: &str, body: &[u8]) -> CoreResult<Document> {
-        let patch: DomainBody = parse_body(body, &DOMAIN_SHAPE)?;
-        let mut doc = self.domain_doc(account, name).await?;
-        let mut current: DomainBody =
-            serde_json::from_value(doc.body.clone()).map_err(|e| CoreError::Internal(e.to_string()))?;
-        crate::service::replace(&mut current.protocol, patch.protocol);
-        crate::service::replace(&mut current.route_config, patch.route_config);
-        crate::service::replace(&mut current.cert_config, patch.cert_config);
-        crate::service::replace(&mut current.tls_config, patch.tls_config);
-        crate::service::replace(&mut current.waf_config, patch.waf_config);
-        current.validate()?;
-        let expected = std::mem::replace(&mut doc.etag, new_etag());
-        doc.body = to_body(&current)?;
-        doc.modified_time = self.timestamp();
-        self.meta.update_doc(&doc, &expected).await.map_err(meta_err(|| CoreError::DomainNameNotFound(name.to_owned())))?;
-        Ok(doc)
-    }
-
-    pub async fn delete_custom_domain(&self, account: &str, name: &str) -> CoreResult<()> {
-        self.meta.delete_doc(account, DOMAIN, name, None).await.map_err(meta_err(|| CoreError::DomainNameNotFound(name.to_owned())))
-    }
-
-    pub async fn list_custom_domains(&self, account: &str, page: &PageQuery) -> CoreResult<(Vec<Document>, Option<String>)> {
-        self.list_children(account, DOMAIN, "", page).await
-    }
-
     // ---- per-function configs ----
 
     /// The function must exist and the qualifier must name something that exists.
@@ -627,34 +404,3 @@ fn async_json(doc: &Document) -> Value {
     Value::Object(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn domain_names() {
-        for (name, ok) in [("example.com", true), ("a.b-c.example.com", true), ("*.example.com", true), ("localhost", false),
-            ("-a.com", false), ("a..com", false), ("a_b.com", false), ("a.*.com", false)] {
-            assert_eq!(check_domain_name(name).is_ok(), ok, "{name}");
-        }
-    }
-
-    fn check(body: &str, ok: bool) {
-        let parsed: CoreResult<DomainBody> = parse_body(body.as_bytes(), &DOMAIN_SHAPE);
-        let r = parsed.and_then(|d| d.validate());
-        assert_eq!(r.is_ok(), ok, "{body}: {r:?}");
-    }
-
-    #[test]
-    fn domain_bodies() {
-        check(r#"{"protocol":"HTTP","routeConfig":{"routes":[{"path":"/a/*","serviceName":"s","functionName":"f","methods":["GET"]}]}}"#, true);
-        check(r#"{"protocol":"FTP"}"#, false);
-        check(r#"{"protocol":"HTTPS"}"#, false);
-        check(r#"{"protocol":"HTTPS","certConfig":{"certName":"c","certificate":"-----BEGIN CERTIFICATE-----x","privateKey":"-----BEGIN PRIVATE KEY-----y"}}"#, true);
-        check(r#"{"routeConfig":{"routes":[{"path":"a","serviceName":"s","functionName":"f"}]}}"#, false);
-        check(r#"{"routeConfig":{"routes":[{"path":"/a","serviceName":"9s","functionName":"f"}]}}"#, false);
-        check(r#"{"routeConfig":{"routes":[{"path":"/a","serviceName":"s","functionName":"f","methods":["BREW"]}]}}"#, false);
-        check(r#"{"tlsConfig":{"minVersion":"SSLv3"}}"#, false);
-        check(r#"{"RouteConfig":{"Routes":[{"Path":"/","ServiceName":"s","FunctionName":"f","RewriteConfig":{"equalRules":[{"match":"","replacement":"/"}]}}]}}"#, false);
-    }
-}

@@ -7,6 +7,7 @@ pub mod asyncq;
 pub mod cache;
 pub mod code;
 pub mod configs;
+pub mod domains;
 pub mod error;
 pub mod function;
 pub mod invocation;

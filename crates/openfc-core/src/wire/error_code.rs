@@ -25,6 +25,8 @@ pub enum ErrorCode {
     DomainNameAlreadyExists,
     StatefulAsyncInvocationNotFound,
     StatefulAsyncInvocationAlreadyExists,
+    /// A request to a custom domain that no route of it matches.
+    DomainRouteNotFound,
     AsyncConfigNotExists,
     OnDemandConfigNotFound,
     LayerNotFound,
@@ -65,6 +67,7 @@ impl ErrorCode {
             DomainNameAlreadyExists => ("DomainNameAlreadyExists", 409),
             StatefulAsyncInvocationNotFound => ("StatefulAsyncInvocationNotFound", 404),
             StatefulAsyncInvocationAlreadyExists => ("StatefulAsyncInvocationAlreadyExists", 409),
+            DomainRouteNotFound => ("DomainRouteNotFound", 404),
             AsyncConfigNotExists => ("AsyncConfigNotExists", 404),
             OnDemandConfigNotFound => ("OnDemandConfigNotFound", 404),
             LayerNotFound => ("LayerNotFound", 404),
