@@ -2,9 +2,11 @@
 //! authentication from the head, body (bounded, checked against the signed hash header), handler, render —
 //! plus the code download route, `/health` and `/metrics`. The body of a request is read only once its
 //! signature has checked out. Handlers never build status codes for errors: they return `ApiError`,
-//! rendered in one place.
+//! rendered in one place. Before any of that, a request whose `Host` is a custom domain is taken aside and
+//! routed to a function (`domains`), whatever its path.
 
 mod auth;
+mod domains;
 pub mod download;
 pub mod endpoint;
 pub mod error;
@@ -20,6 +22,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::BytesMut;
@@ -54,7 +57,28 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(entry)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), custom_domain))
         .with_state(app)
+}
+
+/// Requests to a custom domain go to its routes; every other request on to the API, downloads, `/health` and
+/// `/metrics`. The host lookup is cached (`Fc::custom_domain_for_host`); when it fails, `/health` and
+/// `/metrics` still answer and other requests get an internal error.
+async fn custom_domain(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let (parts, body) = req.into_parts();
+    let found = match domains::lookup(&app, &parts).await {
+        Ok(Some(domain)) => Ok(domain),
+        Err(e) if !matches!(parts.uri.path(), "/health" | "/metrics") => Err(e),
+        Ok(None) | Err(_) => return next.run(Request::from_parts(parts, body)).await,
+    };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let path = parts.uri.path().to_owned();
+    let result = match found {
+        Ok(domain) => domains::handle(&app, &request_id, &domain, parts, body).await,
+        Err(e) => Err(e),
+    };
+    finish(&request_id, started, "CustomDomain", &path, result)
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
@@ -88,16 +112,27 @@ async fn entry(State(app): State<Arc<App>>, req: Request) -> Response {
         }
         None => api(&app, &request_id, parts, body).await,
     };
+    finish(&request_id, started, operation, &path, result)
+}
+
+/// Renders the outcome of a request with its request id, and records and logs it.
+fn finish(
+    request_id: &str,
+    started: Instant,
+    operation: &'static str,
+    path: &str,
+    result: Result<Response, ApiError>,
+) -> Response {
     let mut resp = match result {
         Ok(resp) => resp,
         Err(e) => {
             if let Some(detail) = &e.detail {
                 tracing::error!(request_id = %request_id, operation, detail = %detail, "internal error");
             }
-            e.render(&request_id)
+            e.render(request_id)
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
         resp.headers_mut().insert("x-fc-request-id", v);
     }
     let status = resp.status().as_u16();

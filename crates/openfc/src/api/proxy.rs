@@ -1,8 +1,9 @@
-//! HTTP triggers (spec §5.7): `{ANY} /{v}/proxy/{svc}[.{qualifier}]/{fn}[/{path}]`. The function's HTTP
-//! trigger decides whether a signature is needed (`authType`) and which methods pass; the request reaches the
-//! function as itself (method, path, query, headers, body) and its response comes back as it gave it, except
-//! for the caller's credentials (`Authorization` and the STS tokens), which never reach the function. The body
-//! is read only once the request is known to be allowed (signature checked, trigger found, method allowed).
+//! HTTP triggers (spec §5.7): `{ANY} /{v}/proxy/{svc}[.{qualifier}]/{fn}[/{path}]`, and the forwarding that
+//! custom domains (`domains`) share with them. The function's HTTP trigger decides whether a signature is
+//! needed (`authType`) and which methods pass; the request reaches the function as itself (method, path,
+//! query, headers, body) and its response comes back as it gave it, except for the caller's credentials
+//! (`Authorization` and the STS tokens), which never reach the function. The body is read only once the
+//! request is known to be allowed (signature checked, trigger found, method allowed).
 
 use axum::body::Body;
 use axum::http::request::Parts;
@@ -45,6 +46,23 @@ pub async fn handle(app: &App, request_id: &str, parts: Parts, body: Body) -> Re
     let service = ServiceName::parse(&svc)?;
     let function = FunctionName::parse(&decode(fn_seg))?;
     let qualifier = Qualifier::parse(&qualifier)?;
+    check_limits(&parts)?;
+    // Signed requests name their account; anonymous ones reach this server's own account.
+    let mut caller = authenticate_if_signed(app, &parts).await?;
+    let account = caller.as_ref().map_or_else(|| app.default_account.clone(), |c| c.account.clone());
+    // Custom runtimes see the full original URI (as on FC's account endpoint); built-in runtimes the path
+    // after the function.
+    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let target = Target { account, service, function, qualifier, uri: format!("{sub}{query}"), custom_uri: format!("{path}{query}") };
+    let outcome = forward(app, request_id, &parts, body, caller.as_mut(), target).await;
+    if let Some(caller) = &mut caller {
+        caller.settle(&outcome);
+    }
+    outcome
+}
+
+/// FC's bounds on what an HTTP-trigger request may carry (spec §5.7).
+pub(super) fn check_limits(parts: &Parts) -> Result<(), ApiError> {
     let uri_len = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
     let header_len: usize = parts.headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if uri_len > MAX_URI_BYTES || header_len > MAX_HEADER_BYTES {
@@ -53,36 +71,44 @@ pub async fn handle(app: &App, request_id: &str, parts: Parts, body: Body) -> Re
             format!("HTTP trigger requests allow {MAX_URI_BYTES} bytes of path and query and {MAX_HEADER_BYTES} bytes of headers"),
         ));
     }
-    // Signed requests name their account; anonymous ones reach this server's own account.
-    let signed = parts.headers.contains_key("authorization");
-    let mut caller = if signed { Some(super::auth::authenticate(&app.keyring, &parts).await?) } else { None };
-    let outcome = forward(app, request_id, &parts, body, caller.as_mut(), Names { service, function, qualifier, sub }).await;
-    if let Some(caller) = &mut caller {
-        caller.settle(&outcome);
+    Ok(())
+}
+
+/// A request with an `Authorization` header is signed and must check out; one without is anonymous.
+pub(super) async fn authenticate_if_signed(app: &App, parts: &Parts) -> Result<Option<super::auth::Caller>, ApiError> {
+    if parts.headers.contains_key("authorization") {
+        Ok(Some(super::auth::authenticate(&app.keyring, parts).await?))
+    } else {
+        Ok(None)
     }
-    outcome
 }
 
-/// What the proxy path names.
-struct Names<'a> {
-    service: ServiceName,
-    function: FunctionName,
-    qualifier: Qualifier,
-    sub: &'a str,
+/// The function a request reaches, and the URI it sees there.
+pub(super) struct Target {
+    /// Whose function it is.
+    pub account: String,
+    pub service: ServiceName,
+    pub function: FunctionName,
+    pub qualifier: Qualifier,
+    /// The path and query a built-in runtime sees.
+    pub uri: String,
+    /// The path and query a custom runtime sees.
+    pub custom_uri: String,
 }
 
-async fn forward(
+/// Runs a request on the function's HTTP trigger, as HTTP triggers and custom domains both do: the trigger's
+/// `authType` and `methods` apply, the body is read only then, the caller's credentials are dropped, and the
+/// function's response comes back as it gave it. `caller` is the request's signer, if it was signed.
+pub(super) async fn forward(
     app: &App,
     request_id: &str,
     parts: &Parts,
     body: Body,
     caller: Option<&mut super::auth::Caller>,
-    names: Names<'_>,
+    target: Target,
 ) -> Result<Response, ApiError> {
-    let Names { service, function, qualifier, sub } = names;
-    let path = parts.uri.path();
+    let Target { account, service, function, qualifier, uri, custom_uri } = target;
     let signed = caller.is_some();
-    let account = caller.as_ref().map_or_else(|| app.default_account.clone(), |c| c.account.clone());
     let prepared = app.fc.prepare(&account, &service, &function, &qualifier).await?;
     let trigger = app.fc.http_trigger(&account, &service, &function, &qualifier).await?;
     let cfg = trigger.body.get("triggerConfig").cloned().unwrap_or(Value::Null);
@@ -106,16 +132,14 @@ async fn forward(
         None => super::read_body(body, &parts.headers, MAX_BODY_BYTES, |_| ()).await?,
     };
 
-    let spec = &prepared.spec;
-    // Custom runtimes see the full original URI (as on FC's account endpoint); built-in runtimes the path
-    // after the function.
-    let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-    let uri = if spec.runtime.starts_with("custom") { format!("{path}{query}") } else { format!("{sub}{query}") };
+    let uri = if prepared.spec.runtime.starts_with("custom") { custom_uri } else { uri };
     let mut headers = parts.headers.clone();
     for name in CREDENTIAL_HEADERS {
         headers.remove(name);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("{path}{query}")) {
+    if let Some(original) = parts.uri.path_and_query()
+        && let Ok(v) = HeaderValue::from_str(original.as_str())
+    {
         headers.insert("x-fc-request-uri", v);
     }
     let req = InvokeRequest {
