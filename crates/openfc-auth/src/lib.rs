@@ -8,6 +8,8 @@
 //! [`verify_head`] with the [`RequestHead`] alone, then checks the body against the signed hash header with
 //! the returned [`BodyCheck`] as it reads it. [`ReplayCache`] refuses signatures seen before.
 
+#![forbid(unsafe_code)]
+
 mod acs1;
 mod acs3;
 mod body;

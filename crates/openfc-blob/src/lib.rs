@@ -3,6 +3,8 @@
 //! `read_external` reads the user's own objects (`code.ossBucketName/ossObjectName`): in local mode a
 //! bucket is the folder `<oss root>/<bucket>`, in S3 mode a bucket at the same endpoint.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;

@@ -3,6 +3,8 @@
 //! implement, and the `Invoker` port through which every entry point runs functions. It also holds the wire vocabulary that does no I/O: the error-code table and lenient JSON decoding.
 //! Nothing here knows about HTTP frameworks, SQL drivers or process APIs.
 
+#![forbid(unsafe_code)]
+
 pub mod asyncq;
 pub mod cache;
 pub mod code;

@@ -3,6 +3,8 @@
 //! semantic `MetaError`. Every write is a single conditional statement, so nothing assumes this process
 //! owns the database.
 
+#![forbid(unsafe_code)]
+
 mod rows;
 mod sql;
 

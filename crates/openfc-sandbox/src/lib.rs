@@ -14,6 +14,9 @@
 //! mirrors init's exit status. The invoker finds init as the launcher's only child
 //! (`/proc/PID/task/PID/children`) to enter its network namespace.
 
+// The only crate with `unsafe`: every block says why it is sound.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod filter;
 mod mounts;
 mod sys;

@@ -2,6 +2,8 @@
 //! `openfc serve` runs it; `openfc keys ...` manages AccessKeys. This crate wires configuration, backends
 //! and the HTTP API together; the logic it wires lives in the library crates and the `api` module.
 
+#![forbid(unsafe_code)]
+
 mod api;
 mod asynccli;
 mod config;
