@@ -17,6 +17,7 @@ pub mod invoke;
 pub mod layers;
 pub mod names;
 pub mod page;
+pub mod policy;
 pub mod ports;
 pub mod service;
 pub mod stateful;

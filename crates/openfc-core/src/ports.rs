@@ -61,6 +61,8 @@ pub struct AccessKeyRecord {
     pub sealed_secret: String,
     pub status: KeyStatus,
     pub created_time: String,
+    /// A RAM-style policy document (`policy::Policy`); `None`: the account's root key, allowed everything.
+    pub policy: Option<String>,
 }
 
 /// A stored resource: identity, its JSON configuration, and bookkeeping.

@@ -126,7 +126,7 @@ impl MetaStore for SqlMeta {
             sqlx::query(sql::INSERT_ACCOUNT).bind(&account.id).bind(&account.created_time)
                 .execute(&mut *tx).await.map_err(map_err)?;
             sqlx::query(sql::INSERT_KEY).bind(&root.id).bind(&root.account_id).bind(&root.sealed_secret)
-                .bind(root.status.as_str()).bind(&root.created_time).execute(&mut *tx).await.map_err(map_err)?;
+                .bind(root.status.as_str()).bind(&root.created_time).bind(&root.policy).execute(&mut *tx).await.map_err(map_err)?;
             tx.commit().await.map_err(map_err)
         })
     }
@@ -140,7 +140,7 @@ impl MetaStore for SqlMeta {
 
     async fn put_access_key(&self, key: &AccessKeyRecord) -> Result<(), MetaError> {
         on_pool!(self, p => sqlx::query(sql::INSERT_KEY).bind(&key.id).bind(&key.account_id).bind(&key.sealed_secret)
-            .bind(key.status.as_str()).bind(&key.created_time).execute(p).await.map(|_| ()).map_err(map_err))
+            .bind(key.status.as_str()).bind(&key.created_time).bind(&key.policy).execute(p).await.map(|_| ()).map_err(map_err))
     }
 
     async fn get_access_key(&self, id: &str) -> Result<AccessKeyRecord, MetaError> {

@@ -50,6 +50,7 @@ pub fn access_key_from_row(row: &impl Cols) -> Result<AccessKeyRecord, MetaError
         sealed_secret: row.text("sealed_secret")?,
         status: KeyStatus::parse(&status).ok_or_else(|| MetaError::Backend(format!("bad key status {status}")))?,
         created_time: row.text("created_time")?,
+        policy: row.opt_text("policy")?,
     })
 }
 

@@ -7,8 +7,8 @@ pub const INSERT_BOOTSTRAP: &str = "INSERT INTO bootstrap (id, account_id) VALUE
 pub const INSERT_ACCOUNT: &str = "INSERT INTO accounts (id, created_time) VALUES ($1, $2)";
 pub const FIRST_ACCOUNT: &str = "SELECT id, created_time FROM accounts ORDER BY created_time, id LIMIT 1";
 
-pub const INSERT_KEY: &str =
-    "INSERT INTO access_keys (id, account_id, sealed_secret, status, created_time) VALUES ($1, $2, $3, $4, $5)";
+pub const INSERT_KEY: &str = "INSERT INTO access_keys (id, account_id, sealed_secret, status, created_time, policy) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 pub const GET_KEY: &str = "SELECT * FROM access_keys WHERE id = $1";
 pub const LIST_KEYS: &str = "SELECT * FROM access_keys ORDER BY created_time, id";
 pub const SET_KEY_STATUS: &str = "UPDATE access_keys SET status = $1 WHERE id = $2";

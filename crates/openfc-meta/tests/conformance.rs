@@ -19,6 +19,7 @@ fn key(id: &str, account: &str) -> AccessKeyRecord {
         sealed_secret: format!("sealed-{id}"),
         status: KeyStatus::Active,
         created_time: "2026-01-01T00:00:00Z".into(),
+        policy: None,
     }
 }
 

@@ -16,6 +16,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use hmac::{Hmac, KeyInit as HmacKeyInit, Mac};
 use openfc_auth::SecretKey;
+use openfc_core::policy::Policy;
 use openfc_core::ports::{AccessKeyRecord, AccountRecord, KeyStatus, MetaError, MetaStore};
 use rand::RngCore;
 use sha2::Sha256;
@@ -104,6 +105,7 @@ pub fn new_access_key(master: &MasterKey, account: &str, now: &str) -> (AccessKe
         account_id: account.to_owned(),
         status: KeyStatus::Active,
         created_time: now.to_owned(),
+        policy: None,
     };
     (rec, secret)
 }
@@ -153,6 +155,8 @@ pub struct ActiveKey {
     pub account_id: String,
     pub secret: SecretKey,
     pub status: KeyStatus,
+    /// The key's policy; `None`: the account's root key.
+    pub policy: Option<Arc<Policy>>,
 }
 
 #[derive(Debug)]
@@ -188,7 +192,15 @@ impl Keyring {
             Err(e) => return Err(KeyLookup::Backend(e.to_string())),
         };
         let secret = self.master.open(&rec.id, &rec.sealed_secret).map_err(|e| KeyLookup::Backend(e.to_string()))?;
-        let key = ActiveKey { account_id: rec.account_id, secret, status: rec.status };
+        let policy = match rec.policy.as_deref().map(Policy::parse).transpose() {
+            Ok(p) => p.map(Arc::new),
+            Err(e) => {
+                // Stored by an older or buggy writer: refuse everything rather than allow everything.
+                tracing::error!(access_key_id = %rec.id, error = %e, "an AccessKey's stored policy is unreadable; it is refused everything");
+                Some(Arc::new(Policy::parse(r#"{"Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#).expect("static policy")))
+            }
+        };
+        let key = ActiveKey { account_id: rec.account_id, secret, status: rec.status, policy };
         let mut cache = self.cache.write().expect("keyring lock");
         if cache.len() > 10_000 {
             cache.clear();

@@ -259,8 +259,12 @@ pub async fn logs(store: StoreConfig, target: &str, follow: bool, lines: usize) 
 
 #[derive(Subcommand)]
 pub enum KeyAction {
-    /// Create an AccessKey for the account; prints it (the secret is shown only here).
-    Create,
+    /// Create an AccessKey for the account; prints it (the secret is shown only here). With `--policy FILE`
+    /// (a RAM-style policy document) the key may do only what the policy allows; without, it is a root key.
+    Create {
+        #[arg(long)]
+        policy: Option<std::path::PathBuf>,
+    },
     /// List AccessKeys (never their secrets).
     List,
     /// Disable an AccessKey: requests signed with it get AccessDenied.
@@ -276,15 +280,25 @@ pub async fn keys(store: StoreConfig, action: KeyAction) -> anyhow::Result<()> {
     let master = MasterKey::load_or_create(&store.master_key_file)?;
     let result = async {
         match action {
-            KeyAction::Create => {
+            KeyAction::Create { policy } => {
+                let policy = match policy {
+                    Some(path) => {
+                        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                        openfc_core::policy::Policy::parse(&text).with_context(|| format!("the policy in {}", path.display()))?;
+                        Some(text)
+                    }
+                    None => None,
+                };
                 let (account, _) = keys::ensure_account(meta.as_ref(), &master, &timestamp()).await?;
-                let (rec, secret) = keys::new_access_key(&master, &account, &timestamp());
+                let (mut rec, secret) = keys::new_access_key(&master, &account, &timestamp());
+                rec.policy = policy;
                 meta.put_access_key(&rec).await?;
                 println!("{}", json!({"accountId": account, "accessKeyId": rec.id, "accessKeySecret": secret}));
             }
             KeyAction::List => {
                 for k in meta.list_access_keys().await? {
-                    println!("{}", json!({"accessKeyId": k.id, "accountId": k.account_id, "status": k.status.as_str(), "createdTime": k.created_time}));
+                    println!("{}", json!({"accessKeyId": k.id, "accountId": k.account_id, "status": k.status.as_str(),
+                        "createdTime": k.created_time, "policy": k.policy.as_deref().and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())}));
                 }
             }
             KeyAction::Disable { access_key_id } => {

@@ -46,6 +46,8 @@ fn replays() -> MutexGuard<'static, ReplayCache> {
 pub struct Caller {
     /// The account owning the AccessKey.
     pub account: String,
+    /// The key's policy; `None`: the account's root key.
+    pub policy: Option<std::sync::Arc<openfc_core::policy::Policy>>,
     body: BodyCheck,
     /// Held when this request was the first with its signature (mutating requests only).
     claim: Option<ReplayClaim>,
@@ -125,7 +127,22 @@ pub async fn authenticate(keyring: &Keyring, parts: &Parts) -> Result<Caller, Ap
     } else {
         None
     };
-    Ok(Caller { account: key.account_id, body: verified.body, claim })
+    Ok(Caller { account: key.account_id, policy: key.policy, body: verified.body, claim })
+}
+
+/// The authorization step: may this caller perform `action` (an endpoint's RAM action, without `fc:`) on
+/// `resource` (its ARN)? Root keys may do anything in their account; a key with a policy what it allows.
+pub fn authorize(caller: &Caller, action: &str, resource: &str) -> Result<(), ApiError> {
+    use openfc_core::policy::Decision;
+    let Some(policy) = &caller.policy else { return Ok(()) };
+    let ram_action = format!("fc:{action}");
+    match policy.decide(&ram_action, resource) {
+        Decision::Allow => Ok(()),
+        Decision::Deny | Decision::NotAllowed => Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            format!("the caller is not authorized to perform '{ram_action}' on resource '{resource}'"),
+        )),
+    }
 }
 
 /// Requests that change something; reads may be repeated freely.

@@ -165,13 +165,16 @@ async fn api(
     let result = async {
         let mut caller = auth::authenticate(&app.keyring, &parts).await?;
         let outcome = async {
-            let body = caller.read_body(body, &parts.headers, app.max_body).await?;
             let (version, endpoint) = parsed.map_err(|e| match e {
                 ParseError::NotSupported => ApiError::path_not_supported(parts.method.as_str(), parts.uri.path()),
                 ParseError::Invalid(core) => core.into(),
             })?;
             let account = caller.account.clone();
-            tracing::debug!(account = %account, resource = %endpoint.resource(&app.region, &account), "authorized");
+            // Authorization as data: the endpoint's RAM action and resource ARN, before the body is read.
+            let resource = endpoint.resource(&app.region, &account);
+            auth::authorize(&caller, endpoint.action(), &resource)?;
+            tracing::debug!(account = %account, resource = %resource, "authorized");
+            let body = caller.read_body(body, &parts.headers, app.max_body).await?;
             let call = handlers::Call { version, request_id, endpoint, account, query, headers: &parts.headers, body };
             handlers::handle(app, call).await
         }

@@ -109,6 +109,11 @@ pub(super) async fn forward(
 ) -> Result<Response, ApiError> {
     let Target { account, service, function, qualifier, uri, custom_uri } = target;
     let signed = caller.is_some();
+    if let Some(c) = caller.as_deref() {
+        // A signed call is InvokeFunction by its key, under the key's policy.
+        let resource = format!("acs:fc:{}:{account}:services/{service}.{qualifier}/functions/{function}", app.region);
+        super::auth::authorize(c, "InvokeFunction", &resource)?;
+    }
     let prepared = app.fc.prepare(&account, &service, &function, &qualifier).await?;
     let trigger = app.fc.http_trigger(&account, &service, &function, &qualifier).await?;
     let cfg = trigger.body.get("triggerConfig").cloned().unwrap_or(Value::Null);

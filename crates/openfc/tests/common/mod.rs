@@ -61,6 +61,7 @@ pub async fn core(dir: &std::path::Path, gc_grace: Duration, invoker: Arc<dyn In
         sealed_secret: "x".into(),
         status: KeyStatus::Active,
         created_time: "t".into(),
+        policy: None,
     };
     meta.create_first_account(&account, &key).await.unwrap();
     let code: Arc<dyn CodeStore> = Arc::new(ObjectCodeStore::local(dir.join("code"), dir.join("oss")).unwrap());
