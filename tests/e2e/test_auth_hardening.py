@@ -364,6 +364,27 @@ def test_signed_http_trigger_call_does_not_forward_credentials(s, runtime):
     assert not leaked, f"the function saw the caller's credentials: {leaked}"
 
 
+def test_an_anonymous_trigger_passes_the_apps_own_authorization_and_the_host(s):
+    """Only FC's signature schemes make a request signed: an app's own Bearer or Basic header on an anonymous
+    trigger is its business and reaches it (it was refused as a bad signature), with the Host the client
+    used as X-Forwarded-Host (the instance's own Host is its loopback)."""
+    svc = new_service(s)
+    fn = unique("echo")
+    assert_ok(s.raw.post(f"/services/{svc}/functions", json={
+        "functionName": fn, "runtime": "custom", "handler": "index.handler", "code": {"zipFile": b64(ECHO_HEADERS_CUSTOM)}}))
+    assert_ok(s.raw.post(f"/services/{svc}/functions/{fn}/triggers", json={
+        "triggerName": "web", "triggerType": "http", "triggerConfig": {"authType": "anonymous", "methods": ["GET"]}}))
+    for auth in ("Bearer app-token-123", "Basic dXNlcjpwYXNz"):
+        r = requests.get(f"{s.endpoint}/2016-08-15/proxy/{svc}/{fn}/me", headers={"Authorization": auth}, timeout=60)
+        assert r.status_code == 200, r.text
+        seen = r.json()
+        assert seen.get("authorization") == auth, seen
+        assert seen.get("x-forwarded-host") == s.endpoint_hostport, seen
+    # A malformed FC signature is still a (failed) signature.
+    r = requests.get(f"{s.endpoint}/2016-08-15/proxy/{svc}/{fn}/me", headers={"Authorization": "FC nope"}, timeout=60)
+    assert r.status_code in (400, 401, 403), r.text
+
+
 # --- 6. Range bounds beyond u64 and past the end -------------------------------------------------------------
 
 @pytest.fixture(scope="module")

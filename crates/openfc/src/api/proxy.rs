@@ -76,11 +76,19 @@ pub(super) fn check_limits(parts: &Parts) -> Result<(), ApiError> {
 
 /// A request with an `Authorization` header is signed and must check out; one without is anonymous.
 pub(super) async fn authenticate_if_signed(app: &App, parts: &Parts) -> Result<Option<super::auth::Caller>, ApiError> {
-    if parts.headers.contains_key("authorization") {
+    if is_fc_signature(parts) {
         Ok(Some(super::auth::authenticate(&app.keyring, parts).await?))
     } else {
         Ok(None)
     }
+}
+
+/// Whether the request carries one of the three FC signature schemes. Any other `Authorization` (an app's
+/// own `Bearer` or `Basic`) belongs to the function: the request is anonymous and the header reaches it.
+fn is_fc_signature(parts: &Parts) -> bool {
+    let Some(value) = parts.headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
+    let scheme = value.split_whitespace().next().unwrap_or("");
+    matches!(scheme, "FC" | "ACS3-HMAC-SHA256" | "acs")
 }
 
 /// The function a request reaches, and the URI it sees there.
@@ -140,7 +148,17 @@ pub(super) async fn forward(
     let uri = if prepared.spec.runtime.starts_with("custom") { custom_uri } else { uri };
     let mut headers = parts.headers.clone();
     for name in CREDENTIAL_HEADERS {
-        headers.remove(name);
+        // An anonymous request's Authorization is the app's own (Bearer, Basic): it stays.
+        if signed || name != "authorization" {
+            headers.remove(name);
+        }
+    }
+    // The instance's own Host is its loopback; the one the client used (a custom domain, openfc's host)
+    // goes along as X-Forwarded-Host, for apps that build links and redirects from it.
+    if let Some(host) = parts.headers.get("host").cloned()
+        && !headers.contains_key("x-forwarded-host")
+    {
+        headers.insert("x-forwarded-host", host);
     }
     if let Some(original) = parts.uri.path_and_query()
         && let Ok(v) = HeaderValue::from_str(original.as_str())
