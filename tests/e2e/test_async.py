@@ -348,3 +348,25 @@ def test_the_async_cli_lists_gets_stops_and_redrives(srv):
     new_id = srv.cli("async", "redrive", f"{svc}/{fn}", "cli_long").stdout.strip()
     wait_until(lambda: status_of(srv, svc, fn, new_id)["status"] == "Running", 20, what="the re-driven one runs")
     srv.cli("async", "stop", f"{svc}/{fn}", new_id)
+
+
+def test_health_shows_the_queue_and_health_and_metrics_carry_request_ids(srv):
+    import requests
+    svc = new_service(srv, "hq")
+    fn = new_function(srv, svc, WORKER)
+    r = srv.raw.put(f"/services/{svc}.LATEST/functions/{fn}/on-demand-config", json={"maximumInstanceCount": 1})
+    assert r.status_code == 200, r.text
+    busy = occupy(srv, svc, fn, 3)
+    for i in range(3):
+        accepted(srv, svc, fn, f"q{i}".encode())
+    time.sleep(1.2)
+    h = requests.get(f"{srv.endpoint}/health", timeout=10)
+    assert h.headers.get("X-Fc-Request-Id"), h.headers
+    q = h.json()["async"]
+    assert q["enabled"] and q["pending"] >= 3 and q["oldestPendingAgeSeconds"] > 0, q
+    busy.join(10)
+    wait_until(lambda: requests.get(f"{srv.endpoint}/health", timeout=10).json()["async"]["pending"] == 0, 30,
+               what="the queue drained")
+    m = requests.get(f"{srv.endpoint}/metrics", timeout=10)
+    assert m.headers.get("X-Fc-Request-Id"), m.headers
+    assert 'openfc_async_events_total{event="enqueued"}' in m.text, m.text[:2000]

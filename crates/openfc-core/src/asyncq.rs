@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 use crate::error::{CoreError, CoreResult};
@@ -111,7 +111,7 @@ pub trait AsyncQueue: Send + Sync {
     async fn stop(&self, ev: &AsyncEvent, now_ms: i64) -> Result<bool, MetaError>;
     /// Extends `owner`'s lease of a running event; false when the lease is no longer `owner`'s.
     async fn renew(&self, ev: &AsyncEvent, owner: &str, lease_until_ms: i64) -> Result<bool, MetaError>;
-    /// Events due now, and the creation time of the oldest of them.
+    /// Events not finished yet (waiting, retrying or running), and the creation time of the oldest.
     async fn depth(&self, now_ms: i64) -> Result<(u64, Option<i64>), MetaError>;
     /// Deletes finished events that ended before `before_ms`; returns how many.
     async fn purge_finished(&self, before_ms: i64) -> Result<u64, MetaError>;
@@ -302,6 +302,19 @@ impl Fc {
         Ok(())
     }
 
+    /// The queue as `/health` shows it: unfinished events (waiting, retrying, running) and the age of the
+    /// oldest, in seconds.
+    pub async fn async_health(&self) -> Value {
+        let Ok(events) = self.events() else { return json!({"enabled": false}) };
+        let now = now_ms(self.clock.as_ref());
+        match events.queue.depth(now).await {
+            Ok((pending, oldest)) => json!({"enabled": true, "pending": pending,
+                "oldestPendingAgeSeconds": oldest.map_or(0.0, |o| (now - o).max(0) as f64 / 1000.0),
+                "workers": events.settings.workers}),
+            Err(e) => json!({"enabled": true, "error": e.to_string()}),
+        }
+    }
+
     /// The async config of a function qualifier (its own, else LATEST's, else FC's defaults), cached.
     pub async fn async_policy(&self, account: &str, service: &str, function: &str, qualifier: &str) -> AsyncPolicy {
         let key = (account.to_owned(), format!("{service}/{function}/{qualifier}"));
@@ -332,7 +345,6 @@ mod worker;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn destinations_name_functions_of_this_account() {

@@ -36,7 +36,7 @@ const STOP: &str = "UPDATE async_events SET status = 'Stopped', ended_ms = $1, l
      WHERE account_id = $2 AND service_name = $3 AND function_name = $4 AND id = $5 \
      AND status IN ('Enqueued', 'Running', 'Retrying')";
 const DEPTH: &str = "SELECT COUNT(*) AS n, MIN(created_ms) AS oldest FROM async_events \
-     WHERE status IN ('Enqueued', 'Retrying') AND due_ms <= $1";
+     WHERE status IN ('Enqueued', 'Retrying', 'Running') AND created_ms <= $1";
 const PURGE: &str = "DELETE FROM async_events WHERE ended_ms < $1 \
      AND status IN ('Succeeded', 'Failed', 'Stopped', 'Expired')";
 const TIMER_GET: &str = "SELECT next_ms, stamp FROM timers WHERE key = $1";

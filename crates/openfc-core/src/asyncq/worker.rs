@@ -53,7 +53,7 @@ impl Fc {
                 let now = now_ms(self.clock.as_ref());
                 if let Ok((n, oldest)) = events.queue.depth(now).await {
                     metrics::gauge!("openfc_async_queue_depth").set(n as f64);
-                    metrics::gauge!("openfc_async_oldest_due_age_seconds").set(oldest.map_or(0.0, |o| (now - o).max(0) as f64 / 1000.0));
+                    metrics::gauge!("openfc_async_oldest_pending_age_seconds").set(oldest.map_or(0.0, |o| (now - o).max(0) as f64 / 1000.0));
                 }
             }
             if last_purge.elapsed() > Duration::from_secs(60) {

@@ -87,12 +87,21 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     health["isolation"] = app.invoker.isolation();
     health["instances"] = serde_json::json!({"alive": alive, "busy": busy, "idle": alive - busy});
     health["warm_sandboxes"] = serde_json::json!(app.invoker.warm_sandboxes());
-    handlers::json(health)
+    health["async"] = app.fc.async_health().await;
+    with_request_id(handlers::json(health))
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let mut resp = app.metrics.render().into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    with_request_id(resp)
+}
+
+/// `/health` and `/metrics` carry a request id like every other response.
+fn with_request_id(mut resp: Response) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        resp.headers_mut().insert("x-fc-request-id", v);
+    }
     resp
 }
 
