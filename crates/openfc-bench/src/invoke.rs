@@ -90,7 +90,7 @@ struct Zips {
 }
 
 /// A zip whose `bootstrap` (mode 0755) is a copy of this binary.
-fn bootstrap_zip() -> anyhow::Result<Vec<u8>> {
+pub(crate) fn bootstrap_zip() -> anyhow::Result<Vec<u8>> {
     let exe = std::fs::read(std::env::current_exe()?).context("reading this binary")?;
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(0o755);
@@ -249,7 +249,7 @@ async fn tail_sample(signer: &Signer, function: &str, runs: usize) -> anyhow::Re
 }
 
 /// Warnings and errors in openfc's log, and instance processes that outlive openfc's SIGTERM.
-fn log_rows(label: &str, openfc: Openfc) -> Vec<Row> {
+pub(crate) fn log_rows(label: &str, openfc: Openfc) -> Vec<Row> {
     let problems = openfc.log_problems();
     for p in problems.iter().take(10) {
         eprintln!("{label} log: {p}");

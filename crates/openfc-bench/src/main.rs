@@ -1,4 +1,5 @@
-//! `openfc-bench`: the figures behind `scripts/bench.sh`, in two parts (`api`, `invoke`; both by default).
+//! `openfc-bench`: the figures behind `scripts/bench.sh`, in three parts (`api`, `invoke`, `async`; all by
+//! default).
 //!
 //! `api`: starts `openfc serve` (temp data dir, free port) and, as a baseline measured in the same run,
 //! this binary's own `bare-server` mode: an axum handler answering a GetFunctionCode-sized JSON body,
@@ -12,9 +13,16 @@
 //! compared with the same runtime server called directly; cold starts of Python and custom-runtime
 //! functions; 1,000 concurrent invocations (see `invoke`).
 //!
+//! `async`: durable asynchronous InvokeFunction against the same runtime, recording what it ran: accepts
+//! per second next to synchronous invocations of the same function, completions per second of a burst,
+//! 202 → start latency idle and under load, and timer-trigger fire jitter (see `asyncbench`). On SQLite,
+//! and on PostgreSQL too with `--database-url URL` (an empty database).
+//!
 //! It prints tables of figures against their targets. It is a measurement, not a test: it fails only
 //! when it cannot measure.
 
+
+mod asyncbench;
 mod client;
 mod invoke;
 mod load;
@@ -36,7 +44,7 @@ use load::Call;
 use package::FUNCTIONS;
 use procs::Servers;
 
-const USAGE: &str = "usage: openfc-bench [api|invoke] [--openfc PATH] [--seconds N]";
+const USAGE: &str = "usage: openfc-bench [api|invoke|async]... [--openfc PATH] [--seconds N] [--database-url URL]";
 const FUNCTION_PATH: &str = "/2016-08-15/services/bench/functions/f";
 const CODE_PATH: &str = "/2016-08-15/services/bench/functions/f/code";
 /// Shaped and sized like openfc's GetFunctionCode answer (273 bytes).
@@ -70,16 +78,15 @@ fn main() -> anyhow::Result<()> {
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--openfc" | "--seconds" => i += 1,
-            "api" | "invoke" => parts.push(args[i].clone()),
+            "--openfc" | "--seconds" | "--database-url" => i += 1,
+            "api" | "invoke" | "async" => parts.push(args[i].clone()),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
         i += 1;
     }
-    let (run_api, run_invoke) = match (parts.iter().any(|p| p == "api"), parts.iter().any(|p| p == "invoke")) {
-        (false, false) => (true, true),
-        chosen => chosen,
-    };
+    let chosen = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    let (run_api, run_invoke, run_async) = (chosen("api"), chosen("invoke"), chosen("async"));
+    let database_url = flag("--database-url").cloned();
     let openfc = PathBuf::from(flag("--openfc").map_or("target/release/openfc", String::as_str));
     let seconds: u64 = flag("--seconds").map_or(Ok(5), |s| s.parse()).context(USAGE)?;
     let started = Instant::now();
@@ -88,9 +95,14 @@ fn main() -> anyhow::Result<()> {
         let run = async {
             let api_rows = if run_api { Some(bench_api(openfc.clone(), Duration::from_secs(seconds)).await?) } else { None };
             let invoke_rows = if run_invoke { Some(invoke::run(&openfc, Duration::from_secs(seconds)).await?) } else { None };
-            anyhow::Ok((api_rows, invoke_rows))
+            let async_rows = if run_async {
+                Some(asyncbench::run(&openfc, Duration::from_secs(seconds), database_url.as_deref()).await?)
+            } else {
+                None
+            };
+            anyhow::Ok((api_rows, invoke_rows, async_rows))
         };
-        let (api_rows, invoke_rows) = tokio::select! {
+        let (api_rows, invoke_rows, async_rows) = tokio::select! {
             rows = run => rows?,
             _ = tokio::signal::ctrl_c() => bail!("interrupted"),
         };
@@ -104,6 +116,12 @@ fn main() -> anyhow::Result<()> {
             print_table(&rows);
             println!("\ncpu S+C µs = server (openfc and its instances) + load-generator CPU time per request; c = concurrent");
             println!("keep-alive connections; \"direct\" = the same runtime server called without openfc, in the same run.");
+        }
+        if let Some(rows) = async_rows {
+            println!("\nasync invocations and timers (scripts/bench.sh async)");
+            print_table(&rows);
+            println!("\n202 → start = when the function's runtime got the event minus when the client had its 202 (one clock);");
+            println!("events are counted and timed by the runtime itself, matched to their 202 by request id.");
         }
         println!("\nbenchmark took {:.1} s", started.elapsed().as_secs_f64());
         Ok(())
