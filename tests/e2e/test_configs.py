@@ -589,3 +589,23 @@ def test_async_config_validation(server, env, client, body, status):
     else:
         err(r, 400, "InvalidArgument")
         err(raw_for(server, client).get(async_path(env["svc"], fn, "LATEST", "path")), 404, "AsyncConfigNotExists")
+
+
+# ============================================================================================================
+# Configs do not outlive their function
+# ============================================================================================================
+def test_a_deleted_and_recreated_function_inherits_no_configs(server):
+    """Delete-and-recreate deploys: the on-demand cap, async config and provision config of a deleted function
+    were kept and silently applied to a new function of the same name."""
+    svc = new_service(server)
+    fn, _ = new_function(server, svc)
+    create_alias(server, svc, "prod", publish(server, svc)["versionId"])
+    ok(server.raw.put(f"/services/{svc}.LATEST/functions/{fn}/on-demand-config", json={"maximumInstanceCount": 1}))
+    ok(server.raw.put(f"/services/{svc}.LATEST/functions/{fn}/async-invoke-config", json={"maxAsyncRetryAttempts": 0}))
+    ok(server.raw.put(f"/services/{svc}.prod/functions/{fn}/provision-config", json={"target": 0}))
+    assert server.raw.delete(f"/services/{svc}/functions/{fn}").status_code == 204
+    new_function(server, svc, name=fn)
+    err(server.raw.get(f"/services/{svc}.LATEST/functions/{fn}/on-demand-config"), 404, "OnDemandConfigNotFound")
+    err(server.raw.get(f"/services/{svc}.LATEST/functions/{fn}/async-invoke-config"), 404, "AsyncConfigNotExists")
+    listed = ok(server.raw.get("/provision-configs", params={"serviceName": svc}))
+    assert [c for c in listed.get("provisionConfigs") or [] if c["resource"].endswith(f"#{fn}")] == [], listed

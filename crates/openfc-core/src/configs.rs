@@ -268,6 +268,46 @@ impl Fc {
     }
 }
 
+impl Fc {
+    /// Removes async-invoke, on-demand and provision configs whose function no longer exists (left by
+    /// versions of openfc that kept them after DeleteFunction); run once at start. Returns how many went.
+    pub async fn remove_orphan_configs(&self, account: &str) -> CoreResult<usize> {
+        let mut removed = 0;
+        for kind in [ASYNC, ON_DEMAND, PROVISION] {
+            let mut start = String::new();
+            loop {
+                let docs = self.meta.list_docs(account, kind, "", &start, 500).await?;
+                for d in &docs {
+                    let owner = match kind {
+                        ASYNC => d.key.split_once('/').and_then(|(s, rest)| rest.split_once('/').map(|(f, _)| (s, f))),
+                        ON_DEMAND => d.key.strip_prefix("services/").and_then(|r| r.split_once("/functions/"))
+                            .map(|(s, f)| (s.split_once('.').map_or(s, |(s, _)| s), f)),
+                        _ => {
+                            let mut parts = d.key.splitn(3, '#');
+                            match (parts.next(), parts.next(), parts.next()) {
+                                (Some(s), Some(_), Some(f)) => Some((s, f)),
+                                _ => None,
+                            }
+                        }
+                    };
+                    let Some((svc, func)) = owner else { continue };
+                    if let Err(MetaError::NotFound) = self.meta.get_function(account, svc, func).await {
+                        match self.meta.delete_doc(account, kind, &d.key, None).await {
+                            Ok(()) | Err(MetaError::NotFound) => removed += 1,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                if docs.len() < 500 {
+                    break;
+                }
+                start = format!("{}\u{0}", docs.last().map(|d| d.key.clone()).unwrap_or_default());
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// A provision config to keep warm: (service, qualifier, function, target).
 pub struct ProvisionTarget {
     pub service: ServiceName,

@@ -399,6 +399,11 @@ impl Fc {
         self.check_no_triggers(account, service, name).await?;
         let result = self.meta.delete_function(account, service.as_str(), name.as_str(), Some(&rec.etag)).await;
         self.hot.functions.invalidate(&function_key(account, service, name));
+        // Its configs went with it (same transaction): forget this node's cached copies too.
+        let (od_end, async_start) = (format!("/functions/{name}"), format!("{service}/{name}/"));
+        let od_start = format!("services/{service}.");
+        self.hot.on_demand.invalidate_where(|(a, k)| a == account && k.starts_with(&od_start) && k.ends_with(&od_end));
+        self.hot.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&async_start));
         match result {
             Ok(()) => Ok(()),
             Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),

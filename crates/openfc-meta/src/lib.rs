@@ -253,11 +253,33 @@ impl MetaStore for SqlMeta {
         name: &str,
         if_match: Option<&str>,
     ) -> Result<(), MetaError> {
-        let done = on_pool!(self, p => match if_match {
-            Some(etag) => sqlx::query(sql::DELETE_FUNCTION_IF).bind(account).bind(service).bind(name).bind(etag)
-                .execute(p).await,
-            None => sqlx::query(sql::DELETE_FUNCTION).bind(account).bind(service).bind(name).execute(p).await,
-        }.map_err(map_err)?.rows_affected());
+        // The function's configs go with it, in the same transaction: a re-created function of the same
+        // name must not inherit an old instance cap or async config.
+        let (async_prefix, od_prefix, od_suffix, pv_prefix, pv_suffix) = (
+            format!("{service}/{name}/"),
+            format!("services/{service}."),
+            format!("/functions/{name}"),
+            format!("{service}#"),
+            format!("#{name}"),
+        );
+        let len = |s: &str| s.chars().count() as i32;
+        let done = on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            let done = match if_match {
+                Some(etag) => sqlx::query(sql::DELETE_FUNCTION_IF).bind(account).bind(service).bind(name).bind(etag)
+                    .execute(&mut *tx).await,
+                None => sqlx::query(sql::DELETE_FUNCTION).bind(account).bind(service).bind(name).execute(&mut *tx).await,
+            }.map_err(map_err)?.rows_affected();
+            if done == 1 {
+                sqlx::query(sql::DELETE_FUNCTION_CONFIGS).bind(account)
+                    .bind(len(&async_prefix)).bind(&async_prefix)
+                    .bind(len(&od_prefix)).bind(&od_prefix).bind(len(&od_suffix)).bind(&od_suffix)
+                    .bind(len(&pv_prefix)).bind(&pv_prefix).bind(len(&pv_suffix)).bind(&pv_suffix)
+                    .execute(&mut *tx).await.map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)?;
+            done
+        });
         if done == 1 {
             return Ok(());
         }

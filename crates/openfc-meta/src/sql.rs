@@ -35,6 +35,12 @@ pub const UPDATE_FUNCTION: &str = "UPDATE functions SET config = $1, code_key = 
 pub const DELETE_FUNCTION: &str = "DELETE FROM functions WHERE account_id = $1 AND service_name = $2 AND name = $3";
 pub const DELETE_FUNCTION_IF: &str =
     "DELETE FROM functions WHERE account_id = $1 AND service_name = $2 AND name = $3 AND etag = $4";
+/// The per-function configs (async-invoke, on-demand, provision) of a deleted function: their keys are
+/// `{svc}/{fn}/{q}`, `services/{svc}.{q}/functions/{fn}` and `{svc}#{q}#{fn}`.
+pub const DELETE_FUNCTION_CONFIGS: &str = "DELETE FROM documents WHERE account_id = $1 AND ( \
+     (kind = 'asyncConfig' AND substr(key, 1, $2) = $3) \
+     OR (kind = 'onDemand' AND substr(key, 1, $4) = $5 AND substr(key, length(key) - $6 + 1) = $7) \
+     OR (kind = 'provision' AND substr(key, 1, $8) = $9 AND substr(key, length(key) - $10 + 1) = $11))";
 pub const LIST_FUNCTIONS: &str = "SELECT * FROM functions WHERE account_id = $1 AND service_name = $2 \
      AND name >= $3 AND substr(name, 1, $4) = $5 ORDER BY name LIMIT $6";
 

@@ -260,6 +260,32 @@ async fn conformance_resources(meta: &dyn MetaStore) {
     meta.delete_layer_version("1", "lay", 2).await.unwrap();
     assert_eq!(meta.get_layer_version("1", "lay", 2).await, Err(MetaError::NotFound));
     assert_eq!(meta.create_layer_version("1", "lay", &json!({}), &code("l/4"), "t").await.unwrap().version, 3);
+
+    // A function's configs go with it; another function's (even one whose name extends it) stay.
+    meta.create_function(&function("vs", "f1_b", None)).await.unwrap();
+    let cfg = |kind: &'static str, k: &str| openfc_core::ports::Document {
+        account_id: "1".into(),
+        kind,
+        key: k.into(),
+        body: json!({}),
+        etag: "e".into(),
+        created_time: "t".into(),
+        modified_time: "t".into(),
+    };
+    for fname in ["f1", "f1_b"] {
+        meta.put_doc(&cfg("asyncConfig", &format!("vs/{fname}/LATEST"))).await.unwrap();
+        meta.put_doc(&cfg("asyncConfig", &format!("vs/{fname}/prod"))).await.unwrap();
+        meta.put_doc(&cfg("onDemand", &format!("services/vs.LATEST/functions/{fname}"))).await.unwrap();
+        meta.put_doc(&cfg("provision", &format!("vs#prod#{fname}"))).await.unwrap();
+    }
+    meta.delete_function("1", "vs", "f1", None).await.unwrap();
+    for (kind, k) in [("asyncConfig", "vs/f1/LATEST"), ("asyncConfig", "vs/f1/prod"), ("onDemand", "services/vs.LATEST/functions/f1"),
+        ("provision", "vs#prod#f1")] {
+        assert_eq!(meta.get_doc("1", kind, k).await, Err(MetaError::NotFound), "{kind} {k} outlived its function");
+    }
+    for (kind, k) in [("asyncConfig", "vs/f1_b/LATEST"), ("onDemand", "services/vs.LATEST/functions/f1_b"), ("provision", "vs#prod#f1_b")] {
+        assert!(meta.get_doc("1", kind, k).await.is_ok(), "{kind} {k} of another function was removed");
+    }
 }
 
 #[tokio::test]

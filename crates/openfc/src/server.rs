@@ -115,7 +115,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let invoker = Invoker::new(
         InvokerConfig {
             data_dir: cfg.store.data_dir.clone(),
-            interpreters: Interpreters { python: cfg.python.clone(), node: cfg.node.clone() },
+            interpreters: Interpreters { python: cfg.python.clone(), node: cfg.node.clone(), php: cfg.php.clone() },
             max_instances: cfg.max_instances,
             queue_timeout: Duration::from_millis(cfg.queue_timeout_ms),
             idle_timeout: Duration::from_secs(cfg.instance_idle_timeout),
@@ -171,10 +171,21 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             "version": env!("CARGO_PKG_VERSION"),
             "database": meta.dialect(),
             "codeStore": match &cfg.code_store { CodeStoreKind::Local => "local".to_owned(), CodeStoreKind::S3 { bucket } => format!("s3://{bucket}") },
+            "interpreters": invoker.interpreters(),
         }),
     });
 
     let gc = tokio::spawn(collect_garbage(app.clone(), Duration::from_secs(cfg.gc_interval.max(1))));
+    {
+        let (fc, account) = (app.fc.clone(), account.clone());
+        tokio::spawn(async move {
+            match fc.remove_orphan_configs(&account).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed configs of functions that no longer exist"),
+                Err(e) => tracing::warn!(error = %e, "could not look for configs of deleted functions"),
+            }
+        });
+    }
     let provision = tokio::spawn(app.fc.clone().keep_provisioned(account.clone()));
     // This node's name in async leases: unique per process, so a restarted node never settles what its
     // previous life claimed (those events run again when their leases end).
