@@ -110,26 +110,29 @@ impl Fc {
     /// Runs this node's timer scheduler for `account` until the process ends.
     pub async fn run_timers(self: Arc<Self>, account: String) {
         let Some(events) = self.events.clone() else { return };
-        let mut tick = tokio::time::interval(Duration::from_millis(200));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            let triggers = match self.timer_triggers(&account).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(error = %e, "reading timer triggers failed");
-                    continue;
+            // Sleep until the earliest next tick this pass saw (at most a second, so new and changed
+            // triggers are picked up; at least 10 ms, so a failing store is not hammered).
+            let mut earliest = i64::MAX;
+            match self.timer_triggers(&account).await {
+                Ok(triggers) => {
+                    for t in triggers {
+                        match self.tick_timer(&events, &account, &t).await {
+                            Ok(Some(next)) => earliest = earliest.min(next),
+                            Ok(None) => {}
+                            Err(e) => tracing::warn!(trigger = %t.key, error = %e, "a timer trigger could not fire"),
+                        }
+                    }
                 }
-            };
-            for t in triggers {
-                if let Err(e) = self.tick_timer(&events, &account, &t).await {
-                    tracing::warn!(trigger = %t.key, error = %e, "a timer trigger could not fire");
-                }
+                Err(e) => tracing::warn!(error = %e, "reading timer triggers failed"),
             }
+            let wait = (earliest.saturating_sub(now_ms(self.clock.as_ref()))).clamp(10, 1000);
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
     }
 
-    async fn tick_timer(&self, events: &crate::asyncq::Events, account: &str, t: &TimerTrigger) -> Result<(), String> {
+    /// One look at one timer: fires it if due. Returns when it fires next.
+    async fn tick_timer(&self, events: &crate::asyncq::Events, account: &str, t: &TimerTrigger) -> Result<Option<i64>, String> {
         let schedule = match parse_schedule(&t.cron, events.settings.min_timer_interval) {
             Ok(s) => s,
             Err(e) => {
@@ -146,9 +149,14 @@ impl Fc {
         let (expected, next, fire) = match stored {
             Some((next, s)) if s == stamp => {
                 if next > now {
-                    return Ok(());
+                    return Ok(Some(next));
                 }
-                let following = schedule.next_after(now).ok_or("the schedule has no next time")?;
+                // From the tick itself, so an interval does not drift by the scheduler's lateness; after a
+                // gap (the following tick is already past), from now: no burst of missed ticks.
+                let following = match schedule.next_after(next) {
+                    Some(f) if f > now => f,
+                    _ => schedule.next_after(now).ok_or("the schedule has no next time")?,
+                };
                 if !t.enabled {
                     (Some((next, s)), following, None)
                 } else {
@@ -175,7 +183,7 @@ impl Fc {
             metrics::counter!("openfc_async_events_total", "event" => "enqueued").increment(1);
             events.wake.notify_one();
         }
-        Ok(())
+        Ok(Some(next))
     }
 
     fn timer_event(&self, account: &str, t: &TimerTrigger, scheduled_ms: i64, now: i64) -> AsyncEvent {

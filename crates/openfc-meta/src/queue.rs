@@ -16,9 +16,17 @@ use crate::{SqlMeta, map_err};
 
 const INSERT: &str = "INSERT INTO async_events (account_id, service_name, function_name, id, qualifier, payload, \
      status, attempts, created_ms, due_ms, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-const CANDIDATES: &str = "SELECT account_id, service_name, function_name, id FROM async_events \
-     WHERE (status IN ('Enqueued', 'Retrying') AND due_ms <= $1) OR (status = 'Running' AND lease_until_ms < $1) \
-     ORDER BY due_ms LIMIT $2";
+/// Candidates, one status at a time: each query walks its index (status, due_ms) or (status, lease_until_ms)
+/// in order and stops at the limit (one query with an OR sorted the whole due backlog on every claim). Oldest
+/// obligations first: events of dead nodes, then retries, then new events.
+const CANDIDATES: [&str; 3] = [
+    "SELECT account_id, service_name, function_name, id FROM async_events \
+     WHERE status = 'Running' AND lease_until_ms < $1 ORDER BY lease_until_ms LIMIT $2",
+    "SELECT account_id, service_name, function_name, id FROM async_events \
+     WHERE status = 'Retrying' AND due_ms <= $1 ORDER BY due_ms LIMIT $2",
+    "SELECT account_id, service_name, function_name, id FROM async_events \
+     WHERE status = 'Enqueued' AND due_ms <= $1 ORDER BY due_ms LIMIT $2",
+];
 const CLAIM: &str = "UPDATE async_events SET status = 'Running', attempts = attempts + 1, lease_owner = $1, \
      lease_until_ms = $2, started_ms = $3 \
      WHERE account_id = $4 AND service_name = $5 AND function_name = $6 AND id = $7 \
@@ -90,7 +98,14 @@ impl AsyncQueue for SqlMeta {
 
     async fn claim(&self, now_ms: i64, owner: &str, lease_until_ms: i64, limit: u32) -> Result<Vec<AsyncEvent>, MetaError> {
         on_pool!(self, p => {
-            let candidates = sqlx::query(CANDIDATES).bind(now_ms).bind(i64::from(limit)).fetch_all(p).await.map_err(map_err)?;
+            let mut candidates = Vec::new();
+            for q in CANDIDATES {
+                let want = i64::from(limit) - candidates.len() as i64;
+                if want <= 0 {
+                    break;
+                }
+                candidates.extend(sqlx::query(q).bind(now_ms).bind(want).fetch_all(p).await.map_err(map_err)?);
+            }
             let mut out = Vec::with_capacity(candidates.len());
             for c in &candidates {
                 let row = sqlx::query(CLAIM).bind(owner).bind(lease_until_ms).bind(now_ms)

@@ -42,10 +42,12 @@ impl Fc {
                 events.running.lock().expect("running events").insert(key.clone(), cancel.clone());
                 tokio::spawn(async move {
                     fc.run_event(ev, &node, &cancel).await;
+                    drop(permit);
                     if let Some(events) = fc.events.as_deref() {
                         events.running.lock().expect("running events").remove(&key);
+                        // A slot is free: the claim loop may be waiting for one with a backlog due.
+                        events.wake.notify_one();
                     }
-                    drop(permit);
                 });
             }
             if last_depth.elapsed() > Duration::from_secs(5) {
