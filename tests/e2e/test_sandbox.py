@@ -744,3 +744,69 @@ def test_a_data_dir_made_beforehand_becomes_owner_only(srv):
     """The test harness creates each data directory (0755 under the usual umask) before openfc starts:
     openfc restricts it anyway, as it holds the master key, credentials and every function's code."""
     assert os.stat(srv.data_dir).st_mode & 0o777 == 0o700, oct(os.stat(srv.data_dir).st_mode)
+
+
+# --- abuse stays contained (hardening issue, item 3) ----------------------------------------------------------
+def test_a_background_process_dies_with_its_instance(server_factory):
+    """A function that leaves a detached process behind (its own session, like a daemon) does not keep it
+    alive past its instance: when the instance stops (here: idle for 2 s), everything in its groups goes."""
+    s = server_factory.start("sqlite", args=["--instance-idle-timeout", "2"])
+    try:
+        svc = new_service(s, "bg")
+        fn = new_function(s, svc, py_zip('''
+            import subprocess
+
+            def handler(event, context):
+                p = subprocess.Popen(["/bin/sleep", "300"], start_new_session=True, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                return str(p.pid)
+        '''))
+        inv = invoke_ok(s, svc, fn)
+        before = instance_processes(inv.instance_id)
+        assert before >= 3, f"launcher, init, runtime and the sleep should be in the instance's groups: {before}"
+        wait_until(lambda: instance_processes(inv.instance_id) == 0, 30, interval=0.25,
+                   what="the instance and its background process are gone")
+    finally:
+        s.close()
+
+
+def test_cpu_spinning_functions_do_not_starve_openfc(srv, svc):
+    """Four processes spinning on two cores inside one function: openfc's /health and a signed GetFunction
+    still answer within 100 ms at the 99th percentile meanwhile."""
+    import requests
+    spinner = new_function(srv, svc, py_zip('''
+        import os, time
+
+        def handler(event, context):
+            pids = []
+            for _ in range(4):
+                pid = os.fork()
+                if pid == 0:
+                    end = time.time() + 8
+                    while time.time() < end:
+                        pass
+                    os._exit(0)
+                pids.append(pid)
+            for pid in pids:
+                os.waitpid(pid, 0)
+            return "spun"
+    '''), timeout=30)
+    done = []
+    t = threading.Thread(target=lambda: done.append(invoke_ok(srv, svc, spinner, timeout=60).body), daemon=True)
+    t.start()
+    time.sleep(1.5)
+    latencies = []
+    for i in range(100):
+        t0 = time.monotonic()
+        if i % 2:
+            r = requests.get(f"{srv.endpoint}/health", timeout=10)
+        else:
+            r = srv.raw.get(f"/services/{svc}/functions/{spinner}")
+        latencies.append(time.monotonic() - t0)
+        assert r.status_code == 200, r.text
+        time.sleep(0.02)
+    t.join(30)
+    assert done == [b"spun"], "the spinning function should have finished"
+    latencies.sort()
+    p99 = latencies[98]
+    assert p99 < 0.1, f"p99 {p99 * 1000:.1f} ms while a function spun four processes (p50 {latencies[50] * 1000:.1f} ms)"
