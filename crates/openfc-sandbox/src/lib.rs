@@ -58,6 +58,12 @@ pub struct Spec {
     /// contents); the rest of `/etc` is a short list of host entries the runtimes need (see `mounts`).
     #[serde(default)]
     pub etc_files: Vec<(String, String)>,
+    /// Hold the runtime at its last step before `execve` until one more byte arrives on the launcher's stdin
+    /// (EOF instead: the runtime is not started). The spec is then one line, and stdin stays open after it:
+    /// the invoker opens what the runtime needs from the outside first (the Runtime API's listener in the
+    /// instance's network namespace, which must exist before the runtime's first request).
+    #[serde(default)]
+    pub gate: bool,
 }
 
 /// An IP network, `addr/prefix` (the address's bits beyond the prefix are zero).
@@ -202,6 +208,51 @@ pub fn connect_in_netns(
     }
     let result = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1));
     // SAFETY: as above; returning home must not fail silently, or this pool thread would stay inside.
+    if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        let e = std::io::Error::last_os_error();
+        eprintln!("openfc: cannot return a thread to its network namespace: {e}");
+        std::process::abort();
+    }
+    result
+}
+
+/// A TCP listener on `addr` inside the network namespace `netns`, made on the calling thread, which returns to
+/// `home` before the call ends (as [`connect_in_netns`]); the socket stays in `netns`, so only that namespace's
+/// processes can reach it. `IP_FREEBIND`: the namespace's loopback may not be up yet (its init brings it up
+/// while the invoker prepares the listener); connections arrive once it is. Blocking: run it on a thread
+/// that may block.
+pub fn listen_in_netns(
+    netns: &std::fs::File,
+    home: &std::fs::File,
+    addr: std::net::SocketAddrV4,
+) -> std::io::Result<std::net::TcpListener> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: as in `connect_in_netns`.
+    if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let result = (|| {
+        let check = |r: libc::c_int| if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) };
+        // SAFETY: plain socket creation; the descriptor is owned by `fd` from here on.
+        let fd = unsafe { OwnedFd::from_raw_fd(check(libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))?) };
+        let one: libc::c_int = 1;
+        // SAFETY: the option value is a c_int that lives for the call, its size passed.
+        check(unsafe {
+            libc::setsockopt(fd.as_raw_fd(), libc::IPPROTO_IP, libc::IP_FREEBIND, (&one as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as u32)
+        })?;
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: addr.port().to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: a sockaddr_in of the size passed, alive for the call.
+        check(unsafe { libc::bind(fd.as_raw_fd(), (&sin as *const libc::sockaddr_in).cast(), std::mem::size_of::<libc::sockaddr_in>() as u32) })?;
+        // SAFETY: listen takes plain integers.
+        check(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
+        Ok(std::net::TcpListener::from(fd))
+    })();
+    // SAFETY: as in `connect_in_netns`.
     if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
         let e = std::io::Error::last_os_error();
         eprintln!("openfc: cannot return a thread to its network namespace: {e}");

@@ -51,13 +51,21 @@ pub fn launcher() -> Result<i32> {
     for cg in std::env::var(crate::CGROUPS_ENV).unwrap_or_default().lines().filter(|l| !l.is_empty()) {
         std::fs::write(std::path::Path::new(cg).join("cgroup.procs"), "0").map_err(|e| format!("joining cgroup {cg}: {e}"))?;
     }
+    // One line (compact JSON has no newline), or everything up to EOF.
     let mut json = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut json).map_err(|e| format!("reading the spec: {e}"))?;
-    if json.is_empty() {
+    std::io::BufRead::read_until(&mut std::io::stdin().lock(), b'\n', &mut json).map_err(|e| format!("reading the spec: {e}"))?;
+    if json.iter().all(u8::is_ascii_whitespace) {
         return Ok(0);
     }
     let spec: Spec = serde_json::from_slice(&json).map_err(|e| format!("the spec is not valid: {e}"))?;
     let spec = &spec;
+    // A gated runtime waits for a byte on the spec's pipe; nothing else may inherit the pipe (close-on-exec).
+    let gate = if spec.gate {
+        // SAFETY: fcntl duplicates fd 0, which we own, to a new descriptor.
+        Some(check(unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) }, "dup of the gate")?)
+    } else {
+        None
+    };
     // The runtime must not inherit the spec's pipe.
     let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
     // SAFETY: dup2 onto fd 0 of descriptors we own.
@@ -69,7 +77,7 @@ pub fn launcher() -> Result<i32> {
     // so the child may run arbitrary code after fork.
     let init = check(unsafe { libc::fork() }, "fork")?;
     if init == 0 {
-        let code = match namespace_init(spec) {
+        let code = match namespace_init(spec, gate) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("openfc sandbox: {e}");
@@ -83,7 +91,7 @@ pub fn launcher() -> Result<i32> {
 }
 
 /// pid 1 of the new pid namespace: builds the root, starts the runtime, reaps everything, mirrors its end.
-fn namespace_init(spec: &Spec) -> Result<i32> {
+fn namespace_init(spec: &Spec, gate: Option<libc::c_int>) -> Result<i32> {
     die_with_parent()?;
     new_session()?;
     mounts::build_root(spec)?;
@@ -96,7 +104,7 @@ fn namespace_init(spec: &Spec) -> Result<i32> {
     // SAFETY: as in `launcher`, this process is single-threaded.
     let runtime = check(unsafe { libc::fork() }, "fork runtime")?;
     if runtime == 0 {
-        let e = exec_runtime(spec);
+        let e = exec_runtime(spec, gate);
         eprintln!("openfc sandbox: {}", e.unwrap_err());
         // SAFETY: see above.
         unsafe { libc::_exit(127) };
@@ -255,8 +263,23 @@ fn clear_inheritable() -> Result<()> {
     Ok(())
 }
 
+/// Waits for the gate's byte (see `Spec::gate`); EOF means the invoker gave up on this instance.
+fn wait_gate(fd: libc::c_int) -> Result<()> {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reads at most one byte into `byte`, which outlives the call.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        match n {
+            1 => return Ok(()),
+            0 => return Err("the invoker closed the gate: not starting the runtime".into()),
+            _ if Error::last_os_error().raw_os_error() == Some(libc::EINTR) => continue,
+            _ => return Err(format!("waiting at the gate: {}", Error::last_os_error())),
+        }
+    }
+}
+
 /// Drops to the unprivileged user, applies limits and the syscall filter, and execs. Returns only on error.
-fn exec_runtime(spec: &Spec) -> Result<()> {
+fn exec_runtime(spec: &Spec, gate: Option<libc::c_int>) -> Result<()> {
     let rl = |res, n: u64, what| -> Result<()> {
         let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
         // SAFETY: `lim` is a valid rlimit.
@@ -289,6 +312,10 @@ fn exec_runtime(spec: &Spec) -> Result<()> {
     env_ptrs.push(std::ptr::null());
     if argv.is_empty() {
         return Err("empty argv".into());
+    }
+    // Last: everything above ran while the invoker prepared what the gate waits for.
+    if let Some(fd) = gate {
+        wait_gate(fd)?;
     }
     if spec.seccomp {
         filter::apply()?;
