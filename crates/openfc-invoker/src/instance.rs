@@ -1,5 +1,6 @@
-//! One running function instance: the sandboxed runtime process, its network namespace, its HTTP
-//! connections, its output, and its lifecycle (start → ready → initialize → invoke ... → stop).
+//! One running function instance: the sandboxed runtime process, its network namespace, the way openfc talks
+//! to its runtime (HTTP connections to `caPort`, or the Runtime API it serves inside), its output, and its
+//! lifecycle (start → ready → initialize → invoke ... → stop).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -17,7 +18,8 @@ use tokio::sync::Semaphore;
 use crate::cgroup::{Cgroup, Limits};
 use crate::logs::LogRing;
 use crate::logstore::LogFile;
-use crate::runtime::{RUNTIME_MOUNT, RuntimeKind};
+use crate::runtime::{Launch, Markers, Protocol, RUNTIME_API_ADDR, RUNTIME_MOUNT};
+use crate::runtime_api::{Ready, RuntimeApi};
 use crate::{FunctionSpec, InvokeError, Shared};
 
 /// Largest response body a function may return.
@@ -25,18 +27,20 @@ pub const MAX_RESPONSE: usize = 32 * 1024 * 1024;
 
 pub struct Instance {
     pub id: String,
-    pub kind: RuntimeKind,
+    pub markers: Markers,
     pub permits: Arc<Semaphore>,
-    /// How many slots `permits` has (the function's instanceConcurrency).
+    /// How many slots `permits` has (the function's instanceConcurrency, capped by its runtime).
     pub concurrency: u32,
     pub logs: Arc<LogRing>,
     pub cgroup: Option<Arc<Cgroup>>,
-    launcher: Mutex<Option<tokio::process::Child>>,
+    /// Asks the task that owns the launcher process to kill it (dropped: the same).
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// The launcher's end, once it has ended: `Some(exit code)` (`Some(None)`: by a signal).
+    exit: tokio::sync::watch::Receiver<Option<Option<i32>>>,
     /// The user-mode network stack of an instance with outbound access.
     slirp: Mutex<Option<tokio::process::Child>>,
     netns: std::fs::File,
-    port: u16,
-    idle: Mutex<Vec<Conn>>,
+    transport: Transport,
     last_used: Mutex<Instant>,
     /// Host directories this instance shows (its package and merged layers): kept while it runs.
     pub uses: Vec<PathBuf>,
@@ -44,6 +48,70 @@ pub struct Instance {
     /// `release` has run (it is reached from `kill` and again from `Drop`).
     released: AtomicBool,
     root: PathBuf,
+}
+
+/// How openfc reaches the runtime (`runtime::Protocol`).
+enum Transport {
+    /// Keep-alive connections to `caPort`, made inside the namespace.
+    Http { port: u16, idle: Mutex<Vec<Conn>> },
+    RuntimeApi(Arc<RuntimeApi>),
+}
+
+/// A lifecycle step of the custom-runtime contract, or the matching `x-fc-function-type` of the Runtime API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    Invoke,
+    Initialize,
+    PreStop,
+}
+
+/// An HTTP-trigger request as the function sees it.
+pub struct HttpTarget {
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
+}
+
+/// One request to a runtime, whatever its protocol.
+pub struct Control {
+    pub hook: Hook,
+    pub request_id: String,
+    pub qualifier: String,
+    pub body: Bytes,
+    pub http: Option<HttpTarget>,
+}
+
+impl Control {
+    /// The custom-runtime contract's request (fc-api.md §8.1): `POST /invoke`, `/http-invoke` (the client's
+    /// method, path and headers, marked by `x-fc-control-path`), `/initialize`, `GET /pre-stop`, each with the
+    /// function version's fixed `x-fc-*` headers.
+    fn into_http(self, fixed: &http::HeaderMap) -> http::Request<Full<Bytes>> {
+        let path = match (self.hook, self.http.is_some()) {
+            (Hook::Invoke, false) => "/invoke",
+            (Hook::Invoke, true) => "/http-invoke",
+            (Hook::Initialize, _) => "/initialize",
+            (Hook::PreStop, _) => "/pre-stop",
+        };
+        let mut req = http::Request::new(Full::new(self.body));
+        *req.method_mut() = if self.hook == Hook::PreStop { http::Method::GET } else { http::Method::POST };
+        *req.uri_mut() = http::Uri::from_static(path);
+        let h = req.headers_mut();
+        *h = fixed.clone();
+        let text = |s: &str| http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static(""));
+        h.insert("x-fc-request-id", text(&self.request_id));
+        h.insert("x-fc-control-path", http::HeaderValue::from_static(path));
+        h.insert("x-fc-qualifier", text(&self.qualifier));
+        if let Some(call) = self.http {
+            *req.method_mut() = call.method;
+            *req.uri_mut() = call.uri;
+            for (k, v) in call.headers.iter() {
+                if !crate::reserved_header(k.as_str()) && k != http::header::HOST {
+                    req.headers_mut().append(k.clone(), v.clone());
+                }
+            }
+        }
+        req
+    }
 }
 
 /// A keep-alive HTTP/1.1 connection to the runtime: the request handle and the connection itself, which
@@ -105,8 +173,13 @@ pub enum CallError {
     Broken(String),
 }
 
-fn env_vec(spec: &FunctionSpec, instance_id: &str) -> Vec<(String, String)> {
+fn env_vec(spec: &FunctionSpec, launch: &Launch, instance_id: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let runtime_api = match launch.runtime.protocol {
+        // go1's SDK and the PHP shim read it; it replaces caPort for them (runtimes.md §2.4).
+        Protocol::RuntimeApi => RUNTIME_API_ADDR.to_string(),
+        Protocol::Http => format!("127.0.0.1:{}", spec.ca_port),
+    };
     let fc = [
         ("FC_FUNC_CODE_PATH", "/code".to_owned()),
         ("FC_CUSTOM_LISTEN_PORT", spec.ca_port.to_string()),
@@ -125,9 +198,20 @@ fn env_vec(spec: &FunctionSpec, instance_id: &str) -> Vec<(String, String)> {
         ("FC_SERVICE_LOG_PROJECT", spec.log_project.clone()),
         ("FC_SERVICE_LOG_STORE", spec.log_store.clone()),
         ("FC_INSTANCE_ID", instance_id.to_owned()),
-        ("FC_RUNTIME_API", format!("127.0.0.1:{}", spec.ca_port)),
+        ("FC_RUNTIME_API", runtime_api),
     ];
     env.extend(fc.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    // The runtime's own platform variables replace any the function set (FC_SERVER_PATH must hold: code
+    // detects FC by it); its defaults apply only where the function set nothing.
+    for (k, v) in launch.runtime.env {
+        env.retain(|(key, _)| key != k);
+        env.push(((*k).to_owned(), (*v).to_owned()));
+    }
+    for (k, v) in launch.runtime.env_defaults {
+        if !env.iter().any(|(key, _)| key == k) {
+            env.push(((*k).to_owned(), (*v).to_owned()));
+        }
+    }
     for (k, v) in [("PATH", "/usr/local/bin:/usr/bin:/bin:/code:/code/bin:/opt/bin"), ("HOME", "/tmp"), ("LANG", "C.UTF-8"),
         ("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONPATH", "/code:/opt/python"), ("NODE_PATH", "/code/node_modules:/opt/nodejs/node_modules")] {
         if !env.iter().any(|(key, _)| key == k) {
@@ -135,6 +219,31 @@ fn env_vec(spec: &FunctionSpec, instance_id: &str) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+/// Hands the launcher process to a task that waits for its end (and the Runtime API, if any, learns of it at
+/// once: an invocation in flight fails then rather than at its timeout), or kills it when asked (or when the
+/// instance is dropped).
+fn watch_launcher(
+    mut child: tokio::process::Child,
+    api: Option<Arc<RuntimeApi>>,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::sync::watch::Receiver<Option<Option<i32>>>) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (exit_tx, exit_rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(async move {
+        let status = tokio::select! {
+            status = child.wait() => status,
+            _ = stop_rx => {
+                let _ = child.start_kill();
+                child.wait().await
+            }
+        };
+        if let Some(api) = api {
+            api.end();
+        }
+        exit_tx.send_replace(Some(status.ok().and_then(|s| s.code())));
+    });
+    (stop_tx, exit_rx)
 }
 
 /// Finds the launcher's only child: the namespace's init.
@@ -147,8 +256,7 @@ impl Instance {
     pub async fn start(
         shared: &Shared,
         spec: &FunctionSpec,
-        argv: Vec<String>,
-        kind: RuntimeKind,
+        launch: Launch,
         code_dir: PathBuf,
         layers_dir: Option<PathBuf>,
         log_file: Arc<LogFile>,
@@ -182,18 +290,25 @@ impl Instance {
             gid: shared.config.gid,
             nofile: shared.config.nofile,
             seccomp: true,
-            argv,
-            env: env_vec(spec, &id),
+            env: env_vec(spec, &launch, &id),
+            argv: launch.argv,
             cwd: PathBuf::from("/code"),
             blackhole: if outbound { shared.blackhole.clone() } else { Vec::new() },
             etc_files: crate::network::etc_files(&id, shared.config.uid, shared.config.gid, outbound),
+            // A Runtime-API runtime starts only once its listener exists.
+            gate: launch.runtime.protocol == Protocol::RuntimeApi,
         };
-        let spec_json = serde_json::to_vec(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // The launcher reads the spec to EOF: dropping stdin after the write ends it.
-            tokio::io::AsyncWriteExt::write_all(&mut stdin, &spec_json)
+        let mut spec_json = serde_json::to_vec(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
+        spec_json.push(b'\n');
+        let mut stdin = child.stdin.take();
+        if let Some(pipe) = stdin.as_mut() {
+            tokio::io::AsyncWriteExt::write_all(pipe, &spec_json)
                 .await
                 .map_err(|e| InvokeError::internal(format!("handing the sandbox its spec: {e}")))?;
+        }
+        if !sandbox.gate {
+            // Ungated: EOF after the spec (the gate would otherwise wait on it).
+            drop(stdin.take());
         }
         let logs = Arc::new(LogRing::new(shared.config.log_ring_bytes));
         for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
@@ -223,6 +338,29 @@ impl Instance {
         let t_sandbox = Instant::now();
         let netns = std::fs::File::open(format!("/proc/{init}/ns/net"))
             .map_err(|e| InvokeError::internal(format!("opening the instance network namespace: {e}")))?;
+        let runtime_api = match launch.runtime.protocol {
+            Protocol::Http => None,
+            Protocol::RuntimeApi => {
+                // The listener first, then the gate: the runtime's first `/next` must find it (runtimes.md §3.5).
+                let (ns, home) = (netns.try_clone(), shared.home_netns.try_clone());
+                let listener = tokio::task::spawn_blocking(move || openfc_sandbox::listen_in_netns(&ns?, &home?, RUNTIME_API_ADDR))
+                    .await
+                    .map_err(|e| InvokeError::internal(format!("runtime API listener task: {e}")))?
+                    .and_then(|l| {
+                        l.set_nonblocking(true)?;
+                        tokio::net::TcpListener::from_std(l)
+                    })
+                    .map_err(|e| InvokeError::internal(format!("the runtime API listener in the instance: {e}")))?;
+                let api = RuntimeApi::new();
+                api.serve(listener);
+                if let Some(mut pipe) = stdin.take() {
+                    tokio::io::AsyncWriteExt::write_all(&mut pipe, b"g")
+                        .await
+                        .map_err(|e| InvokeError::internal(format!("opening the sandbox's gate: {e}")))?;
+                }
+                Some(api)
+            }
+        };
         if outbound {
             // slirp4netns configures tap0 through the address ioctls, which give 10.0.2.100 the classful /8
             // for a moment: started while init still sets its blackhole routes, it races them (EEXIST, or a
@@ -266,57 +404,82 @@ impl Instance {
                 }
             });
         }
+        let (stop, exit) = watch_launcher(child, runtime_api.clone());
         let instance = Arc::new(Instance {
             id,
-            kind,
-            permits: Arc::new(Semaphore::new(spec.instance_concurrency.max(1) as usize)),
-            concurrency: spec.instance_concurrency.max(1),
+            markers: launch.runtime.markers,
+            permits: Arc::new(Semaphore::new(launch.concurrency as usize)),
+            concurrency: launch.concurrency,
             logs,
             cgroup: cgroup.0.take().map(Arc::new),
-            launcher: Mutex::new(Some(child)),
+            stop: Mutex::new(Some(stop)),
+            exit,
             slirp: Mutex::new(slirp),
             netns,
-            port: spec.ca_port,
-            idle: Mutex::new(Vec::new()),
+            transport: match runtime_api {
+                Some(api) => Transport::RuntimeApi(api),
+                None => Transport::Http { port: spec.ca_port, idle: Mutex::new(Vec::new()) },
+            },
             last_used: Mutex::new(Instant::now()),
             uses,
             dead: AtomicBool::new(false),
             released: AtomicBool::new(false),
             root,
         });
-        // Ready when the runtime accepts a connection on caPort inside its namespace.
-        let mut delay = Duration::from_micros(500);
-        loop {
-            match instance.connect(shared).await {
-                Ok(conn) => {
-                    instance.idle.lock().expect("idle").push(conn);
-                    metrics::histogram!("openfc_cold_start_seconds", "phase" => "runtime_ready")
-                        .record(t_sandbox.elapsed().as_secs_f64());
-                    break;
+        let failed = |instance: Arc<Instance>, why: String| async move {
+            instance.kill();
+            // Give the output readers a moment to collect the runtime's last words.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Err(InvokeError::NotStarted(format!("{why}. Last output:\n{}", instance.logs.tail(20).join("\n"))))
+        };
+        match &instance.transport {
+            Transport::RuntimeApi(api) => {
+                // Ready at the runtime's first `/next`.
+                let why = match api.wait_ready(tokio::time::Instant::from_std(deadline)).await {
+                    Ready::Polled => None,
+                    Ready::InitError(body) => Some(format!("the runtime reported an init error: {}", String::from_utf8_lossy(&body))),
+                    Ready::Ended => Some("the runtime exited before asking for a request".to_owned()),
+                    Ready::TimedOut => Some(format!(
+                        "the runtime did not ask for a request (GET /2020-11-11/runtime/invocation/next at FC_RUNTIME_API) within {} s",
+                        shared.config.start_timeout_secs
+                    )),
+                };
+                if let Some(why) = why {
+                    return failed(instance, why).await;
                 }
-                Err(_) if !instance.exited() && Instant::now() < deadline => {
-                    tokio::time::sleep(delay).await;
-                    // Polls are cheap (one connect attempt); a coarse back-off would add its own latency.
-                    delay = (delay * 2).min(Duration::from_millis(2));
-                }
-                Err(e) => {
-                    let why = if instance.exited() { "the runtime exited before listening".to_owned() } else {
-                        format!("the runtime did not listen on port {} within {} s ({e})", spec.ca_port, shared.config.start_timeout_secs)
-                    };
-                    instance.kill();
-                    // Give the output readers a moment to collect the runtime's last words.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    return Err(InvokeError::NotStarted(format!("{why}. Last output:\n{}", instance.logs.tail(20).join("\n"))));
+            }
+            Transport::Http { port, idle } => {
+                // Ready when the runtime accepts a connection on caPort inside its namespace.
+                let mut delay = Duration::from_micros(500);
+                loop {
+                    match instance.connect(shared, *port).await {
+                        Ok(conn) => {
+                            idle.lock().expect("idle").push(conn);
+                            break;
+                        }
+                        Err(_) if !instance.exited() && Instant::now() < deadline => {
+                            tokio::time::sleep(delay).await;
+                            // Polls are cheap (one connect attempt); a coarse back-off would add its own latency.
+                            delay = (delay * 2).min(Duration::from_millis(2));
+                        }
+                        Err(e) => {
+                            let why = if instance.exited() { "the runtime exited before listening".to_owned() } else {
+                                format!("the runtime did not listen on port {port} within {} s ({e})", shared.config.start_timeout_secs)
+                            };
+                            return failed(instance, why).await;
+                        }
+                    }
                 }
             }
         }
+        metrics::histogram!("openfc_cold_start_seconds", "phase" => "runtime_ready").record(t_sandbox.elapsed().as_secs_f64());
         Ok(instance)
     }
 
-    async fn connect(&self, shared: &Shared) -> std::io::Result<Conn> {
+    async fn connect(&self, shared: &Shared, port: u16) -> std::io::Result<Conn> {
         let netns = self.netns.try_clone()?;
         let home = shared.home_netns.try_clone()?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let std_stream = tokio::task::spawn_blocking(move || openfc_sandbox::connect_in_netns(&netns, &home, addr))
             .await
             .map_err(std::io::Error::other)??;
@@ -328,23 +491,12 @@ impl Instance {
     }
 
     pub fn exited(&self) -> bool {
-        if self.dead.load(Ordering::Relaxed) {
-            return true;
-        }
-        let mut guard = self.launcher.lock().expect("launcher");
-        match guard.as_mut().map(|c| c.try_wait()) {
-            Some(Ok(None)) => false,
-            _ => {
-                self.dead.store(true, Ordering::Relaxed);
-                true
-            }
-        }
+        self.dead.load(Ordering::Relaxed) || self.exit.borrow().is_some()
     }
 
     /// The exit code of the runtime, once it has ended.
     pub fn exit_code(&self) -> Option<i32> {
-        let mut guard = self.launcher.lock().expect("launcher");
-        guard.as_mut().and_then(|c| c.try_wait().ok().flatten()).and_then(|s| s.code())
+        self.exit.borrow().flatten()
     }
 
     pub fn touch(&self) {
@@ -355,35 +507,51 @@ impl Instance {
         self.last_used.lock().expect("last used").elapsed()
     }
 
-    /// Sends one request to the runtime, reusing an idle keep-alive connection when there is one.
+    /// Sends one request to the runtime and waits at most `limit` for its answer. `fixed`: the function
+    /// version's `x-fc-*` headers.
     pub async fn call(
         &self,
         shared: &Shared,
-        req: http::Request<Full<Bytes>>,
+        fixed: &http::HeaderMap,
+        control: Control,
         limit: Duration,
     ) -> Result<RuntimeResponse, CallError> {
-        let work = async {
-            let mut conn = loop {
-                let pooled = self.idle.lock().expect("idle").pop();
-                match pooled {
-                    Some(mut c) => {
-                        if c.ready().await {
-                            break c;
-                        }
-                    }
-                    None => break self.connect(shared).await.map_err(|e| CallError::Broken(e.to_string()))?,
+        match &self.transport {
+            Transport::RuntimeApi(api) => api.call(fixed, control, limit).await,
+            Transport::Http { port, idle } => {
+                let req = control.into_http(fixed);
+                match tokio::time::timeout(limit, self.call_http(shared, *port, idle, req)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(CallError::Timeout),
                 }
-            };
-            let (parts, body) = conn.exchange(req).await?;
-            if !conn.sender.is_closed() {
-                self.idle.lock().expect("idle").push(conn);
             }
-            Ok(RuntimeResponse { status: parts.status.as_u16(), headers: parts.headers, body })
-        };
-        match tokio::time::timeout(limit, work).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Timeout),
         }
+    }
+
+    /// One request over an idle keep-alive connection when there is one, else a new connection.
+    async fn call_http(
+        &self,
+        shared: &Shared,
+        port: u16,
+        idle: &Mutex<Vec<Conn>>,
+        req: http::Request<Full<Bytes>>,
+    ) -> Result<RuntimeResponse, CallError> {
+        let mut conn = loop {
+            let pooled = idle.lock().expect("idle").pop();
+            match pooled {
+                Some(mut c) => {
+                    if c.ready().await {
+                        break c;
+                    }
+                }
+                None => break self.connect(shared, port).await.map_err(|e| CallError::Broken(e.to_string()))?,
+            }
+        };
+        let (parts, body) = conn.exchange(req).await?;
+        if !conn.sender.is_closed() {
+            idle.lock().expect("idle").push(conn);
+        }
+        Ok(RuntimeResponse { status: parts.status.as_u16(), headers: parts.headers, body })
     }
 
     /// Stops the instance at once: the launcher, then whatever is left in its cgroup.
@@ -395,13 +563,12 @@ impl Instance {
                 let _ = slirp.wait().await;
             });
         }
-        if let Some(mut child) = self.launcher.lock().expect("launcher").take() {
-            let _ = child.start_kill();
-            tokio::spawn(async move {
-                let _ = child.wait().await;
-            });
+        if let Some(stop) = self.stop.lock().expect("stop").take() {
+            let _ = stop.send(());
         }
-        self.idle.lock().expect("idle").clear();
+        if let Transport::Http { idle, .. } = &self.transport {
+            idle.lock().expect("idle").clear();
+        }
         self.release();
     }
 
@@ -409,6 +576,10 @@ impl Instance {
     fn release(&self) {
         if self.released.swap(true, Ordering::AcqRel) {
             return;
+        }
+        if let Transport::RuntimeApi(api) = &self.transport {
+            // Its listener and connections go: nothing holds the namespace any more.
+            api.end();
         }
         let (cg, root) = (self.cgroup.clone(), self.root.clone());
         crate::launchers::off_async(move || {

@@ -11,6 +11,7 @@ pub mod network;
 pub mod logstore;
 mod package;
 pub mod runtime;
+mod runtime_api;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,15 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
 use openfc_core::invocation::FunctionError;
 pub use openfc_core::invocation::{FunctionSpec, HttpCall, InvokeError, InvokeOutcome, InvokeRequest, SpecKey};
 use openfc_core::ports::CodeStore;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use cgroup::CgroupMode;
-use instance::{CallError, Instance};
-use runtime::{Interpreters, RuntimeKind};
+use instance::{CallError, Control, Hook, HttpTarget, Instance};
+use runtime::{Interpreters, Markers};
 
 #[derive(Debug, Clone)]
 pub struct InvokerConfig {
@@ -88,14 +88,15 @@ struct Pool {
     instances: Mutex<Vec<Arc<Instance>>>,
     starting: Mutex<usize>,
     capacity_freed: Notify,
-    pre_stop: Option<(String, u64)>,
+    /// The pre-stop hook's timeout, when the function has one (its handler is among `fixed_headers`).
+    pre_stop: Option<u64>,
     /// The `x-fc-*` headers every control request of this function version carries, built once:
     /// per request only the request id, path and keys differ.
     fixed_headers: http::HeaderMap,
 }
 
 /// Response headers a function may not set (hop-by-hop, framing, or FC's own).
-fn reserved_header(name: &str) -> bool {
+pub(crate) fn reserved_header(name: &str) -> bool {
     name.starts_with("x-fc-")
         || matches!(name, "connection" | "content-length" | "date" | "keep-alive" | "server" | "transfer-encoding" | "upgrade")
 }
@@ -218,6 +219,11 @@ impl Invoker {
         })
     }
 
+    /// The interpreters shims run under, each with its path and whether it is installed (for `/health`).
+    pub fn interpreters(&self) -> serde_json::Value {
+        self.shared.config.interpreters.describe()
+    }
+
     /// Sandbox launchers waiting for a cold start.
     pub fn warm_sandboxes(&self) -> usize {
         self.shared.launchers.warm()
@@ -253,7 +259,7 @@ impl Invoker {
                     instances: Mutex::new(Vec::new()),
                     starting: Mutex::new(0),
                     capacity_freed: Notify::new(),
-                    pre_stop: (!spec.pre_stop_handler.is_empty()).then(|| (spec.pre_stop_handler.clone(), spec.pre_stop_timeout_secs)),
+                    pre_stop: (!spec.pre_stop_handler.is_empty()).then_some(spec.pre_stop_timeout_secs),
                     fixed_headers: fixed_headers(spec),
                 })
             })
@@ -271,7 +277,9 @@ impl Invoker {
                 spec.function
             )));
         }
-        let concurrency = spec.instance_concurrency.max(1) as usize;
+        // What one instance serves at once: the function's setting, capped by its runtime (PHP: one).
+        let concurrency = runtime::lookup(&spec.runtime)
+            .map_or(1, |r| spec.instance_concurrency.max(1).min(r.max_concurrency.unwrap_or(u32::MAX))) as usize;
         loop {
             let notified = pool.capacity_freed.notified();
             let start_new = {
@@ -329,20 +337,29 @@ impl Invoker {
 
     async fn start_instance(&self, spec: &FunctionSpec, pool: &Pool) -> Result<Arc<Instance>, InvokeError> {
         let python_bytecode = self.shared.python_bytecode.load(std::sync::atomic::Ordering::Acquire);
-        let (argv, kind) = runtime::command(spec, &self.shared.config.interpreters, python_bytecode)?;
+        let launch = runtime::command(spec, &self.shared.config.interpreters, python_bytecode)?;
         let t0 = Instant::now();
         let code_dir = self.packages.unpacked(&spec.code).await?;
+        if matches!(launch.runtime.program, runtime::Program::Handler) {
+            runtime::ensure_executable(&code_dir, &spec.handler)?;
+        }
         let layers_dir = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };
         metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
-        let started = Instance::start(&self.shared, spec, argv, kind, code_dir, layers_dir, pool.log.clone()).await;
+        let started = Instance::start(&self.shared, spec, launch, code_dir, layers_dir, pool.log.clone()).await;
         // Replace the warm launcher this start used, now that the start no longer competes for the CPU.
         launchers::Launchers::refill(&self.shared);
         let inst = started?;
         let t1 = Instant::now();
         if !spec.initializer.is_empty() {
-            let req = control_request(pool, &spec.qualifier, "/initialize", &uuid::Uuid::new_v4().to_string(), Bytes::new());
+            let req = Control {
+                hook: Hook::Initialize,
+                request_id: uuid::Uuid::new_v4().to_string(),
+                qualifier: spec.qualifier.clone(),
+                body: Bytes::new(),
+                http: None,
+            };
             let limit = Duration::from_secs(spec.initialization_timeout_secs.max(1));
-            let failure = match inst.call(&self.shared, req, limit).await {
+            let failure = match inst.call(&self.shared, &pool.fixed_headers, req, limit).await {
                 Ok(r) if r.status == 200 => None,
                 Ok(r) => Some(String::from_utf8_lossy(&r.body).into_owned()),
                 Err(CallError::Timeout) => Some(format!("the initializer timed out after {} s", limit.as_secs())),
@@ -375,28 +392,23 @@ impl Invoker {
         }
         let (start_marker, end_marker) =
             (format!("FC Invoke Start RequestId: {}", req.request_id), format!("FC Invoke End RequestId: {}", req.request_id));
-        if inst.kind == RuntimeKind::Custom {
+        if inst.markers == Markers::Openfc {
             inst.logs.push(start_marker.clone());
         }
         let started = Instant::now();
         let want_log = req.want_log;
         let is_http = req.http.is_some();
-        let http_req = match req.http {
-            None => control_request(&pool, &spec.qualifier, "/invoke", &req.request_id, req.event),
-            Some(call) => {
-                let mut r = control_request(&pool, &spec.qualifier, "/http-invoke", &req.request_id, req.event);
-                *r.method_mut() = call.method;
-                *r.uri_mut() = call.uri.parse().map_err(|e| InvokeError::internal(format!("request URI: {e}")))?;
-                for (k, v) in call.headers.iter() {
-                    if !reserved_header(k.as_str()) && k != http::header::HOST {
-                        r.headers_mut().append(k.clone(), v.clone());
-                    }
-                }
-                r
-            }
+        let http = match req.http {
+            None => None,
+            Some(call) => Some(HttpTarget {
+                method: call.method,
+                uri: call.uri.parse().map_err(|e| InvokeError::internal(format!("request URI: {e}")))?,
+                headers: call.headers,
+            }),
         };
+        let control = Control { hook: Hook::Invoke, request_id: req.request_id.clone(), qualifier: spec.qualifier.clone(), body: req.event, http };
         let limit = Duration::from_secs(spec.timeout_secs.max(1));
-        let result = inst.call(&self.shared, http_req, limit).await;
+        let result = inst.call(&self.shared, &pool.fixed_headers, control, limit).await;
         let duration = started.elapsed();
         // Idle time counts from the end of the last request.
         inst.touch();
@@ -406,7 +418,7 @@ impl Invoker {
         let outcome = match result {
             Ok(r) => {
                 // Only a log tail needs the shim's end marker in the ring (finding it scans the ring).
-                if want_log && inst.kind == RuntimeKind::Shim {
+                if want_log && inst.markers == Markers::Runtime {
                     inst.logs.wait_for(&end_marker, Duration::from_millis(100)).await;
                 }
                 let header = |k: &str| r.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -467,7 +479,7 @@ impl Invoker {
                 (200, http::HeaderMap::new(), error_body(kind, &msg), Some("application/json".into()), Some(FunctionError::Unhandled))
             }
         };
-        if inst.kind == RuntimeKind::Custom && !inst.exited() {
+        if inst.markers == Markers::Openfc && !inst.exited() {
             if want_log {
                 // A custom runtime's output may trail its response by a moment; let the pipe go quiet.
                 inst.logs.wait_quiet(Duration::from_millis(1), Duration::from_millis(5)).await;
@@ -584,16 +596,16 @@ impl Invoker {
                 out
             };
             for (inst, _permits) in victims {
-                if let Some((handler, timeout)) = &pool.pre_stop {
-                    let req = http::Request::builder()
-                        .method("GET")
-                        .uri("/pre-stop")
-                        .header("x-fc-control-path", "/pre-stop")
-                        .header("x-fc-request-id", uuid::Uuid::new_v4().to_string())
-                        .header("x-fc-instance-lifecycle-pre-stop-handler", handler.as_str())
-                        .body(Full::new(Bytes::new()))
-                        .expect("static request");
-                    let _ = inst.call(&self.shared, req, Duration::from_secs((*timeout).max(1))).await;
+                if let Some(timeout) = pool.pre_stop {
+                    let req = Control {
+                        hook: Hook::PreStop,
+                        request_id: uuid::Uuid::new_v4().to_string(),
+                        // A pool serves one version under any qualifier: a stopping instance has none of its own.
+                        qualifier: String::new(),
+                        body: Bytes::new(),
+                        http: None,
+                    };
+                    let _ = inst.call(&self.shared, &pool.fixed_headers, req, Duration::from_secs(timeout.max(1))).await;
                 }
                 tracing::info!(instance = %inst.id, idle_secs = inst.idle_for().as_secs(), "stopping idle instance");
                 inst.kill();
@@ -641,7 +653,7 @@ impl Invoker {
     }
 }
 
-/// The headers of [`control_request`] that depend only on the function version (a pool serves one version
+/// The headers of every control request (`instance::Control`) that depend only on the function version (a pool serves one version
 /// under any of its qualifiers, so the qualifier is not among them).
 fn fixed_headers(spec: &FunctionSpec) -> http::HeaderMap {
     let mut h = http::HeaderMap::new();
@@ -676,25 +688,11 @@ fn fixed_headers(spec: &FunctionSpec) -> http::HeaderMap {
     h
 }
 
-/// A request to the runtime's control surface (`/invoke`, `/initialize`, `/http-invoke`) with the FC headers.
-fn control_request(pool: &Pool, qualifier: &str, path: &'static str, request_id: &str, body: Bytes) -> http::Request<Full<Bytes>> {
-    let mut req = http::Request::new(Full::new(body));
-    *req.method_mut() = http::Method::POST;
-    *req.uri_mut() = http::Uri::from_static(path);
-    let h = req.headers_mut();
-    *h = pool.fixed_headers.clone();
-    let text = |s: &str| http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static(""));
-    h.insert("x-fc-request-id", text(request_id));
-    h.insert("x-fc-control-path", http::HeaderValue::from_static(path));
-    h.insert("x-fc-qualifier", text(qualifier));
-    req
-}
-
 /// openfc's sandboxes behind core's invocation port.
 #[async_trait::async_trait]
 impl openfc_core::invocation::Invoker for Invoker {
     fn check_runtime(&self, runtime: &str) -> Result<(), InvokeError> {
-        runtime::check_supported(runtime)
+        runtime::check(runtime, &self.shared.config.interpreters).map(|_| ())
     }
 
     async fn invoke(&self, spec: &FunctionSpec, req: InvokeRequest) -> Result<InvokeOutcome, InvokeError> {

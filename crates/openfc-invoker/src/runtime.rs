@@ -1,90 +1,349 @@
-//! Runtimes: what to exec for a function. Every runtime speaks the custom-runtime HTTP contract (spec §8.1)
-//! inside its instance; Python and Node.js functions run under openfc's shims, embedded in this binary and
-//! written once to a runtime directory that instances see read-only at `/var/fc/runtime`.
+//! Runtimes: one table, [`RUNTIMES`], says for every runtime name what runs in the instance, how openfc talks
+//! to it, who prints FC's log markers, and what it adds to the environment (runtimes.md §2.5). Adding a
+//! language is adding an entry (and, when it needs one, a shim folder under `runtimes/`).
+//!
+//! Two ways in (runtimes.md §1): the custom-runtime HTTP contract on `caPort` (custom runtimes, and openfc's
+//! Python and Node.js shims), and the Runtime API 2020-11-11 that openfc serves inside the instance
+//! (`runtime_api`: go1's SDK in the user's binary, and openfc's PHP shim). Shims are embedded in this binary
+//! and written once to a runtime directory that instances see read-only at `/var/fc/runtime`.
 
 use std::path::{Path, PathBuf};
 
 use crate::{FunctionSpec, InvokeError};
 
 pub const RUNTIME_MOUNT: &str = "/var/fc/runtime";
+/// Where a Runtime-API runtime finds openfc (`FC_RUNTIME_API`): FC's own address (runtimes.md §0), on the
+/// instance's private loopback.
+pub const RUNTIME_API_ADDR: std::net::SocketAddrV4 = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 19001);
 const PYTHON_SHIM_PATH: &str = "/var/fc/runtime/python/bootstrap.py";
 const PYTHON_SHIM_PYC: &str = "/var/fc/runtime/python/bootstrap.pyc";
-const PYTHON_SHIM: &str = include_str!("../runtimes/python/bootstrap.py");
-const NODE_SHIM: &str = include_str!("../runtimes/nodejs/bootstrap.js");
 
+/// How openfc talks to the runtime inside an instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuntimeKind {
-    /// The function's own HTTP server (`/code/bootstrap` or `customRuntimeConfig`).
-    Custom,
-    /// An openfc shim that prints `FC Invoke Start/End` markers itself.
-    Shim,
+pub enum Protocol {
+    /// The custom-runtime HTTP contract (fc-api.md §8.1): the runtime listens on `caPort`, openfc connects in.
+    Http,
+    /// The Runtime API 2020-11-11 (runtimes.md §3.2): openfc listens at [`RUNTIME_API_ADDR`] inside the
+    /// instance and the runtime long-polls `/next`.
+    RuntimeApi,
 }
+
+/// Who prints `FC Invoke Start/End RequestId: ...` (the bounds of `X-Fc-Log-Result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Markers {
+    /// openfc, around the request (custom runtimes know nothing of them).
+    Openfc,
+    /// The runtime: openfc's shims, and the go1 SDK inside the user's binary.
+    Runtime,
+}
+
+/// An interpreter openfc runs shims with: found by absolute path, configurable (`--python`, `--node`,
+/// `--php`), named in the error when missing with the Debian package that provides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interpreter {
+    Python,
+    Node,
+    Php,
+}
+
+impl Interpreter {
+    pub const ALL: [Interpreter; 3] = [Interpreter::Python, Interpreter::Node, Interpreter::Php];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Interpreter::Python => "python",
+            Interpreter::Node => "node",
+            Interpreter::Php => "php",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Interpreter::Python => "a Python 3 interpreter",
+            Interpreter::Node => "a Node.js interpreter",
+            Interpreter::Php => "a PHP interpreter",
+        }
+    }
+
+    /// The Debian package that installs the default interpreter.
+    pub fn debian_package(self) -> &'static str {
+        match self {
+            Interpreter::Python => "python3",
+            Interpreter::Node => "nodejs",
+            Interpreter::Php => "php8.2-cli",
+        }
+    }
+}
+
+/// What the instance runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Program {
+    /// The function's own server: `/code/bootstrap`, or `customRuntimeConfig`'s command and args.
+    Custom,
+    /// The function's own executable, `/code/<handler>` (go1: the SDK is linked into it).
+    Handler,
+    /// An openfc shim under an interpreter: `<interpreter> <args...>`.
+    Shim { interpreter: Interpreter, args: &'static [&'static str] },
+}
+
+/// One entry of the runtime table.
+#[derive(Debug)]
+pub struct Runtime {
+    /// The `runtime` values of functions this entry runs.
+    pub names: &'static [&'static str],
+    pub program: Program,
+    pub protocol: Protocol,
+    pub markers: Markers,
+    /// Requests one instance serves at once, whatever `instanceConcurrency` says (`None`: as it says).
+    pub max_concurrency: Option<u32>,
+    /// Environment the platform sets for this runtime (over the function's own variables).
+    pub env: &'static [(&'static str, &'static str)],
+    /// Environment defaults (the function's own variables win).
+    pub env_defaults: &'static [(&'static str, &'static str)],
+}
+
+/// Every runtime openfc runs. FC's other names (java8/11, dotnetcore) are refused by [`lookup`] with the list.
+pub static RUNTIMES: &[Runtime] = &[
+    Runtime {
+        names: &["custom", "custom.debian10", "custom.debian11"],
+        program: Program::Custom,
+        protocol: Protocol::Http,
+        markers: Markers::Openfc,
+        max_concurrency: None,
+        env: &[],
+        env_defaults: &[],
+    },
+    Runtime {
+        names: &["python3", "python3.9", "python3.10", "python3.12"],
+        // `-u`: prints and the shim's markers reach the log in order. The script is chosen in `command` (the
+        // precompiled .pyc when there is one).
+        program: Program::Shim { interpreter: Interpreter::Python, args: &["-u"] },
+        protocol: Protocol::Http,
+        markers: Markers::Runtime,
+        max_concurrency: None,
+        env: &[],
+        // PYTHONPATH and NODE_PATH are defaults of every instance (`instance::env_vec`): custom runtimes written
+        // in those languages rely on them too.
+        env_defaults: &[],
+    },
+    Runtime {
+        names: &["nodejs12", "nodejs14", "nodejs16", "nodejs18", "nodejs20"],
+        program: Program::Shim { interpreter: Interpreter::Node, args: &["/var/fc/runtime/nodejs/bootstrap.js"] },
+        protocol: Protocol::Http,
+        markers: Markers::Runtime,
+        max_concurrency: None,
+        env: &[],
+        env_defaults: &[],
+    },
+    Runtime {
+        names: &["go1"],
+        program: Program::Handler,
+        protocol: Protocol::RuntimeApi,
+        // The SDK prints them (runtimes.md §3.5 point 4).
+        markers: Markers::Runtime,
+        // The SDK takes as many invocations as it has `/next` requests out (runtimes.md §3.4).
+        max_concurrency: None,
+        env: &[("FC_RUNTIME", "go1")],
+        env_defaults: &[],
+    },
+    Runtime {
+        names: &["php7.2"],
+        // `variables_order=EGPCS`: Debian's php.ini leaves `$_ENV` empty, FC code reads it (runtimes.md §5.2).
+        // The shim sets memory_limit and include_path itself.
+        program: Program::Shim {
+            interpreter: Interpreter::Php,
+            args: &["-d", "variables_order=EGPCS", "-d", "enable_post_data_reading=1", "/var/fc/runtime/php7.2/bootstrap.php"],
+        },
+        protocol: Protocol::RuntimeApi,
+        markers: Markers::Runtime,
+        // The shim serves one request at a time (runtimes.md §5.2: FC's PHP concurrency is unconfirmed).
+        max_concurrency: Some(1),
+        env: &[("FC_SERVER_PATH", "/var/fc/runtime/php7.2"), ("FC_PHP_LIB_PATH", "/var/fc/runtime/php7.2/builtIn")],
+        env_defaults: &[
+            ("PHP_INI_SCAN_DIR", "/code/extension:/etc/php/8.2/cli/conf.d"),
+            ("LD_LIBRARY_PATH", "/code:/code/lib:/usr/local/lib"),
+        ],
+    },
+];
+
+/// Shim files, per folder of `runtimes/` (one folder per language), and the directory of the runtime mount
+/// they are installed in.
+const SHIMS: &[(&str, &[(&str, &str)])] = &[
+    ("python", &[("bootstrap.py", include_str!("../runtimes/python/bootstrap.py"))]),
+    ("nodejs", &[("bootstrap.js", include_str!("../runtimes/nodejs/bootstrap.js"))]),
+    (
+        "php7.2",
+        &[
+            ("bootstrap.php", include_str!("../runtimes/php/bootstrap.php")),
+            ("runtime.php", include_str!("../runtimes/php/runtime.php")),
+            ("logger.php", include_str!("../runtimes/php/logger.php")),
+            ("RingCentral/Psr7/Response.php", include_str!("../runtimes/php/RingCentral/Psr7/Response.php")),
+        ],
+    ),
+];
 
 /// Interpreters per runtime family, resolved once at start-up (absolute paths: no PATH lookups, no shims).
 #[derive(Debug, Clone)]
 pub struct Interpreters {
     pub python: PathBuf,
     pub node: PathBuf,
+    pub php: PathBuf,
 }
 
 impl Default for Interpreters {
     fn default() -> Self {
-        Interpreters { python: PathBuf::from("/usr/bin/python3"), node: PathBuf::from("/usr/bin/node") }
+        Interpreters {
+            python: PathBuf::from("/usr/bin/python3"),
+            node: PathBuf::from("/usr/bin/node"),
+            php: PathBuf::from("/usr/bin/php8.2"),
+        }
     }
 }
 
-const PYTHON: &[&str] = &["python3", "python3.9", "python3.10", "python3.12"];
-const NODE: &[&str] = &["nodejs12", "nodejs14", "nodejs16", "nodejs18", "nodejs20"];
-const CUSTOM: &[&str] = &["custom", "custom.debian10", "custom.debian11"];
-
-/// Refuses, naming it, a runtime openfc cannot run.
-pub fn check_supported(runtime: &str) -> Result<(), InvokeError> {
-    if CUSTOM.contains(&runtime) || PYTHON.contains(&runtime) || NODE.contains(&runtime) {
-        return Ok(());
+impl Interpreters {
+    pub fn path(&self, which: Interpreter) -> &Path {
+        match which {
+            Interpreter::Python => &self.python,
+            Interpreter::Node => &self.node,
+            Interpreter::Php => &self.php,
+        }
     }
-    Err(unsupported(runtime))
+
+    /// For `/health`: each interpreter's path and whether it is there.
+    pub fn describe(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for i in Interpreter::ALL {
+            let p = self.path(i);
+            out.insert(i.name().into(), serde_json::json!({"path": p.display().to_string(), "found": is_executable(p)}));
+        }
+        serde_json::Value::Object(out)
+    }
 }
 
-fn unsupported(runtime: &str) -> InvokeError {
-    InvokeError::UnsupportedRuntime(format!(
-        "runtime '{runtime}' cannot run on openfc; supported runtimes: {}, {}, {}",
-        CUSTOM.join(", "),
-        PYTHON.join(", "),
-        NODE.join(", ")
-    ))
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The table entry of `runtime`, or the error naming it and what openfc runs instead.
+pub fn lookup(runtime: &str) -> Result<&'static Runtime, InvokeError> {
+    RUNTIMES.iter().find(|r| r.names.contains(&runtime)).ok_or_else(|| {
+        let all: Vec<&str> = RUNTIMES.iter().flat_map(|r| r.names.iter().copied()).collect();
+        InvokeError::UnsupportedRuntime(format!("runtime '{runtime}' cannot run on openfc; supported runtimes: {}", all.join(", ")))
+    })
+}
+
+/// Refuses, naming it, a runtime openfc cannot run, or whose interpreter is not installed (checked each
+/// time: a stat; installing the package later needs no restart).
+pub fn check(runtime: &str, interp: &Interpreters) -> Result<&'static Runtime, InvokeError> {
+    let rt = lookup(runtime)?;
+    if let Program::Shim { interpreter, .. } = rt.program {
+        let path = interp.path(interpreter);
+        if !is_executable(path) {
+            return Err(InvokeError::UnsupportedRuntime(format!(
+                "runtime '{runtime}' needs {}: {} is missing; install Debian package {} (or set --{})",
+                interpreter.describe(),
+                path.display(),
+                interpreter.debian_package(),
+                interpreter.name()
+            )));
+        }
+    }
+    Ok(rt)
+}
+
+/// How to start one instance of a function.
+pub struct Launch {
+    pub runtime: &'static Runtime,
+    pub argv: Vec<String>,
+    /// Requests one instance serves at once.
+    pub concurrency: u32,
 }
 
 /// The command line of a function's runtime process.
 /// `python_bytecode`: the Python shim has been compiled for `interp.python` (see [`compile_python_shim`]).
-pub fn command(spec: &FunctionSpec, interp: &Interpreters, python_bytecode: bool) -> Result<(Vec<String>, RuntimeKind), InvokeError> {
-    let rt = spec.runtime.as_str();
-    if CUSTOM.contains(&rt) {
-        let mut argv = if spec.custom_command.is_empty() { vec!["/code/bootstrap".to_owned()] } else { spec.custom_command.clone() };
-        argv.extend(spec.custom_args.iter().cloned());
-        return Ok((argv, RuntimeKind::Custom));
+pub fn command(spec: &FunctionSpec, interp: &Interpreters, python_bytecode: bool) -> Result<Launch, InvokeError> {
+    let runtime = check(&spec.runtime, interp)?;
+    let argv = match runtime.program {
+        Program::Custom => {
+            let mut argv = if spec.custom_command.is_empty() { vec!["/code/bootstrap".to_owned()] } else { spec.custom_command.clone() };
+            argv.extend(spec.custom_args.iter().cloned());
+            argv
+        }
+        Program::Handler => vec![format!("/code/{}", handler_path(&spec.handler)?)],
+        Program::Shim { interpreter, args } => {
+            let mut argv = vec![interp.path(interpreter).display().to_string()];
+            argv.extend(args.iter().map(|a| (*a).to_owned()));
+            if interpreter == Interpreter::Python {
+                argv.push(if python_bytecode { PYTHON_SHIM_PYC } else { PYTHON_SHIM_PATH }.to_owned());
+            }
+            argv
+        }
+    };
+    let concurrency = spec.instance_concurrency.max(1).min(runtime.max_concurrency.unwrap_or(u32::MAX));
+    Ok(Launch { runtime, argv, concurrency })
+}
+
+/// A go1 handler names an executable inside the package: a relative path that stays inside `/code`.
+pub fn handler_path(handler: &str) -> Result<&str, InvokeError> {
+    let bad = handler.is_empty()
+        || handler.starts_with('/')
+        || handler.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+    if bad {
+        return Err(InvokeError::NotStarted(format!(
+            "handler '{handler}' must name the executable in the code package (for example 'main')"
+        )));
     }
-    if PYTHON.contains(&rt) {
-        let shim = if python_bytecode { PYTHON_SHIM_PYC } else { PYTHON_SHIM_PATH }.to_owned();
-        return Ok((vec![interp.python.display().to_string(), "-u".into(), shim], RuntimeKind::Shim));
+    Ok(handler)
+}
+
+/// Makes `/code/<handler>` executable in the unpacked package (runtimes.md §3.1: zips made on Windows lose the
+/// exec bit; FC's reaction is unconfirmed, openfc repairs it). The package directory is only ever read by
+/// instances, so the repair is done once, on the host copy; a missing file is left to fail at exec.
+pub fn ensure_executable(code_dir: &Path, handler: &str) -> Result<(), InvokeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = code_dir.join(handler_path(handler)?);
+    let Ok(meta) = std::fs::symlink_metadata(&path) else { return Ok(()) };
+    if meta.is_file() && meta.permissions().mode() & 0o111 != 0o111 {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| InvokeError::internal(format!("making {handler} executable: {e}")))?;
     }
-    if NODE.contains(&rt) {
-        let shim = format!("{RUNTIME_MOUNT}/nodejs/bootstrap.js");
-        return Ok((vec![interp.node.display().to_string(), shim], RuntimeKind::Shim));
-    }
-    Err(unsupported(rt))
+    Ok(())
 }
 
 /// Writes the shims into `dir` (world-readable), replacing older copies.
 pub fn install_shims(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    for (sub, file, text) in [("python", "bootstrap.py", PYTHON_SHIM), ("nodejs", "bootstrap.js", NODE_SHIM)] {
+    for (sub, files) in SHIMS {
         let d = dir.join(sub);
-        std::fs::create_dir_all(&d)?;
-        std::fs::write(d.join(file), text)?;
-        std::fs::set_permissions(d.join(file), std::fs::Permissions::from_mode(0o644))?;
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+        for (file, text) in *files {
+            let path = d.join(file);
+            let parent = path.parent().unwrap_or(&d);
+            std::fs::create_dir_all(parent)?;
+            std::fs::write(&path, text)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        }
+        for entry in walk(&d)? {
+            std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o755))?;
+        }
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}
+
+/// `dir` and every directory below it.
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        for e in std::fs::read_dir(&out[i])? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                out.push(e.path());
+            }
+        }
+        i += 1;
+    }
+    Ok(out)
 }
 
 /// Compiles the Python shim to `bootstrap.pyc` with `python` (the interpreter instances run), so a cold start
@@ -112,4 +371,49 @@ pub fn compile_python_shim(dir: &Path, python: &Path) -> bool {
     }
     let _ = std::fs::remove_file(&pyc);
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_in_one_entry_only() {
+        let mut seen = std::collections::HashSet::new();
+        for r in RUNTIMES {
+            for n in r.names {
+                assert!(seen.insert(*n), "{n} twice");
+            }
+        }
+        assert!(lookup("go1").is_ok() && lookup("php7.2").is_ok());
+        let e = lookup("java11").unwrap_err().to_string();
+        assert!(e.contains("java11") && e.contains("go1"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_interpreter_names_the_debian_package() {
+        let interp = Interpreters { php: PathBuf::from("/nonexistent/php"), ..Interpreters::default() };
+        let e = check("php7.2", &interp).unwrap_err().to_string();
+        assert!(e.contains("php7.2") && e.contains("php8.2-cli") && e.contains("--php"), "{e}");
+        assert!(check("go1", &interp).is_ok(), "go1 needs no interpreter");
+    }
+
+    #[test]
+    fn go_handlers_stay_inside_the_package() {
+        for ok in ["main", "bin/main", "a.b"] {
+            assert_eq!(handler_path(ok).unwrap(), ok);
+        }
+        for bad in ["", "/main", "../x", "a/../b", "a//b", "./main"] {
+            assert!(handler_path(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shims_install_under_their_runtime_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        install_shims(tmp.path()).unwrap();
+        for f in ["python/bootstrap.py", "nodejs/bootstrap.js", "php7.2/bootstrap.php", "php7.2/RingCentral/Psr7/Response.php"] {
+            assert!(tmp.path().join(f).is_file(), "{f}");
+        }
+    }
 }

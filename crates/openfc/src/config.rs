@@ -120,6 +120,9 @@ pub struct ServeArgs {
     /// Node.js interpreter for nodejs runtimes [default: /usr/bin/node].
     #[arg(long, env = "OPENFC_NODE")]
     pub node: Option<std::path::PathBuf>,
+    /// PHP interpreter for the php7.2 runtime (Debian's php8.2-cli) [default: /usr/bin/php8.2].
+    #[arg(long, env = "OPENFC_PHP")]
+    pub php: Option<std::path::PathBuf>,
     /// Region reported in ARNs and account settings [default: cn-hangzhou].
     #[arg(long, env = "OPENFC_REGION")]
     pub region: Option<String>,
@@ -163,6 +166,7 @@ struct FileConfig {
     timer_min_interval: Option<u64>,
     python: Option<std::path::PathBuf>,
     node: Option<std::path::PathBuf>,
+    php: Option<std::path::PathBuf>,
     region: Option<String>,
     log_format: Option<String>,
 }
@@ -215,6 +219,7 @@ pub struct ServeConfig {
     pub async_settings: openfc_core::asyncq::AsyncSettings,
     pub python: std::path::PathBuf,
     pub node: std::path::PathBuf,
+    pub php: std::path::PathBuf,
     pub region: String,
     pub log_json: bool,
 }
@@ -293,6 +298,7 @@ impl ServeConfig {
             },
             python: a.python.or(f.python).unwrap_or_else(|| "/usr/bin/python3".into()),
             node: a.node.or(f.node).unwrap_or_else(|| "/usr/bin/node".into()),
+            php: a.php.or(f.php).unwrap_or_else(|| "/usr/bin/php8.2".into()),
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),
             log_json: log_format == "json",
         })
