@@ -142,6 +142,21 @@ if ! command -v ip >/dev/null 2>&1; then
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
+phase "go1 and php7.2 runtimes (Debian's golang-go builds the go1 test functions; php8.2-cli runs php7.2)"
+# php-monolog and php-guzzlehttp-psr7 give the PHP runtime FC's fcLogger and PSR-7 messages (runtimes.md §5.2).
+RUNTIME_PKGS=()
+command -v go >/dev/null 2>&1 || RUNTIME_PKGS+=(golang-go)
+[[ -x /usr/bin/php8.2 ]] || RUNTIME_PKGS+=(php8.2-cli)
+[[ -f /usr/share/php/Monolog/Logger.php ]] || RUNTIME_PKGS+=(php-monolog)
+[[ -f /usr/share/php/GuzzleHttp/Psr7/ServerRequest.php ]] || RUNTIME_PKGS+=(php-guzzlehttp-psr7)
+if [[ ${#RUNTIME_PKGS[@]} -gt 0 ]]; then
+    echo "installing Debian's ${RUNTIME_PKGS[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${RUNTIME_PKGS[@]}" >/dev/null
+fi
+go version
+/usr/bin/php8.2 --version | head -n 1
+
+# ---------------------------------------------------------------------------------------------------------------
 phase "Node.js SDK (@alicloud/fc2, pinned in tests/e2e/node)"
 NODE_DIR=$TESTENV/node
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
