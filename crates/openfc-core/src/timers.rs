@@ -32,6 +32,11 @@ const ZONES: &[(&str, i32)] = &[
     ("Asia/Kolkata", 5 * 60 + 30), ("Asia/Dubai", 4), ("Asia/Riyadh", 3), ("Europe/Moscow", 3),
 ];
 
+/// Whether `CRON_TZ=` may name this zone (checked when a timer trigger is created or updated).
+pub fn zone_supported(name: &str) -> bool {
+    zone(name).is_some()
+}
+
 fn zone(name: &str) -> Option<FixedOffset> {
     if let Some((_, off)) = ZONES.iter().find(|(z, _)| *z == name) {
         // Entries under 24 are hours, the rest minutes.

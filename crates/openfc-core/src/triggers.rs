@@ -146,6 +146,13 @@ pub fn validate_cron(expr: &str) -> CoreResult<()> {
         if !ok {
             return Err(CoreError::invalid(format!("CRON_TZ zone '{zone}' is not a time zone name")));
         }
+        // Accepted means it fires: a zone openfc cannot compute (daylight saving needs a zone database) is
+        // refused here rather than stored and never run.
+        if !crate::timers::zone_supported(zone) {
+            return Err(CoreError::invalid(format!(
+                "CRON_TZ zone '{zone}' is not supported by openfc: use UTC, a zone without daylight saving (e.g. Asia/Shanghai, Asia/Tokyo) or Etc/GMT±N"
+            )));
+        }
         expr = cron.trim();
     }
     if let Some(spec) = expr.strip_prefix("@every ") {
@@ -498,6 +505,9 @@ mod tests {
             ("0 61 4 * * *", false),
             ("CRON_TZ= 0 0 8 * * *", false),
             ("CRON_TZ=Asia/Shanghai", false),
+            // Accepted only if it will fire: DST zones need a zone database openfc does not carry.
+            ("CRON_TZ=America/New_York 0 0 8 * * *", false),
+            ("CRON_TZ=Etc/GMT-8 0 0 8 * * *", true),
             ("nonsense", false),
         ] {
             assert_eq!(validate_cron(expr).is_ok(), ok, "{expr}: {:?}", validate_cron(expr));
