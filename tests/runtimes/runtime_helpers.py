@@ -17,7 +17,9 @@ import textwrap
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -33,6 +35,46 @@ COMMANDS = {
 }
 
 READY_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Lang:
+    """What the language-independent contract suite (test_runtime_contract.py) needs from one runtime: its
+    function sources and the handler names and answers that differ between languages (lang_*.py)."""
+
+    name: str  # the key of COMMANDS
+    bare_cmd: list  # the bare interpreter doing nothing (start-up cost baseline)
+    max_startup_overhead_ms: float
+    tiny_files: dict  # the smallest package (start-up cost)
+    files: dict  # the main package: every handler below but the initializer, hook and HTTP ones
+    result_cases: list  # (handler, request body, response body, content type or None)
+    ret_42: str  # a handler answering 42
+    keep_alive_probe: Callable  # (rt, session) -> two requests on the session, asserting what each language can see
+    error_cases: list  # (handler, kind, errorType, errorMessage substring, stack trace substring or None)
+    bootstrap_frames: tuple  # substrings no user-visible stack trace line may contain
+    pid_handler: str  # a handler answering its process id, or None
+    noisy_failure: str  # a handler that prints "about to fail", then fails
+    noisy_error: dict  # its `check` error dict
+    noisy_inside: Callable  # (request id) -> regexes logged between its markers
+    chatty: str  # a handler that logs through every channel, then answers "ok"
+    chatty_inside: Callable  # (request id) -> regexes between the markers, in the order they are logged
+    chatty_order: tuple  # substrings of those lines, in order
+    chatty_never: tuple  # substrings that must not be logged (below the default level)
+    chatty_stderr: str  # the regex of the line written to stderr
+    counter: dict  # init (sleeps 0.2 s, counts 1, prints "initializer ran"), handler (counts 1), report
+    check_init_report: Callable  # (report JSON, initialize request id) -> asserts what the initializer saw
+    header_init: tuple  # (initializer named only by the header, body of the next invoke after one invoke)
+    init_fails_once: dict  # init fails on its first attempt only; handler answers the attempts
+    init_failure: dict  # the `check` error dict of that first attempt
+    http_files: dict  # HTTP handlers
+    http_main: str  # the one echoing the request (the round trip)
+    http_fixed: tuple  # (handler answering a fixed body, that body)
+    http_cases: list  # (handler, method, status, body or None, `check` error dict or None)
+    hooks: dict  # handler "ok", a pre-stop hook writing code_dir/stopped, a pre-freeze hook that fails
+    pre_stop: str
+    pre_freeze: str
+    pre_freeze_error: dict
+
 
 # Function metadata used both for the start-up environment and the per-request headers.
 META = {
