@@ -238,10 +238,11 @@ fn watch_launcher(
                 child.wait().await
             }
         };
+        // The exit code first: the calls `end` fails read it.
+        exit_tx.send_replace(Some(status.ok().and_then(|s| s.code())));
         if let Some(api) = api {
             api.end();
         }
-        exit_tx.send_replace(Some(status.ok().and_then(|s| s.code())));
     });
     (stop_tx, exit_rx)
 }
