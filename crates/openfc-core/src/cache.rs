@@ -24,6 +24,8 @@ pub struct HotCache {
     pub specs: ReadCache<crate::invocation::PreparedKey, std::sync::Arc<crate::invocation::FunctionSpec>>,
     /// Custom domains by host name, and their compiled routes (`domains`).
     pub domains: crate::domains::DomainCache,
+    /// HTTP triggers by (account, "service/function/qualifier").
+    pub http_triggers: ReadCache<(String, String), crate::trigger_config::Trigger>,
     /// Effective async configs by (account, "service/function/qualifier").
     pub async_policies: ReadCache<(String, String), crate::asyncq::AsyncPolicy>,
 }
@@ -40,6 +42,7 @@ impl HotCache {
             specs: ReadCache::new(ttl.max(Duration::from_secs(1)), 10_000),
             domains: crate::domains::DomainCache::new(ttl),
             async_policies: ReadCache::new(ttl, 10_000),
+            http_triggers: ReadCache::new(ttl, 10_000),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod service;
 pub mod stateful;
 pub mod tags;
 pub mod timers;
+pub mod trigger_config;
 pub mod triggers;
 pub mod usecase;
 pub mod versions;

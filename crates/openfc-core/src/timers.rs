@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::asyncq::{AsyncEvent, AsyncStatus, now_ms};
 use crate::usecase::Fc;
@@ -222,28 +222,20 @@ impl Fc {
             let page = self.meta.list_docs(account, crate::triggers::KIND, "", &start, 500).await?;
             let n = page.len();
             for doc in &page {
-                if doc.body.get("triggerType").and_then(Value::as_str) != Some("timer") {
-                    continue;
+                let t = crate::trigger_config::Trigger::from_doc(doc);
+                if let crate::trigger_config::TriggerConfig::Timer { cron, enabled, payload } = t.config {
+                    out.push(TimerTrigger {
+                        key: doc.key.clone(),
+                        service: t.service,
+                        function: t.function,
+                        name: t.name,
+                        qualifier: t.qualifier,
+                        cron,
+                        enabled,
+                        payload,
+                        modified: t.modified,
+                    });
                 }
-                let mut parts = doc.key.splitn(3, '/');
-                let (service, function, name) =
-                    (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
-                let cfg = doc.body.get("triggerConfig").cloned().unwrap_or(Value::Null);
-                let cfg = match cfg {
-                    Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::Null),
-                    other => other,
-                };
-                out.push(TimerTrigger {
-                    key: doc.key.clone(),
-                    service,
-                    function,
-                    name,
-                    qualifier: doc.body.get("qualifier").and_then(Value::as_str).filter(|q| !q.is_empty()).unwrap_or("LATEST").to_owned(),
-                    cron: cfg.get("cronExpression").and_then(Value::as_str).unwrap_or("").to_owned(),
-                    enabled: cfg.get("enable").and_then(Value::as_bool).unwrap_or(true),
-                    payload: cfg.get("payload").and_then(Value::as_str).unwrap_or("").to_owned(),
-                    modified: doc.modified_time.clone(),
-                });
             }
             if n < 500 {
                 break;

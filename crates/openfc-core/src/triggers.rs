@@ -367,6 +367,7 @@ impl Fc {
             },
             other => other.into(),
         })?;
+        self.forget_http_triggers(account, service, function);
         Ok(doc)
     }
 
@@ -416,6 +417,7 @@ impl Fc {
         let expected = std::mem::replace(&mut doc.etag, new_etag());
         doc.modified_time = self.timestamp();
         self.meta.update_doc(&doc, &expected).await.map_err(meta_err(|| trigger_not_found(service, function, name)))?;
+        self.forget_http_triggers(account, service, function);
         Ok(doc)
     }
 
@@ -431,7 +433,9 @@ impl Fc {
         if !etag_matches(if_match, &doc.etag) {
             return Err(CoreError::PreconditionFailed);
         }
-        self.meta.delete_doc(account, KIND, &doc.key, Some(&doc.etag)).await.map_err(meta_err(|| trigger_not_found(service, function, name)))
+        self.meta.delete_doc(account, KIND, &doc.key, Some(&doc.etag)).await.map_err(meta_err(|| trigger_not_found(service, function, name)))?;
+        self.forget_http_triggers(account, service, function);
+        Ok(())
     }
 
     pub async fn list_triggers(

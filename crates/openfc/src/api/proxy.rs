@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use openfc_core::names::{FunctionName, Qualifier, ServiceName};
 use openfc_core::wire::ErrorCode;
 use openfc_core::invocation::{HttpCall, InvokeRequest};
-use serde_json::Value;
+use openfc_core::trigger_config::{HttpAuth, TriggerConfig};
 
 use super::App;
 use super::error::ApiError;
@@ -123,18 +123,14 @@ pub(super) async fn forward(
         super::auth::authorize(c, "InvokeFunction", &resource)?;
     }
     let prepared = app.fc.prepare(&account, &service, &function, &qualifier).await?;
-    let trigger = app.fc.http_trigger(&account, &service, &function, &qualifier).await?;
-    let cfg = trigger.body.get("triggerConfig").cloned().unwrap_or(Value::Null);
-    if cfg.get("authType").and_then(Value::as_str) == Some("function") && !signed {
+    let trigger = app.fc.http_trigger_typed(&account, &service, &function, &qualifier).await?;
+    if matches!(trigger.config, TriggerConfig::Http { auth: HttpAuth::Function, .. }) && !signed {
         return Err(ApiError::new(
             ErrorCode::MissingRequiredHeader,
             "required HTTP header Authorization was not specified (the HTTP trigger's authType is function)",
         ));
     }
-    let allowed = cfg.get("methods").and_then(Value::as_array).is_some_and(|m| {
-        m.iter().filter_map(Value::as_str).any(|m| m.eq_ignore_ascii_case(parts.method.as_str()))
-    });
-    if !allowed {
+    if !trigger.allows_method(parts.method.as_str()) {
         return Err(ApiError::new(
             ErrorCode::MethodNotAllowed,
             format!("method {} is not allowed by the HTTP trigger of function '{function}'", parts.method),
