@@ -218,12 +218,22 @@ def test_a_warning_becomes_an_error_exception_unless_silenced(srv, svc, fn):
 @pytest.mark.parametrize("handler, message", [
     ("index.nothere", "function nothere not found"),
     ("missing.handler", "Module '/code/missing.php' is missing."),
-    ("nodot", "Invalid handler 'nodot'"),
 ])
 def test_bad_handlers(srv, svc, handler, message):
     f = php_fn(srv, svc, handler=handler)
     body, _ = invoke_fails(srv, svc, f, b"x")
     assert body["errorMessage"] == message, body
+
+
+@pytest.mark.parametrize("runtime, handler", [("php7.2", "nodot"), ("php7.2", "index."), ("go1", "../main"),
+                                              ("go1", "/bin/sh")])
+def test_malformed_handlers_are_refused_at_create(srv, svc, runtime, handler):
+    """Handler strings are checked when the function is created (runtimes spec §2.1), as for Python/Node."""
+    r = srv.raw.post(f"/services/{svc}/functions", json={
+        "functionName": unique("badh"), "runtime": runtime, "handler": handler,
+        "code": {"zipFile": b64(code_zip({"index.php": "<?php"}))}})
+    assert r.status_code == 400 and r.json()["ErrorCode"] == "InvalidArgument", r.text
+    assert handler in r.json()["ErrorMessage"], r.text
 
 
 def test_exit_is_unhandled_and_the_instance_is_replaced(srv, svc):

@@ -354,8 +354,13 @@ impl FunctionFields {
         if handler.chars().any(char::is_whitespace) {
             return Err(CoreError::invalid(format!("handler '{handler}' must not contain whitespace")));
         }
-        if (runtime.starts_with("python") || runtime.starts_with("nodejs")) && !handler.contains('.') {
+        let file_dot_function = runtime.starts_with("python") || runtime.starts_with("nodejs") || runtime.starts_with("php");
+        if file_dot_function && (!handler.contains('.') || handler.starts_with('.') || handler.ends_with('.')) {
             return Err(CoreError::invalid(format!("handler '{handler}' must be of the form 'file.function'")));
+        }
+        // go1: the executable's path inside the package.
+        if runtime == "go1" && (handler.starts_with('/') || handler.split('/').any(|p| p == "..")) {
+            return Err(CoreError::invalid(format!("handler '{handler}' must name the executable inside the package (a relative path)")));
         }
         if let Some(init) = &self.initializer {
             max_len("initializer", init, 128)?;
@@ -518,6 +523,10 @@ mod tests {
         check(r#"{"runtime":"cobol","handler":"a.b"}"#, false);
         check(r#"{"runtime":"python3.10","handler":"nodot"}"#, false);
         check(r#"{"runtime":"custom","handler":"anything"}"#, true);
+        check(r#"{"runtime":"php7.2","handler":"index.handler"}"#, true);
+        check(r#"{"runtime":"php7.2","handler":"nodot"}"#, false);
+        check(r#"{"runtime":"go1","handler":"main"}"#, true);
+        check(r#"{"runtime":"go1","handler":"../main"}"#, false);
         check(r#"{"runtime":"custom-container"}"#, false);
         check(r#"{"runtime":"custom-container","customContainerConfig":{"image":"r/i:1"}}"#, true);
         for (field, value, ok) in [
