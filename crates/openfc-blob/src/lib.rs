@@ -51,7 +51,9 @@ impl S3Settings {
 
 enum External {
     Folder(PathBuf),
-    S3 { settings: S3Settings, buckets: Mutex<HashMap<String, Arc<AmazonS3>>> },
+    /// `own` is openfc's package bucket: never readable as a user's "OSS" bucket (openfc's credentials reach
+    /// it, and a function's code must not be taken from another account's packages).
+    S3 { settings: S3Settings, own: String, buckets: Mutex<HashMap<String, Arc<AmazonS3>>> },
 }
 
 pub struct ObjectCodeStore {
@@ -83,7 +85,7 @@ impl ObjectCodeStore {
         let store = settings.store(bucket)?;
         Ok(ObjectCodeStore {
             store: Arc::new(store),
-            external: External::S3 { settings, buckets: Mutex::new(HashMap::new()) },
+            external: External::S3 { settings, own: bucket.to_owned(), buckets: Mutex::new(HashMap::new()) },
         })
     }
 
@@ -96,7 +98,8 @@ impl ObjectCodeStore {
                 }
                 Ok(Arc::new(LocalFileSystem::new_with_prefix(dir).map_err(map_err)?))
             }
-            External::S3 { settings, buckets } => {
+            External::S3 { own, .. } if own == bucket => Err(BlobError::NotFound),
+            External::S3 { settings, buckets, .. } => {
                 let mut map = buckets.lock().map_err(backend)?;
                 if let Some(s) = map.get(bucket) {
                     return Ok(s.clone());

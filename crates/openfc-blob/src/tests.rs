@@ -77,6 +77,9 @@ async fn s3_store_conforms() {
         secret_access_key: Some("testing".into()),
     };
     let store = ObjectCodeStore::s3(&bucket, settings).unwrap();
+    // openfc's own package bucket is not a user bucket, though its credentials reach it.
+    http_put(&endpoint, &format!("/{bucket}/sha256/pkg.zip"), b"someone's package");
+    assert_eq!(store.read_external(&bucket, "sha256/pkg.zip", 100).await.err(), Some(BlobError::NotFound));
     let ep = endpoint.clone();
     conformance(&store, move |b, object, bytes| {
         http_put(&ep, &format!("/{b}"), b"");
