@@ -89,6 +89,30 @@ pub struct AsyncEvent {
     pub source: String,
 }
 
+impl AsyncEvent {
+    /// A new event, due now.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(account: &str, service: &str, function: &str, qualifier: &str, id: &str, payload: Bytes, now_ms: i64, source: &str) -> AsyncEvent {
+        AsyncEvent {
+            account_id: account.to_owned(),
+            service: service.to_owned(),
+            function: function.to_owned(),
+            qualifier: qualifier.to_owned(),
+            id: id.to_owned(),
+            payload,
+            status: AsyncStatus::Enqueued,
+            attempts: 0,
+            created_ms: now_ms,
+            due_ms: now_ms,
+            started_ms: None,
+            ended_ms: None,
+            error: None,
+            result: None,
+            source: source.to_owned(),
+        }
+    }
+}
+
 /// Largest result kept with a finished event.
 pub const MAX_RESULT: usize = 16 * 1024;
 
@@ -274,23 +298,7 @@ impl Fc {
         self.prepare(account, service, function, q).await?;
         let events = self.events()?;
         let now = now_ms(self.clock.as_ref());
-        let ev = AsyncEvent {
-            account_id: account.to_owned(),
-            service: service.to_string(),
-            function: function.to_string(),
-            qualifier: q.to_string(),
-            id: id.to_owned(),
-            payload,
-            status: AsyncStatus::Enqueued,
-            attempts: 0,
-            created_ms: now,
-            due_ms: now,
-            started_ms: None,
-            ended_ms: None,
-            error: None,
-            result: None,
-            source: source.to_owned(),
-        };
+        let ev = AsyncEvent::new(account, service.as_str(), function.as_str(), &q.to_string(), id, payload, now, source);
         events.queue.enqueue(&ev).await.map_err(|e| match e {
             MetaError::AlreadyExists => CoreError::StatefulAsyncInvocationAlreadyExists(format!(
                 "stateful async invocation '{id}' of function '{function}' already exists"

@@ -51,6 +51,11 @@ fn not_found(function: &str, id: &str) -> CoreError {
     CoreError::StatefulAsyncInvocationNotFound(format!("stateful async invocation '{id}' of function '{function}' does not exist"))
 }
 
+/// The id a re-driven invocation runs under (a valid invocation id whatever the original's length).
+pub fn redrive_id(id: &str) -> String {
+    format!("{}-redrive-{}", id.chars().take(90).collect::<String>(), uuid::Uuid::new_v4().simple())
+}
+
 /// An invocation as FC's `StatefulAsyncInvocation` model shows it.
 pub fn invocation_json(ev: &AsyncEvent, include_payload: bool) -> Value {
     let mut events = vec![json!({"eventId": 1, "status": "Enqueued", "timestamp": ev.created_ms, "eventDetail": ""})];
@@ -155,7 +160,7 @@ impl Fc {
                 ev.status.as_str()
             )));
         }
-        let new_id = format!("{}-redrive-{}", ev.id.chars().take(90).collect::<String>(), uuid::Uuid::new_v4().simple());
+        let new_id = redrive_id(&ev.id);
         let q = Qualifier::parse(&ev.qualifier)?;
         self.enqueue_async(account, service, function, &q, &new_id, Bytes::from(ev.payload.to_vec()), "redrive").await?;
         Ok(new_id)

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use serde_json::json;
 
-use crate::asyncq::{AsyncEvent, AsyncStatus, now_ms};
+use crate::asyncq::{AsyncEvent, now_ms};
 use crate::usecase::Fc;
 
 /// A parsed `cronExpression`.
@@ -193,24 +193,11 @@ impl Fc {
 
     fn timer_event(&self, account: &str, t: &TimerTrigger, scheduled_ms: i64, now: i64) -> AsyncEvent {
         let body = json!({"triggerTime": rfc3339(scheduled_ms), "triggerName": t.name, "payload": t.payload});
-        AsyncEvent {
-            account_id: account.to_owned(),
-            service: t.service.clone(),
-            function: t.function.clone(),
-            qualifier: t.qualifier.clone(),
-            // One id per tick: a tick enqueued twice (it cannot be, but) would be refused as a duplicate.
-            id: format!("timer-{}-{scheduled_ms}", t.name),
-            payload: Bytes::from(body.to_string()),
-            status: AsyncStatus::Enqueued,
-            attempts: 0,
-            created_ms: now,
-            due_ms: scheduled_ms.max(now - 1),
-            started_ms: None,
-            ended_ms: None,
-            error: None,
-            result: None,
-            source: "timer".into(),
-        }
+        // One id per tick: a tick enqueued twice (it cannot be, but) would be refused as a duplicate.
+        let id = format!("timer-{}-{scheduled_ms}", t.name);
+        let mut ev = AsyncEvent::new(account, &t.service, &t.function, &t.qualifier, &id, Bytes::from(body.to_string()), now, "timer");
+        ev.due_ms = scheduled_ms.max(now - 1);
+        ev
     }
 
     /// Every timer trigger of the account (a node-local cache would serve many nodes; one read per pass

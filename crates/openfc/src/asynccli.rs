@@ -82,21 +82,9 @@ pub async fn run(store: StoreConfig, action: AsyncAction) -> anyhow::Result<()> 
                     bail!("only a Failed, Stopped or Expired invocation can be re-driven; '{id}' is {}", ev.status.as_str());
                 }
                 let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-                let new_id = format!("{}-redrive-{}", ev.id.chars().take(90).collect::<String>(), uuid::Uuid::new_v4().simple());
-                let again = AsyncEvent {
-                    id: new_id.clone(),
-                    payload: Bytes::from(ev.payload.to_vec()),
-                    status: AsyncStatus::Enqueued,
-                    attempts: 0,
-                    created_ms: now,
-                    due_ms: now,
-                    started_ms: None,
-                    ended_ms: None,
-                    error: None,
-                    result: None,
-                    source: "redrive".into(),
-                    ..ev
-                };
+                let new_id = openfc_core::stateful::redrive_id(&ev.id);
+                let again = AsyncEvent::new(&ev.account_id, &ev.service, &ev.function, &ev.qualifier, &new_id,
+                    Bytes::from(ev.payload.to_vec()), now, "redrive");
                 queue.enqueue(&again).await?;
                 println!("{new_id}");
             }
