@@ -137,12 +137,3 @@ def assert_recent(s, slack=300):
     now = dt.datetime.now(dt.timezone.utc)
     assert abs((now - t).total_seconds()) < slack, f"{s} is not close to now ({now.isoformat()})"
 
-
-def tea_models():
-    from alibabacloud_fc_open20210406 import models
-    return models
-
-
-def tea_body(resp):
-    """A 2021 SDK response body as the camelCase dict the server sent (keys the model knows)."""
-    return resp.body.to_map() if resp.body is not None else None

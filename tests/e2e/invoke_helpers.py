@@ -14,6 +14,7 @@ import requests
 
 from crc64 import crc64_str
 from helpers import assert_fc_error, assert_ok, b64, unique
+from sdk import q_params, raw_for, svc_seg
 
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
@@ -152,6 +153,19 @@ def create_alias(server, svc, alias, version, weights=None):
     return assert_ok(server.raw.post(f"/services/{svc}/aliases", json=body))
 
 
+def http_trigger(server, svc, fn, methods=("GET", "POST"), auth="anonymous", qualifier=None, name="web"):
+    """An HTTP trigger on the function (one per function); returns the trigger."""
+    body = {"triggerName": name, "triggerType": "http", "triggerConfig": {"authType": auth, "methods": list(methods)}}
+    if qualifier:
+        body["qualifier"] = qualifier
+    return assert_ok(server.raw.post(f"/services/{svc}/functions/{fn}/triggers", json=body))
+
+
+def function_logs(server, svc, fn):
+    """Every line the function's instances wrote (openfc's log API, which survives restarts)."""
+    return assert_ok(server.raw.get(f"/services/{svc}/functions/{fn}/logs", params={"limit": "10000"}))["lines"]
+
+
 # --- invocation -------------------------------------------------------------------------------------------
 @dataclass
 class Invocation:
@@ -203,22 +217,20 @@ class Invocation:
 
 
 def invoke_path(svc, fn, qualifier=None, form="path"):
-    seg = f"{svc}.{qualifier}" if qualifier and form == "path" else svc
-    return f"/services/{seg}/functions/{fn}/invocations"
+    return f"/services/{svc_seg(svc, qualifier, form)}/functions/{fn}/invocations"
 
 
 def invoke(server, svc, fn, payload=b"", qualifier=None, form="path", log=False, async_=False, headers=None,
            prefix="2016", timeout=60):
     """InvokeFunction through the raw FC-signed client; returns an Invocation (never raises on status)."""
-    raw = server.raw21 if prefix == "2021" else server.raw
+    raw = raw_for(server, prefix)
     hdrs = {}
     if log:
         hdrs["X-Fc-Log-Type"] = "Tail"
     if async_:
         hdrs["X-Fc-Invocation-Type"] = "Async"
     hdrs.update(headers or {})
-    params = {"qualifier": qualifier} if qualifier and form == "query" else None
-    r = raw.post(invoke_path(svc, fn, qualifier, form), body=payload, headers=hdrs, params=params,
+    r = raw.post(invoke_path(svc, fn, qualifier, form), body=payload, headers=hdrs, params=q_params(qualifier, form),
                  content_type="application/octet-stream", timeout=timeout)
     return Invocation(r)
 

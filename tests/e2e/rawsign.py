@@ -53,6 +53,14 @@ def authorization(ak, secret, method, path, headers, sign_query=None):
     return f"FC {ak}:{fc_signature(secret, string_to_sign(method, path, headers, sign_query))}"
 
 
+def signed_headers(ak, secret, method, path, headers=None, sign_query=None):
+    """The headers of an FC-signed request, to send as they are with any HTTP client: `headers` plus a Date (unless
+    they have one) and the Authorization over them. `sign_query` as in string_to_sign (HTTP-trigger calls)."""
+    signed = {"Date": http_date(), **(headers or {})}
+    signed["Authorization"] = authorization(ak, secret, method, path, signed, sign_query)
+    return signed
+
+
 class RawClient:
     """Sends FC-signed requests to an openfc endpoint.
 

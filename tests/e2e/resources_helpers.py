@@ -1,13 +1,13 @@
 """Shared bits of the resource modules (versions, aliases, triggers, layers, tags, configs): small setup
-helpers on the raw client, the 2021 SDK call wrapper, ARNs, qualifier forms and a test certificate."""
+helpers on the raw client, ARNs, qualifier forms, garbage collection and a test certificate. The SDK call
+wrappers, raw_call and walk_pages are in sdk.py."""
 
 import time
 
 import requests
 
 import zips
-from helpers import assert_fc_error, assert_ok, b64, hget, unique
-from sdk import ApiError, Resp
+from helpers import assert_fc_error, assert_ok, b64, unique
 
 PKG = zips.code_zip("resources-v1")
 
@@ -37,29 +37,13 @@ PpBIrQ10PyeHnF2oQ/QEU5BiY+j7djVt5+CY6kpTQqMevx2WQoW/7mZy
 """
 
 
-# --- raw client -------------------------------------------------------------------------------------------
-def raw_for(server, client):
-    """'raw16' / 'raw21' (also accepts '2016' / '2021') -> the raw FC-signed client on that prefix."""
-    return server.raw21 if "21" in client else server.raw
-
-
+# --- raw client ---------------------------------------------------------------------------------------------
 def ok(resp, status=200):
     return assert_ok(resp, status)
 
 
 def err(resp, status, code):
     return assert_fc_error(resp, status, code)
-
-
-def svc_seg(svc, qualifier=None, form="path"):
-    return f"{svc}.{qualifier}" if qualifier and form == "path" else svc
-
-
-def q_params(qualifier=None, form="path", **extra):
-    params = {k: v for k, v in extra.items() if v is not None}
-    if qualifier and form == "query":
-        params["qualifier"] = qualifier
-    return params or None
 
 
 # --- setup ------------------------------------------------------------------------------------------------
@@ -98,51 +82,6 @@ def download(url):
     r = requests.get(url, timeout=30)
     assert r.status_code == 200, (url, r.status_code, r.text[:500])
     return r.content
-
-
-# --- 2021 SDK ---------------------------------------------------------------------------------------------
-def tea_models():
-    from alibabacloud_fc_open20210406 import models
-    return models
-
-
-def runtime_options():
-    from alibabacloud_tea_util import models as util_models
-    return util_models.RuntimeOptions()
-
-
-def tea_call(fn, *args):
-    """Call a 2021 SDK method; Resp(status, headers, body as the camelCase map) or ApiError."""
-    from alibabacloud_tea_openapi.exceptions import AlibabaCloudException
-    try:
-        r = fn(*args)
-    except AlibabaCloudException as e:
-        raise ApiError(e.status_code, e.code, e.request_id, e.data) from None
-    body = r.body.to_map() if getattr(r, "body", None) is not None else None
-    assert hget(r.headers, "X-Fc-Request-Id"), "no X-Fc-Request-Id"
-    return Resp(r.status_code, r.headers, body)
-
-
-def fc2_call(fn, *args, **kwargs):
-    """Call an aliyun-fc2 method; Resp(None, headers, data) (fc2 shows no status) or ApiError."""
-    from fc2.fc_exceptions import FcError
-    try:
-        r = fn(*args, **kwargs)
-    except FcError as e:
-        raise ApiError(e.status_code, e.err_code, e.request_id, e.message) from None
-    if r is None:
-        return Resp(None, {}, None)
-    return Resp(None, r.headers, r.data)
-
-
-def expect_api_error(status, code, fn, *args, **kwargs):
-    """Run a Resp-returning call expecting ApiError(status, code)."""
-    try:
-        got = fn(*args, **kwargs)
-    except ApiError as e:
-        assert (e.status, e.code) == (status, code), str(e)
-        return e
-    raise AssertionError(f"expected {status} {code}, got {got.status}: {got.body}")
 
 
 # --- garbage collection -----------------------------------------------------------------------------------

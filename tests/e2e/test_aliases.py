@@ -4,9 +4,9 @@ backends."""
 import pytest
 
 from helpers import assert_recent, unique
-from resources_helpers import (err, expect_api_error, fc2_call, new_function, new_service, ok, publish, raw_for,
-                               runtime_options, tea_call, tea_models, update_function)
-from sdk import CLIENTS, ApiError, Resp
+from resources_helpers import err, new_function, new_service, ok, publish, update_function
+from sdk import (CLIENTS, Facade, expect_api_error, fc2_call, if_match_fc2, if_match_raw, present, raw_for,
+                 runtime_options, tea_call, tea_models, walk_pages)
 
 ROUTE_POLICY = {"condition": "AND", "policyItems": [
     {"type": "Header", "key": "x-canary", "value": "yes", "operator": "="},
@@ -15,18 +15,8 @@ ROUTE_POLICY = {"condition": "AND", "policyItems": [
 ]}
 
 
-class Aliases:
+class Aliases(Facade):
     """Alias CRUD through one client; returns sdk.Resp, raises sdk.ApiError."""
-
-    def __init__(self, server, client):
-        self.server, self.client = server, client
-
-    def _raw(self, method, path, json=None, headers=None, params=None, expect=200):
-        r = raw_for(self.server, self.client).request(method, path, json=json, headers=headers, params=params)
-        if r.status_code >= 400:
-            body = r.json()
-            raise ApiError(r.status_code, body.get("ErrorCode"), r.headers.get("X-Fc-Request-Id"), body)
-        return Resp(r.status_code, r.headers, ok(r, expect))
 
     def create(self, svc, body):
         if self.client == "fc2":
@@ -54,25 +44,25 @@ class Aliases:
             return fc2_call(self.server.fc2.update_alias, svc, name, body.get("versionId"),
                             description=body.get("description"),
                             additionalVersionWeight=body.get("additionalVersionWeight"),
-                            headers={"if-match": if_match} if if_match else {})
+                            headers=if_match_fc2(if_match))
         if self.client == "fc21":
             m = tea_models()
             return tea_call(self.server.fc21.update_alias_with_options, svc, name,
                             m.UpdateAliasRequest().from_map(body), m.UpdateAliasHeaders(if_match=if_match),
                             runtime_options())
         return self._raw("PUT", f"/services/{svc}/aliases/{name}", json=body,
-                         headers={"If-Match": if_match} if if_match else None)
+                         headers=if_match_raw(if_match))
 
     def delete(self, svc, name, if_match=None):
         if self.client == "fc2":
             return fc2_call(self.server.fc2.delete_alias, svc, name,
-                            headers={"if-match": if_match} if if_match else {})
+                            headers=if_match_fc2(if_match))
         if self.client == "fc21":
             m = tea_models()
             return tea_call(self.server.fc21.delete_alias_with_options, svc, name,
                             m.DeleteAliasHeaders(if_match=if_match), runtime_options())
         return self._raw("DELETE", f"/services/{svc}/aliases/{name}",
-                         headers={"If-Match": if_match} if if_match else None, expect=204)
+                         headers=if_match_raw(if_match), expect=204)
 
     def list(self, svc, limit=None, nextToken=None, prefix=None, startKey=None):
         if self.client == "fc2":
@@ -82,9 +72,8 @@ class Aliases:
             m = tea_models()
             return tea_call(self.server.fc21.list_aliases, svc, m.ListAliasesRequest(
                 limit=limit, next_token=nextToken, prefix=prefix, start_key=startKey))
-        params = {k: v for k, v in dict(limit=limit, nextToken=nextToken, prefix=prefix,
-                                        startKey=startKey).items() if v is not None}
-        return self._raw("GET", f"/services/{svc}/aliases", params=params)
+        return self._raw("GET", f"/services/{svc}/aliases",
+                         params=present(limit=limit, nextToken=nextToken, prefix=prefix, startKey=startKey))
 
 
 @pytest.fixture(scope="module")
@@ -330,15 +319,9 @@ def five(server):
 def test_list_aliases_pages(server, five, client):
     svc, aliases = five
     a = Aliases(server, client)
-    pages, token = [], None
-    for _ in range(10):
-        body = a.list(svc, limit=2, prefix="p_", nextToken=token).body
-        pages.append([x["aliasName"] for x in body["aliases"]])
-        token = body.get("nextToken")
-        if token is None:
-            break
-        assert token != ""
-    assert pages == [aliases[0:2], aliases[2:4], aliases[4:5]]
+    pages = walk_pages(lambda token: a.list(svc, limit=2, prefix="p_", nextToken=token).body, "aliases",
+                       max_pages=10)
+    assert [[x["aliasName"] for x in page] for page in pages] == [aliases[0:2], aliases[2:4], aliases[4:5]]
 
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from helpers import unique
-from invoke_helpers import invoke, invoke_ok, new_function, new_service, py_zip, wait_until
+from invoke_helpers import function_logs, invoke, invoke_ok, new_function, new_service, py_zip, wait_until
 
 ARGS = ["--async-retry-base-ms", "50", "--async-lease", "2", "--queue-timeout-ms", "300"]
 
@@ -45,19 +44,13 @@ def srv(server_factory, backend):
     s.close()
 
 
-def logs(srv, svc, fn):
-    r = srv.raw.get(f"/services/{svc}/functions/{fn}/logs", params={"limit": "10000"})
-    assert r.status_code == 200, r.text
-    return r.json()["lines"]
-
-
 def ran(srv, svc, fn):
     """The payloads each run of WORKER printed, in order."""
-    return [l.split("RAN ", 1)[1].split(" ")[0] for l in logs(srv, svc, fn) if "RAN " in l]
+    return [l.split("RAN ", 1)[1].split(" ")[0] for l in function_logs(srv, svc, fn) if "RAN " in l]
 
 
 def records(srv, svc, fn):
-    return [json.loads(l.split("RECORD ", 1)[1]) for l in logs(srv, svc, fn) if "RECORD " in l]
+    return [json.loads(l.split("RECORD ", 1)[1]) for l in function_logs(srv, svc, fn) if "RECORD " in l]
 
 
 def accepted(srv, svc, fn, payload, **kw):
@@ -83,7 +76,7 @@ def test_async_invocation_runs_once_with_its_request_id(srv):
     fn = new_function(srv, svc, WORKER)
     rid = accepted(srv, svc, fn, b"hello")
     wait_until(lambda: ran(srv, svc, fn) == ["hello"], 20, what="the async invocation ran")
-    line = next(l for l in logs(srv, svc, fn) if "RAN hello" in l)
+    line = next(l for l in function_logs(srv, svc, fn) if "RAN hello" in l)
     assert rid in line, (rid, line)
     time.sleep(0.5)
     assert ran(srv, svc, fn) == ["hello"], "ran more than once"
@@ -138,6 +131,12 @@ def test_other_destination_kinds_are_refused_at_put_time(srv):
         assert body["ErrorCode"] == "InvalidArgument" and "openfc delivers to functions only" in body["ErrorMessage"], body
 
 
+def one_instance(srv, svc, fn):
+    """At most one instance of the function's LATEST (its on-demand config)."""
+    r = srv.raw.put(f"/services/{svc}.LATEST/functions/{fn}/on-demand-config", json={"maximumInstanceCount": 1})
+    assert r.status_code == 200, r.text
+
+
 def occupy(srv, svc, fn, seconds):
     """A synchronous invocation holding the function's only instance for `seconds` (in the background)."""
     t = threading.Thread(target=invoke, args=(srv, svc, fn, f"sleep:{seconds}".encode()), daemon=True)
@@ -149,8 +148,7 @@ def occupy(srv, svc, fn, seconds):
 def test_throttled_events_wait_for_capacity_then_run(srv):
     svc = new_service(srv, "asyt")
     fn = new_function(srv, svc, WORKER)
-    r = srv.raw.put(f"/services/{svc}.LATEST/functions/{fn}/on-demand-config", json={"maximumInstanceCount": 1})
-    assert r.status_code == 200, r.text
+    one_instance(srv, svc, fn)
     busy = occupy(srv, svc, fn, 3)
     accepted(srv, svc, fn, b"after-busy")
     time.sleep(1)
@@ -163,8 +161,7 @@ def test_events_older_than_the_max_age_expire_to_the_failure_destination(srv):
     svc = new_service(srv, "asye")
     fn = new_function(srv, svc, WORKER)
     sink = new_function(srv, svc, SINK)
-    r = srv.raw.put(f"/services/{svc}.LATEST/functions/{fn}/on-demand-config", json={"maximumInstanceCount": 1})
-    assert r.status_code == 200, r.text
+    one_instance(srv, svc, fn)
     put_async_config(srv, svc, fn, {"maxAsyncEventAgeInSeconds": 1,
                                     "destinationConfig": {"onFailure": {"destination": arn(srv, svc, sink)}}})
     busy = occupy(srv, svc, fn, 4)
@@ -288,8 +285,7 @@ def test_stop_cancels_a_running_invocation_and_redrive_runs_it_again(srv):
     again = stateful(srv, svc, fn, "long_1", method="PUT")
     assert again.status_code == 400, again.text
     # The cancelled attempt frees the instance: a new invocation does not wait 20 s behind it.
-    r = srv.raw.put(f"/services/{svc}.LATEST/functions/{fn}/on-demand-config", json={"maximumInstanceCount": 1})
-    assert r.status_code == 200, r.text
+    one_instance(srv, svc, fn)
     t0 = time.time()
     assert invoke_ok(srv, svc, fn, b"quick").body == b"done quick"
     assert time.time() - t0 < 10
@@ -354,8 +350,7 @@ def test_health_shows_the_queue_and_health_and_metrics_carry_request_ids(srv):
     import requests
     svc = new_service(srv, "hq")
     fn = new_function(srv, svc, WORKER)
-    r = srv.raw.put(f"/services/{svc}.LATEST/functions/{fn}/on-demand-config", json={"maximumInstanceCount": 1})
-    assert r.status_code == 200, r.text
+    one_instance(srv, svc, fn)
     busy = occupy(srv, svc, fn, 3)
     for i in range(3):
         accepted(srv, svc, fn, f"q{i}".encode())

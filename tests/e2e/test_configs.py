@@ -6,20 +6,12 @@ import uuid
 import pytest
 
 from helpers import assert_recent, assert_subset, unique
-from resources_helpers import (CERT_PEM, KEY_PEM, create_alias, err, expect_api_error, fc2_call, new_function,
-                               new_service, ok, publish, q_params, raw_for, svc_seg, tea_call, tea_models)
-from sdk import CLIENTS, ApiError, Resp
+from resources_helpers import CERT_PEM, KEY_PEM, create_alias, err, new_function, new_service, ok, publish
+from sdk import (CLIENTS, Facade, expect_api_error, fc2_call, present, q_params, raw_for, svc_seg, tea_call,
+                 tea_models, walk_pages)
 
 # (client, qualifier form) for the qualified config paths.
 RAW_FORMS = [("raw16", "path"), ("raw16", "query"), ("raw21", "path"), ("raw21", "query")]
-
-
-def raw_resp(server, client, method, path, json=None, params=None, expect=200):
-    r = raw_for(server, client).request(method, path, json=json, params=params)
-    if r.status_code >= 400:
-        body = r.json()
-        raise ApiError(r.status_code, body.get("ErrorCode"), r.headers.get("X-Fc-Request-Id"), body)
-    return Resp(r.status_code, r.headers, ok(r, expect))
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +48,8 @@ TLS = {"minVersion": "TLSv1.2", "maxVersion": "TLSv1.3",
        "cipherSuites": ["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]}
 
 
-class Domains:
-    def __init__(self, server, client):
-        self.server, self.client = server, client
+class Domains(Facade):
+    """Custom-domain CRUD through one client; returns sdk.Resp, raises sdk.ApiError."""
 
     def create(self, body):
         if self.client == "fc2":
@@ -69,14 +60,14 @@ class Domains:
         if self.client == "fc21":
             m = tea_models()
             return tea_call(self.server.fc21.create_custom_domain, m.CreateCustomDomainRequest().from_map(body))
-        return raw_resp(self.server, self.client, "POST", "/custom-domains", json=body)
+        return self._raw("POST", "/custom-domains", json=body)
 
     def get(self, name):
         if self.client == "fc2":
             return fc2_call(self.server.fc2.get_custom_domain, name)
         if self.client == "fc21":
             return tea_call(self.server.fc21.get_custom_domain, name)
-        return raw_resp(self.server, self.client, "GET", f"/custom-domains/{name}")
+        return self._raw("GET", f"/custom-domains/{name}")
 
     def update(self, name, body):
         if self.client == "fc2":
@@ -85,14 +76,14 @@ class Domains:
         if self.client == "fc21":
             m = tea_models()
             return tea_call(self.server.fc21.update_custom_domain, name, m.UpdateCustomDomainRequest().from_map(body))
-        return raw_resp(self.server, self.client, "PUT", f"/custom-domains/{name}", json=body)
+        return self._raw("PUT", f"/custom-domains/{name}", json=body)
 
     def delete(self, name):
         if self.client == "fc2":
             return fc2_call(self.server.fc2.delete_custom_domain, name)
         if self.client == "fc21":
             return tea_call(self.server.fc21.delete_custom_domain, name)
-        return raw_resp(self.server, self.client, "DELETE", f"/custom-domains/{name}", expect=204)
+        return self._raw("DELETE", f"/custom-domains/{name}", expect=204)
 
     def list(self, limit=None, nextToken=None, prefix=None, startKey=None):
         if self.client == "fc2":
@@ -101,9 +92,8 @@ class Domains:
         if self.client == "fc21":
             return tea_call(self.server.fc21.list_custom_domains, tea_models().ListCustomDomainsRequest(
                 limit=limit, next_token=nextToken, prefix=prefix, start_key=startKey))
-        params = {k: v for k, v in dict(limit=limit, nextToken=nextToken, prefix=prefix,
-                                        startKey=startKey).items() if v is not None}
-        return raw_resp(self.server, self.client, "GET", "/custom-domains", params=params)
+        return self._raw("GET", "/custom-domains",
+                         params=present(limit=limit, nextToken=nextToken, prefix=prefix, startKey=startKey))
 
 
 def full_domain(client, env, name):
@@ -242,15 +232,8 @@ def three_domains(server, env):
 def test_list_custom_domains_pages(server, three_domains, client):
     p, names = three_domains
     a = Domains(server, client)
-    pages, token = [], None
-    for _ in range(10):
-        body = a.list(limit=2, prefix=p, nextToken=token).body
-        pages.append([d["domainName"] for d in body["customDomains"]])
-        token = body.get("nextToken")
-        if token is None:
-            break
-        assert token != ""
-    assert pages == [names[:2], names[2:]]
+    pages = walk_pages(lambda token: a.list(limit=2, prefix=p, nextToken=token).body, "customDomains", max_pages=10)
+    assert [[d["domainName"] for d in page] for page in pages] == [names[:2], names[2:]]
     assert [d["domainName"] for d in a.list(prefix=p, startKey=names[1]).body["customDomains"]] == names[1:]
 
 
@@ -326,15 +309,9 @@ def test_provision_configs_of_one_service_page_with_next_token(server):
     fns = sorted(new_function(server, svc)[0] for _ in range(3))
     for fn in fns:
         ok(server.raw.put(provision_path(svc, fn, "LATEST", "path"), json={"target": 1}))
-    pages, token = [], None
-    while True:
-        params = {"serviceName": svc, "limit": 2, **({"nextToken": token} if token else {})}
-        body = ok(server.raw.get("/provision-configs", params=params))
-        pages.append([c["resource"].rsplit("#", 1)[1] for c in body["provisionConfigs"]])
-        token = body.get("nextToken")
-        if not token:
-            break
-    assert pages == [fns[:2], fns[2:]]
+    pages = walk_pages(lambda token: ok(server.raw.get("/provision-configs", params=present(
+        serviceName=svc, limit=2, nextToken=token))), "provisionConfigs")
+    assert [[c["resource"].rsplit("#", 1)[1] for c in page] for page in pages] == [fns[:2], fns[2:]]
 
 
 def test_provision_config_null_arrays_keep_and_empty_arrays_clear(server, env):
@@ -418,19 +395,9 @@ def on_demand_path(svc, fn, q, form):
 
 
 def walk_on_demand(server, client="raw16", limit=2):
-    out, token = [], None
-    for _ in range(200):
-        params = {"limit": limit}
-        if token:
-            params["nextToken"] = token
-        body = ok(raw_for(server, client).get("/on-demand-configs", params=params))
-        assert len(body["configs"]) <= limit
-        out += body["configs"]
-        token = body.get("nextToken")
-        if token is None:
-            return out
-        assert token != ""
-    pytest.fail("more than 200 pages")
+    pages = walk_pages(lambda token: ok(raw_for(server, client).get("/on-demand-configs", params=present(
+        limit=limit, nextToken=token))), "configs", limit, max_pages=200)
+    return sum(pages, [])
 
 
 def test_on_demand_config_with_fc2(server, env):

@@ -11,8 +11,10 @@ import requests
 
 import rawsign
 from helpers import assert_fc_error, assert_request_id
-from invoke_helpers import create_alias, custom_zip, new_function, new_service, publish, py_zip, update_code
-from resources_helpers import CERT_PEM, KEY_PEM, expect_api_error, fc2_call
+from invoke_helpers import (create_alias, custom_zip, http_trigger, new_function, new_service, publish, py_zip,
+                            update_code)
+from resources_helpers import CERT_PEM, KEY_PEM
+from sdk import expect_api_error, fc2_call
 
 ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
 
@@ -36,14 +38,6 @@ CUSTOM = custom_zip('''
 ''')
 
 
-def http_trigger(server, svc, fn, methods=ALL_METHODS, auth="anonymous", qualifier=None):
-    body = {"triggerName": "web", "triggerType": "http", "triggerConfig": {"authType": auth, "methods": methods}}
-    if qualifier:
-        body["qualifier"] = qualifier
-    r = server.raw.post(f"/services/{svc}/functions/{fn}/triggers", json=body)
-    assert r.status_code == 200, r.text
-
-
 @pytest.fixture(scope="module")
 def site(server):
     """A service whose functions each answer with their own tag, all with an HTTP trigger for every method."""
@@ -52,19 +46,19 @@ def site(server):
     for tag in ("root", "api", "deep", "exact", "getonly"):
         fns[tag] = new_function(server, svc, echo(tag), runtime="python3.10")
     for tag in ("root", "api", "deep", "exact"):
-        http_trigger(server, svc, fns[tag])
-    http_trigger(server, svc, fns["getonly"], methods=["GET"])
+        http_trigger(server, svc, fns[tag], ALL_METHODS)
+    http_trigger(server, svc, fns["getonly"], ["GET"])
     fns["custom"] = new_function(server, svc, CUSTOM, runtime="custom")
-    http_trigger(server, svc, fns["custom"])
+    http_trigger(server, svc, fns["custom"], ALL_METHODS)
     fns["signed"] = new_function(server, svc, echo("signed"), runtime="python3.10")
-    http_trigger(server, svc, fns["signed"], auth="function")
+    http_trigger(server, svc, fns["signed"], ALL_METHODS, auth="function")
     fns["notrigger"] = new_function(server, svc, echo("notrigger"), runtime="python3.10")
     # "pinned": version 1 answers "v1", alias prod -> 1, LATEST then answers "latest"; its trigger serves prod.
     fns["pinned"] = new_function(server, svc, echo("v1"), runtime="python3.10")
     version = publish(server, svc)
     create_alias(server, svc, "prod", version)
     update_code(server, svc, fns["pinned"], echo("latest"))
-    http_trigger(server, svc, fns["pinned"], qualifier="prod")
+    http_trigger(server, svc, fns["pinned"], ALL_METHODS, qualifier="prod")
     return {"svc": svc, **fns}
 
 
@@ -203,8 +197,7 @@ def test_anonymous_unless_signed(server, site):
     host = name("sig")
     create_domain(server, host, [route(site, "/*", "signed")])
     assert_fc_error(call(server, host, "/s"), 400, "MissingRequiredHeader")
-    headers = {"Date": rawsign.http_date(), "Host": host}
-    headers["Authorization"] = rawsign.authorization(server.ak, server.secret, "GET", "/s", headers)
+    headers = rawsign.signed_headers(server.ak, server.secret, "GET", "/s", {"Host": host})
     r = requests.get(server.endpoint + "/s", headers=headers, timeout=60)
     assert answer(r).startswith("signed GET /s? ")
     bad = dict(headers, Authorization=rawsign.authorization(server.ak, server.secret + "x", "GET", "/s", headers))

@@ -261,6 +261,24 @@ def test_every_response_has_a_distinct_request_id(s, svc):
 
 # --- concurrency ---------------------------------------------------------------------------------------------
 
+def race(s, n, send):
+    """`send(raw, i)` from n threads at once, each with its own client (a session per thread); the responses."""
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def worker(i):
+        raw = s.raw
+        barrier.wait()
+        results[i] = send(raw, i)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
 def test_concurrent_updates_with_the_same_if_match(s, svc):
     """8 updates race with the same ETag: exactly one wins, the other seven get 412."""
     name = unique("race")
@@ -268,20 +286,8 @@ def test_concurrent_updates_with_the_same_if_match(s, svc):
         "functionName": name, "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": b64(PKG)}})
     assert_ok(created)
     etag = created.headers["ETag"]
-    barrier = threading.Barrier(8)
-    results = [None] * 8
-
-    def worker(i):
-        raw = s.raw  # a session per thread
-        barrier.wait()
-        results[i] = raw.put(f"/services/{svc}/functions/{name}", json={"description": f"writer-{i}"},
-                             headers={"If-Match": etag})
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = race(s, 8, lambda raw, i: raw.put(f"/services/{svc}/functions/{name}",
+                                                json={"description": f"writer-{i}"}, headers={"If-Match": etag}))
     statuses = sorted(r.status_code for r in results)
     assert statuses == [200] + [412] * 7, statuses
     for r in results:
@@ -294,19 +300,8 @@ def test_concurrent_updates_with_the_same_if_match(s, svc):
 
 def test_concurrent_creates_of_the_same_service(s):
     name = unique("samename")
-    barrier = threading.Barrier(8)
-    results = [None] * 8
-
-    def worker(i):
-        raw = s.raw
-        barrier.wait()
-        results[i] = raw.post("/services", json={"serviceName": name, "description": f"creator-{i}"})
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    results = race(s, 8, lambda raw, i: raw.post("/services", json={"serviceName": name,
+                                                                    "description": f"creator-{i}"}))
     statuses = sorted(r.status_code for r in results)
     assert statuses == [200] + [409] * 7, statuses
     for r in results:

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from helpers import assert_fc_error
-from invoke_helpers import code_zip, custom_zip, new_function, new_service, node_zip, py_zip
+from invoke_helpers import custom_zip, http_trigger, new_function, new_service, node_zip, py_zip
 
 WSGI = py_zip('''
     def handler(environ, start_response):
@@ -52,12 +52,7 @@ def svc(srv):
 
 def with_trigger(srv, svc, pkg, runtime, auth="anonymous", methods=("GET", "POST"), qualifier=None):
     fn = new_function(srv, svc, pkg, runtime=runtime)
-    body = {"triggerName": "web", "triggerType": "http",
-            "triggerConfig": {"authType": auth, "methods": list(methods)}}
-    if qualifier:
-        body["qualifier"] = qualifier
-    r = srv.raw.post(f"/services/{svc}/functions/{fn}/triggers", json=body)
-    assert r.status_code == 200, r.text
+    http_trigger(srv, svc, fn, methods, auth, qualifier)
     return fn
 
 
@@ -129,10 +124,7 @@ def test_a_trigger_for_a_version_serves_that_version(srv, svc):
     r = srv.raw.post(f"/services/{svc}/versions", json={})
     assert r.status_code == 200, r.text
     version = r.json()["versionId"]
-    body = {"triggerName": "pinned", "triggerType": "http", "qualifier": version,
-            "triggerConfig": {"authType": "anonymous", "methods": ["GET"]}}
-    r = srv.raw.post(f"/services/{svc}/functions/{fn}/triggers", json=body)
-    assert r.status_code == 200, r.text
+    http_trigger(srv, svc, fn, ["GET"], qualifier=version, name="pinned")
     # LATEST moves on to code that fails; the version's trigger still runs the version's code.
     broken = py_zip('''
         def handler(environ, start_response):

@@ -11,8 +11,8 @@ import pytest
 import zips
 from crc64 import crc64_str
 from helpers import assert_recent, b64, unique
-from resources_helpers import (download, err, expect_api_error, new_function, new_service, ok, raw_for, tea_call,
-                               tea_models, update_function, wait_for_gc)
+from resources_helpers import download, err, new_function, new_service, ok, update_function, wait_for_gc
+from sdk import expect_api_error, present, raw_for, tea_call, tea_models, walk_pages
 
 PKG = zips.make_zip({"python/lib/helper.py": b"X = 1\n", "README": b"layer one\n"})
 PKG2 = zips.make_zip({"python/lib/helper.py": b"X = 2\n", "README": b"layer two, longer\n" * 5})
@@ -241,18 +241,9 @@ def test_list_layers_shows_the_newest_version_of_each(server, family, client):
 
 def test_list_layers_pages(server, family):
     p = family
-    pages, token = [], None
-    for _ in range(10):
-        params = {"prefix": p, "limit": 2}
-        if token:
-            params["nextToken"] = token
-        body = ok(server.raw.get("/layers", params=params))
-        pages.append([x["layerName"] for x in body["layers"]])
-        token = body.get("nextToken")
-        if token is None:
-            break
-        assert token != ""
-    assert pages == [[p + "a", p + "b"], [p + "c"]]
+    pages = walk_pages(lambda token: ok(server.raw.get("/layers", params=present(prefix=p, limit=2, nextToken=token))),
+                       "layers", max_pages=10)
+    assert [[x["layerName"] for x in page] for page in pages] == [[p + "a", p + "b"], [p + "c"]]
 
 
 def test_list_layers_start_key(server, family):

@@ -6,7 +6,7 @@ Every test lists under its own unique prefix, so services made by other tests ne
 import pytest
 
 from helpers import assert_ok, b64, unique
-from sdk import CLIENTS, api
+from sdk import CLIENTS, api, walk_pages
 import zips
 
 PKG = zips.code_zip("pagination")
@@ -32,17 +32,9 @@ def names_of(body, key="services", name_key="serviceName"):
 
 
 def walk(a, limit, prefix, startKey=None):
-    pages = []
-    token = None
-    for _ in range(50):
-        body = a.list_services(limit=limit, prefix=prefix, nextToken=token,
-                               startKey=None if token else startKey).body
-        pages.append(names_of(body))
-        token = body.get("nextToken")
-        if token is None:
-            return pages
-        assert token != "", "nextToken must be omitted, not empty, on the last page"
-    pytest.fail("more than 50 pages")
+    pages = walk_pages(lambda token: a.list_services(limit=limit, prefix=prefix, nextToken=token,
+                                                     startKey=None if token else startKey).body, "services")
+    return [[x["serviceName"] for x in page] for page in pages]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
@@ -164,14 +156,9 @@ def fn_svc(server):
 def test_list_functions_pagination(server, fn_svc, client):
     svc, names = fn_svc
     a = api(server, client)
-    pages, token = [], None
-    for _ in range(10):
-        body = a.list_functions(svc, prefix="f_", limit=2, nextToken=token).body
-        pages.append(names_of(body, "functions", "functionName"))
-        token = body.get("nextToken")
-        if token is None:
-            break
-    assert pages == [["f_0", "f_1"], ["f_2", "f_3"], ["f_4"]]
+    pages = walk_pages(lambda token: a.list_functions(svc, prefix="f_", limit=2, nextToken=token).body, "functions",
+                       max_pages=10)
+    assert [[x["functionName"] for x in page] for page in pages] == [["f_0", "f_1"], ["f_2", "f_3"], ["f_4"]]
     assert names_of(a.list_functions(svc).body, "functions", "functionName") == names
     assert names_of(a.list_functions(svc, startKey="f_3").body, "functions", "functionName") == \
         ["f_3", "f_4", "g_0", "g_1"]

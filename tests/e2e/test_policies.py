@@ -10,8 +10,8 @@ import pytest
 
 from conftest import tea_client
 from helpers import unique
-from invoke_helpers import invoke, new_function, new_service, py_zip
-from resources_helpers import ApiError, expect_api_error, fc2_call
+from invoke_helpers import new_function, new_service, py_zip
+from sdk import expect_api_error, fc2_call
 
 ECHO = py_zip("def handler(event, context):\n    return b'echo ' + event\n")
 # The same as an HTTP function (WSGI).
@@ -24,10 +24,8 @@ WSGI_ECHO = py_zip('''
 
 
 @pytest.fixture(scope="module")
-def srv(server_factory, backend):
-    s = server_factory.start(backend)
-    yield s
-    s.close()
+def srv(server):
+    return server
 
 
 @pytest.fixture(scope="module")

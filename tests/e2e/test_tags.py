@@ -4,25 +4,12 @@ and both prefixes, ListServices tag filters, ARN and tag validation, --region; o
 import pytest
 
 from helpers import unique
-from resources_helpers import (err, expect_api_error, fc2_call, new_service, ok, raw_for, service_arn, tea_call,
-                               tea_models)
-from sdk import ApiError, Resp
-
-CLIENTS = ["fc2", "fc21", "raw16", "raw21"]
+from resources_helpers import err, new_service, ok, service_arn
+from sdk import CLIENTS, Facade, expect_api_error, fc2_call, present, raw_for, tea_call, tea_models, walk_pages
 
 
-class Tags:
+class Tags(Facade):
     """The four tag operations through one client; returns sdk.Resp, raises sdk.ApiError."""
-
-    def __init__(self, server, client):
-        self.server, self.client = server, client
-
-    def _raw(self, method, path, json=None, params=None):
-        r = raw_for(self.server, self.client).request(method, path, json=json, params=params)
-        if r.status_code >= 400:
-            body = r.json()
-            raise ApiError(r.status_code, body.get("ErrorCode"), r.headers.get("X-Fc-Request-Id"), body)
-        return Resp(r.status_code, r.headers, ok(r))
 
     def tag(self, arn, tags):
         if self.client == "fc2":
@@ -58,8 +45,7 @@ class Tags:
         if self.client == "fc21":
             return tea_call(self.server.fc21.list_tagged_resources, tea_models().ListTaggedResourcesRequest(
                 limit=limit, next_token=nextToken))
-        params = {k: v for k, v in {"limit": limit, "nextToken": nextToken}.items() if v is not None}
-        return self._raw("GET", "/tags", params=params)
+        return self._raw("GET", "/tags", params=present(limit=limit, nextToken=nextToken))
 
 
 def tags_of(server, arn):
@@ -211,18 +197,8 @@ def test_deleting_a_service_removes_its_tags(server):
 # --- ListTaggedResources ------------------------------------------------------------------------------------
 def walk_tagged(server, client, limit=None):
     a = Tags(server, client)
-    out, token = [], None
-    for _ in range(200):
-        body = a.list(limit=limit, nextToken=token).body
-        page = body["resources"]
-        if limit:
-            assert len(page) <= limit
-        out += page
-        token = body.get("nextToken")
-        if token is None:
-            return out
-        assert token != ""
-    pytest.fail("more than 200 pages")
+    pages = walk_pages(lambda token: a.list(limit=limit, nextToken=token).body, "resources", limit, max_pages=200)
+    return sum(pages, [])
 
 
 @pytest.fixture(scope="module")

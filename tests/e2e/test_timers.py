@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from invoke_helpers import new_function, new_service, py_zip, wait_until
+from invoke_helpers import function_logs, new_function, new_service, py_zip, wait_until
 
 PRINTER = py_zip('''
     def handler(event, context):
@@ -24,9 +24,7 @@ def srv(server_factory, backend):
 
 
 def ticks(srv, svc, fn):
-    r = srv.raw.get(f"/services/{svc}/functions/{fn}/logs", params={"limit": "10000"})
-    assert r.status_code == 200, r.text
-    return [json.loads(l.split("TICK ", 1)[1]) for l in r.json()["lines"] if "TICK " in l]
+    return [json.loads(l.split("TICK ", 1)[1]) for l in function_logs(srv, svc, fn) if "TICK " in l]
 
 
 def timer(srv, svc, fn, name, cron, enable=True, payload="p"):

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from helpers import assert_recent, parse_time, unique
-from resources_helpers import (create_alias, err, expect_api_error, fc2_call, new_function, new_service, ok,
-                               publish, raw_for, runtime_options, tea_call, tea_models)
-from sdk import CLIENTS, ApiError, Resp
+from resources_helpers import create_alias, err, new_function, new_service, ok, publish
+from sdk import (CLIENTS, Facade, expect_api_error, fc2_call, if_match_fc2, if_match_raw, present, raw_for,
+                 runtime_options, tea_call, tea_models, walk_pages)
 
 HTTP_CFG = {"authType": "anonymous", "methods": ["GET", "POST"]}
 TIMER_CFG = {"cronExpression": "0 0/5 * * * *", "enable": True, "payload": "tick"}
@@ -29,18 +29,8 @@ def object_prefix(client):
     return client in ("fc2", "raw16")
 
 
-class Triggers:
+class Triggers(Facade):
     """Trigger CRUD through one client; returns sdk.Resp, raises sdk.ApiError."""
-
-    def __init__(self, server, client):
-        self.server, self.client = server, client
-
-    def _raw(self, method, path, json=None, headers=None, params=None, expect=200):
-        r = raw_for(self.server, self.client).request(method, path, json=json, headers=headers, params=params)
-        if r.status_code >= 400:
-            body = r.json()
-            raise ApiError(r.status_code, body.get("ErrorCode"), r.headers.get("X-Fc-Request-Id"), body)
-        return Resp(r.status_code, r.headers, ok(r, expect))
 
     def create(self, svc, fn, body):
         if self.client == "fc2":
@@ -67,7 +57,7 @@ class Triggers:
             return fc2_call(self.server.fc2.update_trigger, svc, fn, name, triggerConfig=body.get("triggerConfig"),
                             invocationRole=body.get("invocationRole"), qualifier=body.get("qualifier"),
                             description=body.get("description"),
-                            headers={"if-match": if_match} if if_match else {})
+                            headers=if_match_fc2(if_match))
         if self.client == "fc21":
             m = tea_models()
             body = dict(body)
@@ -77,18 +67,18 @@ class Triggers:
                             m.UpdateTriggerRequest().from_map(body), m.UpdateTriggerHeaders(if_match=if_match),
                             runtime_options())
         return self._raw("PUT", f"/services/{svc}/functions/{fn}/triggers/{name}", json=body,
-                         headers={"If-Match": if_match} if if_match else None)
+                         headers=if_match_raw(if_match))
 
     def delete(self, svc, fn, name, if_match=None):
         if self.client == "fc2":
             return fc2_call(self.server.fc2.delete_trigger, svc, fn, name,
-                            headers={"if-match": if_match} if if_match else {})
+                            headers=if_match_fc2(if_match))
         if self.client == "fc21":
             m = tea_models()
             return tea_call(self.server.fc21.delete_trigger_with_options, svc, fn, name,
                             m.DeleteTriggerHeaders(if_match=if_match), runtime_options())
         return self._raw("DELETE", f"/services/{svc}/functions/{fn}/triggers/{name}",
-                         headers={"If-Match": if_match} if if_match else None, expect=204)
+                         headers=if_match_raw(if_match), expect=204)
 
     def list(self, svc, fn, limit=None, nextToken=None, prefix=None, startKey=None):
         if self.client == "fc2":
@@ -98,9 +88,8 @@ class Triggers:
             m = tea_models()
             return tea_call(self.server.fc21.list_triggers, svc, fn, m.ListTriggersRequest(
                 limit=limit, next_token=nextToken, prefix=prefix, start_key=startKey))
-        params = {k: v for k, v in dict(limit=limit, nextToken=nextToken, prefix=prefix,
-                                        startKey=startKey).items() if v is not None}
-        return self._raw("GET", f"/services/{svc}/functions/{fn}/triggers", params=params)
+        return self._raw("GET", f"/services/{svc}/functions/{fn}/triggers",
+                         params=present(limit=limit, nextToken=nextToken, prefix=prefix, startKey=startKey))
 
 
 @pytest.fixture(scope="module")
@@ -493,15 +482,9 @@ def five(server, svc):
 def test_list_triggers_pages(server, svc, five, client):
     f, names = five
     a = Triggers(server, client)
-    pages, token = [], None
-    for _ in range(10):
-        body = a.list(svc, f, limit=2, prefix="p_", nextToken=token).body
-        pages.append([x["triggerName"] for x in body["triggers"]])
-        token = body.get("nextToken")
-        if token is None:
-            break
-        assert token != ""
-    assert pages == [names[0:2], names[2:4], names[4:5]]
+    pages = walk_pages(lambda token: a.list(svc, f, limit=2, prefix="p_", nextToken=token).body, "triggers",
+                       max_pages=10)
+    assert [[x["triggerName"] for x in page] for page in pages] == [names[0:2], names[2:4], names[4:5]]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
