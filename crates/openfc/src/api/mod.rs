@@ -14,6 +14,8 @@ mod handlers;
 pub mod invoke;
 mod proxy;
 mod stateful;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Instant;
