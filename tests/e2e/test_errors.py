@@ -20,12 +20,19 @@ def s(sqlite_server):
     return sqlite_server
 
 
+def create_function(s, svc, name):
+    """Creates function `name` in `svc`; its ETag."""
+    created = s.raw.post(f"/services/{svc}/functions", json={
+        "functionName": name, "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": b64(PKG)}})
+    assert_ok(created)
+    return created.headers["ETag"]
+
+
 @pytest.fixture(scope="module")
 def svc(s):
     name = unique("errsvc")
     assert_ok(s.raw.post("/services", json={"serviceName": name}))
-    assert_ok(s.raw.post(f"/services/{name}/functions", json={
-        "functionName": "fn", "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": b64(PKG)}}))
+    create_function(s, name, "fn")
     return name
 
 
@@ -215,10 +222,7 @@ def test_if_match_on_service_update_and_delete(s):
 
 def test_if_match_on_function_update_and_delete(s, svc):
     name = unique("fnetag")
-    created = s.raw.post(f"/services/{svc}/functions", json={
-        "functionName": name, "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": b64(PKG)}})
-    assert_ok(created)
-    etag = created.headers["ETag"]
+    etag = create_function(s, svc, name)
     path = f"/services/{svc}/functions/{name}"
     assert_fc_error(s.raw.put(path, json={"timeout": 9}, headers={"If-Match": etag + "0"}), 412,
                     "PreconditionFailed")
@@ -282,10 +286,7 @@ def race(s, n, send):
 def test_concurrent_updates_with_the_same_if_match(s, svc):
     """8 updates race with the same ETag: exactly one wins, the other seven get 412."""
     name = unique("race")
-    created = s.raw.post(f"/services/{svc}/functions", json={
-        "functionName": name, "runtime": "python3.10", "handler": "index.handler", "code": {"zipFile": b64(PKG)}})
-    assert_ok(created)
-    etag = created.headers["ETag"]
+    etag = create_function(s, svc, name)
     results = race(s, 8, lambda raw, i: raw.put(f"/services/{svc}/functions/{name}",
                                                 json={"description": f"writer-{i}"}, headers={"If-Match": etag}))
     statuses = sorted(r.status_code for r in results)
