@@ -149,6 +149,10 @@ command -v go >/dev/null 2>&1 || RUNTIME_PKGS+=(golang-go)
 [[ -x /usr/bin/php8.2 ]] || RUNTIME_PKGS+=(php8.2-cli)
 [[ -f /usr/share/php/Monolog/Logger.php ]] || RUNTIME_PKGS+=(php-monolog)
 [[ -f /usr/share/php/GuzzleHttp/Psr7/ServerRequest.php ]] || RUNTIME_PKGS+=(php-guzzlehttp-psr7)
+# java8/java11 run on Debian's OpenJDK 17 (its javac builds openfc's Java shim and the test functions); Jackson
+# serves PojoRequestHandler's JSON (runtimes.md §4).
+[[ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/javac ]] || RUNTIME_PKGS+=(openjdk-17-jdk-headless)
+[[ -f /usr/share/java/jackson-databind.jar ]] || RUNTIME_PKGS+=(libjackson2-databind-java)
 if [[ ${#RUNTIME_PKGS[@]} -gt 0 ]]; then
     echo "installing Debian's ${RUNTIME_PKGS[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${RUNTIME_PKGS[@]}" >/dev/null

@@ -694,7 +694,7 @@ def test_unknown_targets(srv, svc, behave, form, async_):
 
 
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
-@pytest.mark.parametrize("runtime", ["java8", "java11", "dotnetcore3.1", "custom-container"])
+@pytest.mark.parametrize("runtime", ["dotnetcore3.1", "dotnetcore2.1", "custom-container"])
 def test_runtimes_openfc_cannot_run(srv, svc, runtime, async_):
     """Refused up front, naming the runtime; asynchronously too (assumed: a request that can never run is not
     accepted with 202 only to be dropped, just as unknown targets are refused before the 202)."""

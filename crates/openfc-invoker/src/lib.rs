@@ -338,6 +338,12 @@ impl Invoker {
     async fn start_instance(&self, spec: &FunctionSpec, pool: &Pool) -> Result<Arc<Instance>, InvokeError> {
         let python_bytecode = self.shared.python_bytecode.load(std::sync::atomic::Ordering::Acquire);
         let launch = runtime::command(spec, &self.shared.config.interpreters, python_bytecode)?;
+        if let runtime::Program::Shim { interpreter: runtime::Interpreter::Java, .. } = launch.runtime.program {
+            let (dir, java, name) = (self.shared.runtime_dir.clone(), self.shared.config.interpreters.java.clone(), spec.runtime.clone());
+            tokio::task::spawn_blocking(move || runtime::build_java_shim(&dir, &java, &name))
+                .await
+                .map_err(|e| InvokeError::internal(format!("building the Java shim: {e}")))??;
+        }
         let t0 = Instant::now();
         let code_dir = self.packages.unpacked(&spec.code).await?;
         if matches!(launch.runtime.program, runtime::Program::Handler) {

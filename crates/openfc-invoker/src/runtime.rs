@@ -44,16 +44,18 @@ pub enum Interpreter {
     Python,
     Node,
     Php,
+    Java,
 }
 
 impl Interpreter {
-    pub const ALL: [Interpreter; 3] = [Interpreter::Python, Interpreter::Node, Interpreter::Php];
+    pub const ALL: [Interpreter; 4] = [Interpreter::Python, Interpreter::Node, Interpreter::Php, Interpreter::Java];
 
     pub fn name(self) -> &'static str {
         match self {
             Interpreter::Python => "python",
             Interpreter::Node => "node",
             Interpreter::Php => "php",
+            Interpreter::Java => "java",
         }
     }
 
@@ -62,6 +64,7 @@ impl Interpreter {
             Interpreter::Python => "a Python 3 interpreter",
             Interpreter::Node => "a Node.js interpreter",
             Interpreter::Php => "a PHP interpreter",
+            Interpreter::Java => "a Java runtime",
         }
     }
 
@@ -71,6 +74,8 @@ impl Interpreter {
             Interpreter::Python => "python3",
             Interpreter::Node => "nodejs",
             Interpreter::Php => "php8.2-cli",
+            // The JDK, not only the JRE: openfc builds its Java shim with its javac.
+            Interpreter::Java => "openjdk-17-jdk-headless",
         }
     }
 }
@@ -102,7 +107,7 @@ pub struct Runtime {
     pub env_defaults: &'static [(&'static str, &'static str)],
 }
 
-/// Every runtime openfc runs. FC's other names (java8/11, dotnetcore) are refused by [`lookup`] with the list.
+/// Every runtime openfc runs. FC's other names (dotnetcore) are refused by [`lookup`] with the list.
 pub static RUNTIMES: &[Runtime] = &[
     Runtime {
         names: &["custom", "custom.debian10", "custom.debian11"],
@@ -164,7 +169,26 @@ pub static RUNTIMES: &[Runtime] = &[
             ("LD_LIBRARY_PATH", "/code:/code/lib:/usr/local/lib"),
         ],
     },
+    JAVA8,
+    JAVA11,
 ];
+
+/// java8 and java11 (runtimes.md §4) both run on Debian's OpenJDK 17 under openfc's Java shim (custom-runtime
+/// HTTP contract on caPort, multithreaded); they differ only in `FC_SERVER_PATH`. The JVM options are sized
+/// from `memorySize` in [`command`] ([`java_options`]).
+const fn java_entry(names: &'static [&'static str], env: &'static [(&'static str, &'static str)]) -> Runtime {
+    Runtime {
+        names,
+        program: Program::Shim { interpreter: Interpreter::Java, args: &[] },
+        protocol: Protocol::Http,
+        markers: Markers::Runtime,
+        max_concurrency: None,
+        env,
+        env_defaults: &[("LD_LIBRARY_PATH", "/code:/code/lib")],
+    }
+}
+const JAVA8: Runtime = java_entry(&["java8"], &[("FC_SERVER_PATH", "/var/fc/runtime/java8")]);
+const JAVA11: Runtime = java_entry(&["java11"], &[("FC_SERVER_PATH", "/var/fc/runtime/java11")]);
 
 /// Shim files, per folder of `runtimes/` (one folder per language), and the directory of the runtime mount
 /// they are installed in.
@@ -180,7 +204,33 @@ const SHIMS: &[(&str, &[(&str, &str)])] = &[
             ("RingCentral/Psr7/Response.php", include_str!("../runtimes/php/RingCentral/Psr7/Response.php")),
         ],
     ),
+    ("java", JAVA_SOURCES),
 ];
+
+/// The Java shim's sources (built by [`build_java_shim`] with the JDK's javac, no prebuilt classes): openfc's
+/// copies of fc-java-core's interfaces (`api/`) and the shim (`shim/`).
+const JAVA_SOURCES: &[(&str, &str)] = &[
+    ("api/com/aliyun/fc/runtime/Context.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/Context.java")),
+    ("api/com/aliyun/fc/runtime/Credentials.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/Credentials.java")),
+    ("api/com/aliyun/fc/runtime/FunctionComputeLogger.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/FunctionComputeLogger.java")),
+    ("api/com/aliyun/fc/runtime/FunctionInitializer.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/FunctionInitializer.java")),
+    ("api/com/aliyun/fc/runtime/FunctionParam.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/FunctionParam.java")),
+    ("api/com/aliyun/fc/runtime/OpenTracing.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/OpenTracing.java")),
+    ("api/com/aliyun/fc/runtime/PojoRequestHandler.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/PojoRequestHandler.java")),
+    ("api/com/aliyun/fc/runtime/PreFreezeHandler.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/PreFreezeHandler.java")),
+    ("api/com/aliyun/fc/runtime/PreStopHandler.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/PreStopHandler.java")),
+    ("api/com/aliyun/fc/runtime/Service.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/Service.java")),
+    ("api/com/aliyun/fc/runtime/StreamRequestHandler.java", include_str!("../runtimes/java/api/com/aliyun/fc/runtime/StreamRequestHandler.java")),
+    ("shim/openfc/runtime/Bootstrap.java", include_str!("../runtimes/java/shim/openfc/runtime/Bootstrap.java")),
+    ("shim/openfc/runtime/FcContext.java", include_str!("../runtimes/java/shim/openfc/runtime/FcContext.java")),
+    ("shim/openfc/runtime/Json.java", include_str!("../runtimes/java/shim/openfc/runtime/Json.java")),
+    ("shim/openfc/runtime/Pojo.java", include_str!("../runtimes/java/shim/openfc/runtime/Pojo.java")),
+];
+
+/// Debian's Jackson (libjackson2-databind-java and its dependencies), for PojoRequestHandler's JSON.
+const JACKSON_JARS: [&str; 3] =
+    ["/usr/share/java/jackson-databind.jar", "/usr/share/java/jackson-core.jar", "/usr/share/java/jackson-annotations.jar"];
+const JAVA_CLASSES: &str = "/var/fc/runtime/java/classes";
 
 /// Interpreters per runtime family, resolved once at start-up (absolute paths: no PATH lookups, no shims).
 #[derive(Debug, Clone)]
@@ -188,6 +238,7 @@ pub struct Interpreters {
     pub python: PathBuf,
     pub node: PathBuf,
     pub php: PathBuf,
+    pub java: PathBuf,
 }
 
 impl Default for Interpreters {
@@ -196,6 +247,7 @@ impl Default for Interpreters {
             python: PathBuf::from("/usr/bin/python3"),
             node: PathBuf::from("/usr/bin/node"),
             php: PathBuf::from("/usr/bin/php8.2"),
+            java: PathBuf::from("/usr/lib/jvm/java-17-openjdk-amd64/bin/java"),
         }
     }
 }
@@ -206,6 +258,7 @@ impl Interpreters {
             Interpreter::Python => &self.python,
             Interpreter::Node => &self.node,
             Interpreter::Php => &self.php,
+            Interpreter::Java => &self.java,
         }
     }
 
@@ -277,11 +330,120 @@ pub fn command(spec: &FunctionSpec, interp: &Interpreters, python_bytecode: bool
             if interpreter == Interpreter::Python {
                 argv.push(if python_bytecode { PYTHON_SHIM_PYC } else { PYTHON_SHIM_PATH }.to_owned());
             }
+            if interpreter == Interpreter::Java {
+                argv.extend(java_options(spec.memory_mb));
+                argv.push("-cp".to_owned());
+                argv.push(std::iter::once(JAVA_CLASSES).chain(JACKSON_JARS).collect::<Vec<_>>().join(":"));
+                argv.push("openfc.runtime.Bootstrap".to_owned());
+            }
             argv
         }
     };
     let concurrency = spec.instance_concurrency.max(1).min(runtime.max_concurrency.unwrap_or(u32::MAX));
     Ok(Launch { runtime, argv, concurrency })
+}
+
+/// The JVM's options for a function of `memory_mb` (runtimes.md §4.4): FC's encoding and property flags, serial
+/// GC, `-Xms` 30 %, and `-Xmx` 90 % of the memory minus an explicit budget for everything that is not heap
+/// (metaspace, code cache, direct buffers, thread stacks all capped), so that a function that allocates too much
+/// meets a Java `OutOfMemoryError` rather than the cgroup's kill. The sandbox shows no cgroup files, so the JVM
+/// would size itself from the host: the processor count is given too.
+pub fn java_options(memory_mb: u64) -> Vec<String> {
+    let m = memory_mb.max(64);
+    let metaspace = (m / 8).clamp(32, 256);
+    let code_cache = (m / 16).clamp(16, 240);
+    let direct = (m / 16).clamp(8, 256);
+    let heap = (m * 9 / 10).saturating_sub(metaspace + code_cache + direct).max(16);
+    let initial = (m * 3 / 10).min(heap);
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let cpus = (m / 1024).clamp(1, host_cpus.max(1));
+    [
+        format!("-Xmx{heap}m"),
+        format!("-Xms{initial}m"),
+        format!("-XX:MaxMetaspaceSize={metaspace}m"),
+        format!("-XX:ReservedCodeCacheSize={code_cache}m"),
+        format!("-XX:MaxDirectMemorySize={direct}m"),
+        "-Xss512k".to_owned(),
+        format!("-XX:ActiveProcessorCount={cpus}"),
+        "-XX:+UseSerialGC".to_owned(),
+        "-XX:-UsePerfData".to_owned(),
+        "-Xshare:auto".to_owned(),
+        "-Dfile.encoding=UTF-8".to_owned(),
+        "-Dsun.jnu.encoding=UTF-8".to_owned(),
+        "-Dfc.func.code.path=/code".to_owned(),
+        "-Djava.security.egd=file:/dev/./urandom".to_owned(),
+    ]
+    .into()
+}
+
+/// Builds the Java shim (`<dir>/java/classes`) from the sources [`install_shims`] wrote, with the `javac` beside
+/// `java`, unless a build of these very sources by that JDK is there (a stamp). Done on the first Java start of
+/// a data directory rather than at every openfc start (javac takes 2–3 s of CPU), serialised by a lock.
+/// Blocking: run it off the async threads.
+pub fn build_java_shim(dir: &Path, java: &Path, runtime: &str) -> Result<(), InvokeError> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let javac = java.with_file_name("javac");
+    let classes = dir.join("java/classes");
+    let mut key = javac.display().to_string();
+    for (name, text) in JAVA_SOURCES {
+        key.push_str(name);
+        key.push_str(text);
+    }
+    let stamp = format!("{:016x}\n", openfc_core::code::crc64(key.as_bytes()));
+    if std::fs::read_to_string(classes.join(".stamp")).is_ok_and(|s| s == stamp) {
+        return Ok(());
+    }
+    if !is_executable(&javac) {
+        return Err(InvokeError::UnsupportedRuntime(format!(
+            "runtime '{runtime}' needs the JDK's javac to build openfc's Java shim: {} is missing; install Debian package {} (or set --java)",
+            javac.display(),
+            Interpreter::Java.debian_package()
+        )));
+    }
+    if let Some(missing) = JACKSON_JARS.iter().find(|j| !Path::new(j).is_file()) {
+        return Err(InvokeError::UnsupportedRuntime(format!(
+            "runtime '{runtime}' needs Jackson for openfc's Java shim: {missing} is missing; install Debian package libjackson2-databind-java"
+        )));
+    }
+    let tmp = dir.join(format!("java/classes.tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let sources: Vec<PathBuf> = JAVA_SOURCES.iter().map(|(name, _)| dir.join("java").join(name)).collect();
+    // `-source/-target 8`: users compile against the interface copies with `--release 8`, so they must be
+    // Java 8 class files; the shim uses JDK APIs (com.sun.net.httpserver), hence not `--release`.
+    let out = std::process::Command::new(&javac)
+        .args(["-nowarn", "-Xlint:-options", "-source", "8", "-target", "8", "-encoding", "UTF-8", "-cp"])
+        .arg(JACKSON_JARS.join(":"))
+        .arg("-d")
+        .arg(&tmp)
+        .args(&sources)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| InvokeError::internal(format!("running {}: {e}", javac.display())))?;
+    if !out.status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(InvokeError::internal(format!(
+            "building openfc's Java shim with {} failed: {}",
+            javac.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let write = || -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(tmp.join(".stamp"), &stamp)?;
+        for d in walk(&tmp)? {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+            for e in std::fs::read_dir(&d)? {
+                let e = e?;
+                if e.file_type()?.is_file() {
+                    std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o644))?;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&classes);
+        std::fs::rename(&tmp, &classes)
+    };
+    write().map_err(|e| InvokeError::internal(format!("installing the Java shim's classes: {e}")))
 }
 
 /// A go1 handler names an executable inside the package: a relative path that stays inside `/code`.
@@ -386,8 +548,9 @@ mod tests {
             }
         }
         assert!(lookup("go1").is_ok() && lookup("php7.2").is_ok());
-        let e = lookup("java11").unwrap_err().to_string();
-        assert!(e.contains("java11") && e.contains("go1"), "{e}");
+        assert!(lookup("java8").is_ok() && lookup("java11").is_ok());
+        let e = lookup("dotnetcore3.1").unwrap_err().to_string();
+        assert!(e.contains("dotnetcore3.1") && e.contains("go1") && e.contains("java11"), "{e}");
     }
 
     #[test]
@@ -396,6 +559,17 @@ mod tests {
         let e = check("php7.2", &interp).unwrap_err().to_string();
         assert!(e.contains("php7.2") && e.contains("php8.2-cli") && e.contains("--php"), "{e}");
         assert!(check("go1", &interp).is_ok(), "go1 needs no interpreter");
+    }
+
+    #[test]
+    fn a_missing_java_names_the_jdk_package_and_the_jvm_is_sized_from_memory() {
+        let interp = Interpreters { java: PathBuf::from("/nonexistent/java"), ..Interpreters::default() };
+        let e = check("java11", &interp).unwrap_err().to_string();
+        assert!(e.contains("java11") && e.contains("openjdk-17-jdk-headless") && e.contains("--java"), "{e}");
+        let opts = java_options(128);
+        assert!(opts.contains(&"-Xmx59m".to_owned()) && opts.contains(&"-XX:MaxMetaspaceSize=32m".to_owned()), "{opts:?}");
+        let opts = java_options(3072);
+        assert!(opts.contains(&"-Xmx2124m".to_owned()) && opts.contains(&"-Xms921m".to_owned()), "{opts:?}");
     }
 
     #[test]
@@ -412,7 +586,8 @@ mod tests {
     fn shims_install_under_their_runtime_directories() {
         let tmp = tempfile::tempdir().unwrap();
         install_shims(tmp.path()).unwrap();
-        for f in ["python/bootstrap.py", "nodejs/bootstrap.js", "php7.2/bootstrap.php", "php7.2/RingCentral/Psr7/Response.php"] {
+        for f in ["python/bootstrap.py", "nodejs/bootstrap.js", "php7.2/bootstrap.php", "php7.2/RingCentral/Psr7/Response.php",
+            "java/shim/openfc/runtime/Bootstrap.java", "java/api/com/aliyun/fc/runtime/Context.java"] {
             assert!(tmp.path().join(f).is_file(), "{f}");
         }
     }

@@ -123,6 +123,10 @@ pub struct ServeArgs {
     /// PHP interpreter for the php7.2 runtime (Debian's php8.2-cli) [default: /usr/bin/php8.2].
     #[arg(long, env = "OPENFC_PHP")]
     pub php: Option<std::path::PathBuf>,
+    /// Java runtime for java8/java11 (Debian's openjdk-17-jdk-headless; its javac builds the shim)
+    /// [default: /usr/lib/jvm/java-17-openjdk-amd64/bin/java].
+    #[arg(long, env = "OPENFC_JAVA")]
+    pub java: Option<std::path::PathBuf>,
     /// Region reported in ARNs and account settings [default: cn-hangzhou].
     #[arg(long, env = "OPENFC_REGION")]
     pub region: Option<String>,
@@ -167,6 +171,7 @@ struct FileConfig {
     python: Option<std::path::PathBuf>,
     node: Option<std::path::PathBuf>,
     php: Option<std::path::PathBuf>,
+    java: Option<std::path::PathBuf>,
     region: Option<String>,
     log_format: Option<String>,
 }
@@ -220,6 +225,7 @@ pub struct ServeConfig {
     pub python: std::path::PathBuf,
     pub node: std::path::PathBuf,
     pub php: std::path::PathBuf,
+    pub java: std::path::PathBuf,
     pub region: String,
     pub log_json: bool,
 }
@@ -299,6 +305,7 @@ impl ServeConfig {
             python: a.python.or(f.python).unwrap_or_else(|| "/usr/bin/python3".into()),
             node: a.node.or(f.node).unwrap_or_else(|| "/usr/bin/node".into()),
             php: a.php.or(f.php).unwrap_or_else(|| "/usr/bin/php8.2".into()),
+            java: a.java.or(f.java).unwrap_or_else(|| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into()),
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),
             log_json: log_format == "json",
         })

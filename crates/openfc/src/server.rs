@@ -115,7 +115,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let invoker = Invoker::new(
         InvokerConfig {
             data_dir: cfg.store.data_dir.clone(),
-            interpreters: Interpreters { python: cfg.python.clone(), node: cfg.node.clone(), php: cfg.php.clone() },
+            interpreters: Interpreters { python: cfg.python.clone(), node: cfg.node.clone(), php: cfg.php.clone(), java: cfg.java.clone() },
             max_instances: cfg.max_instances,
             queue_timeout: Duration::from_millis(cfg.queue_timeout_ms),
             idle_timeout: Duration::from_secs(cfg.instance_idle_timeout),

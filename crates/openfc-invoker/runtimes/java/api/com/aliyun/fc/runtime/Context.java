@@ -1,0 +1,18 @@
+// openfc's copy of fc-java-core's interface (1.4.1 shape), written from its documented signatures (runtimes.md §4.1).
+package com.aliyun.fc.runtime;
+
+public interface Context {
+    String getRequestId();
+
+    Credentials getExecutionCredentials();
+
+    FunctionParam getFunctionParam();
+
+    Service getService();
+
+    FunctionComputeLogger getLogger();
+
+    OpenTracing getTracing();
+
+    int getRetryCount();
+}

@@ -1,0 +1,8 @@
+// openfc's copy of fc-java-core's interface (1.4.1 shape), written from its documented signatures (runtimes.md §4.1).
+package com.aliyun.fc.runtime;
+
+import java.io.IOException;
+
+public interface FunctionInitializer {
+    void initialize(Context context) throws IOException;
+}

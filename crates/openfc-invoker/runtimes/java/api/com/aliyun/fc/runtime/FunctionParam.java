@@ -1,0 +1,14 @@
+// openfc's copy of fc-java-core's interface (1.4.1 shape), written from its documented signatures (runtimes.md §4.1).
+package com.aliyun.fc.runtime;
+
+public interface FunctionParam {
+    String getFunctionName();
+
+    String getFunctionHandler();
+
+    String getFunctionInitializer();
+
+    int getExecTimeLimitInMillis();
+
+    int getMemoryLimitInMB();
+}

@@ -1,0 +1,6 @@
+// openfc's copy of fc-java-core's interface (1.4.1 shape), written from its documented signatures (runtimes.md §4.1).
+package com.aliyun.fc.runtime;
+
+public interface PojoRequestHandler<I, O> {
+    O handleRequest(I input, Context context);
+}
