@@ -178,8 +178,12 @@ def test_events_older_than_the_max_age_expire_to_the_failure_destination(srv):
 def test_a_kill_9_after_the_202s_loses_nothing(srv):
     """200 async invocations, openfc killed with SIGKILL right after the last 202, restarted: every accepted
     one runs at least once (those claimed by the dead process run again when their lease ends)."""
+    import requests
     svc = new_service(srv, "asyk")
     fn = new_function(srv, svc, WORKER)
+    # One instance, held busy: the accepted events are still waiting (or claimed, not run) at the kill.
+    one_instance(srv, svc, fn)
+    occupy(srv, svc, fn, 30)
     ids = [f"k{i}" for i in range(200)]
     errors = []
 
@@ -195,6 +199,9 @@ def test_a_kill_9_after_the_202s_loses_nothing(srv):
     for t in threads:
         t.join(120)
     assert not errors, errors[:3]
+    pending = requests.get(f"{srv.endpoint}/health", timeout=10).json()["async"]["pending"]
+    assert pending >= 150, f"most accepted events should still be pending at the kill: {pending}"
+    assert not set(ids) & set(ran(srv, svc, fn)), "none should have run yet"
     srv.kill()
     srv.start()
     wait_until(lambda: set(ids) <= set(ran(srv, svc, fn)), 90, interval=0.5,

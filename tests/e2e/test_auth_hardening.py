@@ -377,9 +377,10 @@ def test_an_anonymous_trigger_passes_the_apps_own_authorization_and_the_host(s):
         seen = r.json()
         assert seen.get("authorization") == auth, seen
         assert seen.get("x-forwarded-host") == s.endpoint_hostport, seen
-    # A malformed FC signature is still a (failed) signature.
-    r = requests.get(f"{s.endpoint}/2016-08-15/proxy/{svc}/{fn}/me", headers={"Authorization": "FC nope"}, timeout=60)
-    assert r.status_code in (400, 401, 403), r.text
+    # A malformed FC signature is still a (failed) signature, whatever the case of its scheme.
+    for auth in ("FC nope", "fc LTAIx:c2ln", "ACS nope"):
+        r = requests.get(f"{s.endpoint}/2016-08-15/proxy/{svc}/{fn}/me", headers={"Authorization": auth}, timeout=60)
+        assert r.status_code in (400, 401, 403), (auth, r.text)
 
 
 # --- 6. Range bounds beyond u64 and past the end -------------------------------------------------------------

@@ -338,8 +338,9 @@ impl Fc {
                 }
                 Err(MetaError::NotFound) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "reading an async config failed; FC's defaults apply");
-                    break;
+                    // Not cached: the configured retries and destinations apply again at the next read.
+                    tracing::warn!(error = %e, "reading an async config failed; FC's defaults apply to this attempt");
+                    return policy;
                 }
             }
         }

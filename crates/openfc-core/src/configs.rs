@@ -222,7 +222,9 @@ impl Fc {
         let key = async_key(service, function, q);
         let doc = new_doc(account, ASYNC, key.clone(), to_body(&cfg)?, self.timestamp());
         let doc = self.meta.put_doc(&doc).await?;
-        self.hot.async_policies.invalidate(&(account.to_owned(), key));
+        // Every qualifier of the function may have fallen back to this config (LATEST's): forget them all.
+        let prefix = format!("{service}/{function}/");
+        self.hot.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
         Ok(async_json(&doc))
     }
 
@@ -251,7 +253,9 @@ impl Fc {
         let key = async_key(service, function, q);
         let missing = || CoreError::AsyncConfigNotExists(format!("{service}:{function}:{q}"));
         self.meta.delete_doc(account, ASYNC, &key, None).await.map_err(meta_err(missing))?;
-        self.hot.async_policies.invalidate(&(account.to_owned(), key));
+        // Every qualifier of the function may have fallen back to this config (LATEST's): forget them all.
+        let prefix = format!("{service}/{function}/");
+        self.hot.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
         Ok(())
     }
 

@@ -121,6 +121,11 @@ impl Policy {
         Ok(Policy { statements })
     }
 
+    /// A policy that allows nothing.
+    pub fn deny_all() -> Policy {
+        Policy { statements: vec![Statement { allow: false, actions: vec!["*".into()], resources: vec!["*".into()] }] }
+    }
+
     /// What this policy says of `action` (e.g. `fc:GetFunction`) on `resource` (an ARN).
     pub fn decide(&self, action: &str, resource: &str) -> Decision {
         let action = action.to_ascii_lowercase();

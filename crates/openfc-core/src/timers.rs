@@ -170,15 +170,15 @@ impl Fc {
             }
             other => (other, first()?, None),
         };
-        let fired = fire.is_some();
         let moved = events
             .queue
-            .advance_timer(&key, expected.map(|(n, _)| n), next, &stamp, fire.as_ref())
+            .advance_timer(&key, expected.as_ref().map(|(n, _)| *n), next, &stamp, fire.as_ref())
             .await
             .map_err(|e| e.to_string())?;
-        if moved && fired {
-            if let Some(ev) = &fire {
-                let late = (now - ev.due_ms).max(0);
+        if moved && fire.is_some() {
+            if let Some((scheduled, _)) = &expected {
+                // Lateness against the tick itself (the event's due time is clamped to now).
+                let late = (now - scheduled).max(0);
                 metrics::histogram!("openfc_timer_fire_delay_seconds").record(late as f64 / 1000.0);
                 if late > 1000 {
                     metrics::counter!("openfc_timer_fires_total", "result" => "catch_up").increment(1);

@@ -68,6 +68,9 @@ pub struct Shared {
     pub launchers: launchers::Launchers,
     /// The Python shim is compiled (`runtime::compile_python_shim`); done in the background at start.
     pub python_bytecode: std::sync::atomic::AtomicBool,
+    /// The Java shim is built and current (`runtime::build_java_shim`): later Java cold starts skip the
+    /// lock, the source hash and the stamp read.
+    pub java_shim_built: std::sync::atomic::AtomicBool,
 }
 
 pub struct Invoker {
@@ -165,6 +168,7 @@ impl Invoker {
             blackhole: network::blackholes(&openfc_sandbox::host_addresses(), &config.outbound_allow),
             launchers: launchers::Launchers::new(config.warm_sandboxes),
             python_bytecode: std::sync::atomic::AtomicBool::new(false),
+            java_shim_built: std::sync::atomic::AtomicBool::new(false),
             config,
         });
         {
@@ -338,11 +342,14 @@ impl Invoker {
     async fn start_instance(&self, spec: &FunctionSpec, pool: &Pool) -> Result<Arc<Instance>, InvokeError> {
         let python_bytecode = self.shared.python_bytecode.load(std::sync::atomic::Ordering::Acquire);
         let launch = runtime::command(spec, &self.shared.config.interpreters, python_bytecode)?;
-        if let runtime::Program::Shim { interpreter: runtime::Interpreter::Java, .. } = launch.runtime.program {
+        if let runtime::Program::Shim { interpreter: runtime::Interpreter::Java, .. } = launch.runtime.program
+            && !self.shared.java_shim_built.load(std::sync::atomic::Ordering::Acquire)
+        {
             let (dir, java, name) = (self.shared.runtime_dir.clone(), self.shared.config.interpreters.java.clone(), spec.runtime.clone());
             tokio::task::spawn_blocking(move || runtime::build_java_shim(&dir, &java, &name))
                 .await
                 .map_err(|e| InvokeError::internal(format!("building the Java shim: {e}")))??;
+            self.shared.java_shim_built.store(true, std::sync::atomic::Ordering::Release);
         }
         let t0 = Instant::now();
         let code_dir = self.packages.unpacked(&spec.code).await?;

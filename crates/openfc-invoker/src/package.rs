@@ -215,7 +215,8 @@ fn extract(zip_path: &Path, root: &Path, target: &Path, max: u64) -> std::io::Re
     }
 }
 
-fn walk_dirs(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// `root` and every directory below it.
+pub(crate) fn walk_dirs(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = vec![root.to_path_buf()];
     let mut i = 0;
     while i < out.len() {

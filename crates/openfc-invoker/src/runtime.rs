@@ -431,7 +431,7 @@ pub fn build_java_shim(dir: &Path, java: &Path, runtime: &str) -> Result<(), Inv
     let write = || -> std::io::Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::write(tmp.join(".stamp"), &stamp)?;
-        for d in walk(&tmp)? {
+        for d in crate::package::walk_dirs(&tmp)? {
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
             for e in std::fs::read_dir(&d)? {
                 let e = e?;
@@ -485,27 +485,11 @@ pub fn install_shims(dir: &Path) -> std::io::Result<()> {
             std::fs::write(&path, text)?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
         }
-        for entry in walk(&d)? {
+        for entry in crate::package::walk_dirs(&d)? {
             std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o755))?;
         }
     }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-}
-
-/// `dir` and every directory below it.
-fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = vec![dir.to_path_buf()];
-    let mut i = 0;
-    while i < out.len() {
-        for e in std::fs::read_dir(&out[i])? {
-            let e = e?;
-            if e.file_type()?.is_dir() {
-                out.push(e.path());
-            }
-        }
-        i += 1;
-    }
-    Ok(out)
 }
 
 /// Compiles the Python shim to `bootstrap.pyc` with `python` (the interpreter instances run), so a cold start

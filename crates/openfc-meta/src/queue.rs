@@ -44,7 +44,7 @@ const STOP: &str = "UPDATE async_events SET status = 'Stopped', ended_ms = $1, l
      WHERE account_id = $2 AND service_name = $3 AND function_name = $4 AND id = $5 \
      AND status IN ('Enqueued', 'Running', 'Retrying')";
 const DEPTH: &str = "SELECT COUNT(*) AS n, MIN(created_ms) AS oldest FROM async_events \
-     WHERE status IN ('Enqueued', 'Retrying', 'Running') AND created_ms <= $1";
+     WHERE status IN ('Enqueued', 'Retrying', 'Running')";
 const PURGE: &str = "DELETE FROM async_events WHERE ended_ms < $1 \
      AND status IN ('Succeeded', 'Failed', 'Stopped', 'Expired')";
 const TIMER_GET: &str = "SELECT next_ms, stamp FROM timers WHERE key = $1";
@@ -198,9 +198,9 @@ impl AsyncQueue for SqlMeta {
         Ok(done == 1)
     }
 
-    async fn depth(&self, now_ms: i64) -> Result<(u64, Option<i64>), MetaError> {
+    async fn depth(&self, _now_ms: i64) -> Result<(u64, Option<i64>), MetaError> {
         on_pool!(self, p => {
-            let row = sqlx::query(DEPTH).bind(now_ms).fetch_one(p).await.map_err(map_err)?;
+            let row = sqlx::query(DEPTH).fetch_one(p).await.map_err(map_err)?;
             Ok((row.int("n")?.max(0) as u64, row.opt_int("oldest")?))
         })
     }

@@ -297,7 +297,7 @@ impl ServeConfig {
             async_settings: openfc_core::asyncq::AsyncSettings {
                 workers: a.async_workers.or(f.async_workers).unwrap_or(16).max(1),
                 retry_base: Duration::from_millis(a.async_retry_base_ms.or(f.async_retry_base_ms).unwrap_or(1000).max(1)),
-                retention: Duration::from_secs(3600 * a.async_retention_hours.or(f.async_retention_hours).unwrap_or(168)),
+                retention: Duration::from_secs(3600u64.saturating_mul(a.async_retention_hours.or(f.async_retention_hours).unwrap_or(168))),
                 poll: Duration::from_millis(250),
                 min_timer_interval: Duration::from_secs(a.timer_min_interval.or(f.timer_min_interval).unwrap_or(60).max(1)),
                 lease: Duration::from_secs(a.async_lease.or(f.async_lease).unwrap_or(30).max(1)),

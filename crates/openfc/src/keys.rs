@@ -197,7 +197,7 @@ impl Keyring {
             Err(e) => {
                 // Stored by an older or buggy writer: refuse everything rather than allow everything.
                 tracing::error!(access_key_id = %rec.id, error = %e, "an AccessKey's stored policy is unreadable; it is refused everything");
-                Some(Arc::new(Policy::parse(r#"{"Statement":[{"Effect":"Deny","Action":"*","Resource":"*"}]}"#).expect("static policy")))
+                Some(Arc::new(Policy::deny_all()))
             }
         };
         let key = ActiveKey { account_id: rec.account_id, secret, status: rec.status, policy };

@@ -77,7 +77,6 @@ impl Fc {
         let Ok(events) = self.events() else { return };
         let policy = self.async_policy(&ev.account_id, &ev.service, &ev.function, &ev.qualifier).await;
         let now = now_ms(self.clock.as_ref());
-        ev.started_ms = Some(now);
         if now - ev.created_ms > policy.max_age.as_millis() as i64 {
             ev.error = Some(format!("the event is older than maxAsyncEventAgeInSeconds ({} s)", policy.max_age.as_secs()));
             metrics::counter!("openfc_async_events_total", "event" => "expired").increment(1);
@@ -91,6 +90,7 @@ impl Fc {
             tokio::pin!(attempt);
             let lease = events.settings.lease;
             let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + lease / 3, lease / 3);
+            let mut renewed = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     out = &mut attempt => break out,
@@ -99,10 +99,15 @@ impl Fc {
                     _ = renew.tick() => {
                         let until = now_ms(self.clock.as_ref()) + lease.as_millis() as i64;
                         match events.queue.renew(&ev, node, until).await {
-                            Ok(true) => {}
+                            Ok(true) => renewed = tokio::time::Instant::now(),
                             // Stopped through another node, or taken over: this attempt no longer counts.
                             Ok(false) => {
                                 tracing::info!(request_id = %ev.id, "an async event was stopped or taken over while running; its attempt is cancelled");
+                                return;
+                            }
+                            // Unrenewed past the lease, another claim may run it: this one must not run on.
+                            Err(e) if renewed.elapsed() >= lease => {
+                                tracing::warn!(request_id = %ev.id, error = %e, "the lease of a running async event could not be renewed in time; its attempt is cancelled");
                                 return;
                             }
                             Err(e) => tracing::warn!(request_id = %ev.id, error = %e, "renewing an async lease failed"),
@@ -159,7 +164,9 @@ impl Fc {
         };
         let prepared = match self.prepare(&ev.account_id, &service, &function, &q).await {
             Ok(p) => p,
-            Err(CoreError::Internal(e)) => return Attempt::Throttled(format!("internal error: {e}")),
+            // A fault of openfc or its store counts as an attempt (retried with back-off, then Failed): only
+            // throttling is given back, so a persistent fault cannot keep an event going for a day.
+            Err(CoreError::Internal(e)) => return Attempt::Done { error: Some(FunctionError::Unhandled), body: Bytes::from(format!("internal error: {e}")) },
             Err(e) => return Attempt::Refused(e.to_string()),
         };
         let req = InvokeRequest { request_id: ev.id.clone(), http: None, want_log: false, event: ev.payload.clone() };
@@ -167,7 +174,7 @@ impl Fc {
             Ok(out) => Attempt::Done { error: out.error, body: out.body },
             Err(CoreError::Throttled(m)) => Attempt::Throttled(m),
             Err(CoreError::FunctionNotStarted(m)) => Attempt::Done { error: Some(FunctionError::Unhandled), body: Bytes::from(m) },
-            Err(e) => Attempt::Throttled(e.to_string()),
+            Err(e) => Attempt::Done { error: Some(FunctionError::Unhandled), body: Bytes::from(e.to_string()) },
         }
     }
 

@@ -88,7 +88,8 @@ pub(super) async fn authenticate_if_signed(app: &App, parts: &Parts) -> Result<O
 fn is_fc_signature(parts: &Parts) -> bool {
     let Some(value) = parts.headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
     let scheme = value.split_whitespace().next().unwrap_or("");
-    matches!(scheme, "FC" | "ACS3-HMAC-SHA256" | "acs")
+    // Schemes match in any case, as openfc_auth::parse_authorization reads them.
+    ["FC", "ACS3-HMAC-SHA256", "acs"].iter().any(|s| s.eq_ignore_ascii_case(scheme))
 }
 
 /// The function a request reaches, and the URI it sees there.
@@ -119,8 +120,12 @@ pub(super) async fn forward(
     let signed = caller.is_some();
     if let Some(c) = caller.as_deref() {
         // A signed call is InvokeFunction by its key, under the key's policy.
-        let resource = format!("acs:fc:{}:{account}:services/{service}.{qualifier}/functions/{function}", app.region);
-        super::auth::authorize(c, "InvokeFunction", &resource)?;
+        let endpoint = super::endpoint::Endpoint::InvokeFunction {
+            service: service.clone(),
+            function: function.clone(),
+            qualifier: qualifier.clone(),
+        };
+        super::auth::authorize(c, endpoint.action(), &endpoint.resource(&app.region, &account))?;
     }
     let prepared = app.fc.prepare(&account, &service, &function, &qualifier).await?;
     let trigger = app.fc.http_trigger_typed(&account, &service, &function, &qualifier).await?;
