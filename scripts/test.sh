@@ -161,6 +161,26 @@ go version
 /usr/bin/php8.2 --version | head -n 1
 
 # ---------------------------------------------------------------------------------------------------------------
+phase "container-image tools (a registry, skopeo, umoci and busybox build and serve the custom-container fixtures)"
+# docker-registry serves images on loopback (tests never use :5000), umoci builds them and is the oracle for layer
+# application, skopeo pushes them, busybox-static is the tiny rootfs, htpasswd -B makes bcrypt credentials.
+IMAGE_PKGS=()
+[[ -x /usr/bin/docker-registry ]] || IMAGE_PKGS+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || IMAGE_PKGS+=(skopeo)
+command -v umoci >/dev/null 2>&1 || IMAGE_PKGS+=(umoci)
+[[ -x /bin/busybox ]] || IMAGE_PKGS+=(busybox-static)
+command -v htpasswd >/dev/null 2>&1 || IMAGE_PKGS+=(apache2-utils)
+command -v zstd >/dev/null 2>&1 || IMAGE_PKGS+=(zstd)
+if [[ ${#IMAGE_PKGS[@]} -gt 0 ]]; then
+    echo "installing Debian's ${IMAGE_PKGS[*]}"
+    # The package's own service would take :5000 with a config the tests do not want.
+    mkdir -p /etc/systemd/system && ln -sf /dev/null /etc/systemd/system/docker-registry.service 2>/dev/null || true
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${IMAGE_PKGS[@]}" >/dev/null
+fi
+pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry' 2>/dev/null || true
+umoci --version; skopeo --version
+
+# ---------------------------------------------------------------------------------------------------------------
 phase "Node.js SDK (@alicloud/fc2, pinned in tests/e2e/node)"
 NODE_DIR=$TESTENV/node
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
