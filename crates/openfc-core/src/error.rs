@@ -47,6 +47,9 @@ pub enum CoreError {
     /// The function's instance could not be started, or its runtime exited while starting.
     #[error("{0}")]
     FunctionNotStarted(String),
+    /// The function's image could not be pulled; the reason names the image, the registry and the cause.
+    #[error("Failed to pull image. {0}")]
+    PullImageFailed(String),
     /// No instance capacity within the wait (concurrency or instance limits).
     #[error("{0}")]
     Throttled(String),

@@ -76,7 +76,9 @@ pub const RUNTIMES: &[&str] = &[
 const INSTANCE_TYPES: &[&str] = &["e1", "c1", "fc.gpu.tesla.1", "fc.gpu.ampere.1", "g1"];
 const ENV_TOTAL_MAX: usize = 4096;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+/// `customContainerConfig` (containers.md §1.1). `command` and `args` are strings holding a JSON array, echoed
+/// byte for byte; `webServerMode` absent means `true`, `accelerationType` absent is echoed as `Default`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct CustomContainerConfig {
     pub image: String,
@@ -86,6 +88,44 @@ pub struct CustomContainerConfig {
     #[serde(rename = "instanceID")]
     pub instance_id: String,
     pub web_server_mode: bool,
+}
+
+impl Default for CustomContainerConfig {
+    fn default() -> Self {
+        CustomContainerConfig {
+            image: String::new(),
+            command: String::new(),
+            args: String::new(),
+            acceleration_type: "Default".into(),
+            instance_id: String::new(),
+            web_server_mode: true,
+        }
+    }
+}
+
+impl CustomContainerConfig {
+    /// `command` as an argv (`None` when absent: `""`, `"[]"` and `null` mean absent).
+    pub fn command_argv(&self) -> CoreResult<Option<Vec<String>>> {
+        json_argv("customContainerConfig.command", &self.command)
+    }
+
+    pub fn args_argv(&self) -> CoreResult<Option<Vec<String>>> {
+        json_argv("customContainerConfig.args", &self.args)
+    }
+}
+
+/// A string holding a JSON array of strings; empty, `null` and `[]` read as absent.
+fn json_argv(field: &str, text: &str) -> CoreResult<Option<Vec<String>>> {
+    let text = text.trim();
+    if text.is_empty() || text == "null" {
+        return Ok(None);
+    }
+    let argv: Vec<String> = serde_json::from_str(text)
+        .map_err(|_| CoreError::invalid(format!("{field} must be a JSON array of strings, actual: {text}")))?;
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(CoreError::invalid(format!("{field} must not contain NUL characters")));
+    }
+    Ok(if argv.is_empty() { None } else { Some(argv) })
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -367,7 +407,11 @@ impl FunctionFields {
         }
         if self.is_container() {
             match &self.custom_container_config {
-                Some(c) if !c.image.is_empty() => {}
+                Some(c) if !c.image.is_empty() => {
+                    max_len("customContainerConfig.image", &c.image, 1024)?;
+                    c.command_argv()?;
+                    c.args_argv()?;
+                }
                 _ => return Err(CoreError::invalid("customContainerConfig.image is required for custom-container")),
             }
         }
@@ -490,6 +534,8 @@ pub fn function_json(rec: &FunctionRecord) -> Value {
         Value::Object(m) => m.clone(),
         _ => Map::new(),
     };
+    // openfc's own bookkeeping inside the stored configuration (`_image`: the function's image pull) is not FC's.
+    out.retain(|k, _| !k.starts_with('_'));
     out.insert("functionName".into(), rec.name.clone().into());
     out.insert("functionId".into(), rec.id.clone().into());
     if let Some(code) = &rec.code {

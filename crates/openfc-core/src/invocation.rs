@@ -72,6 +72,8 @@ pub struct FunctionSpec {
     pub max_instances: Option<u32>,
     /// The service's `internetAccess`: outbound network (else loopback only).
     pub internet_access: bool,
+    /// A custom-container function: its pulled image and what runs (`code` is then empty).
+    pub container: Option<Arc<crate::images::ContainerPlan>>,
 }
 
 /// One invocation.
@@ -182,13 +184,19 @@ impl Prepared {
 
 /// The runtime-facing description of what runs, from the stored function and service, with FC's
 /// defaults (spec §5.3) for every unset field.
-fn function_spec(region: &str, account: &str, target: &InvokeTarget, invoker: &dyn Invoker) -> CoreResult<FunctionSpec> {
+fn function_spec(
+    region: &str,
+    account: &str,
+    target: &InvokeTarget,
+    fields: FunctionFields,
+    container: Option<Arc<crate::images::ContainerPlan>>,
+) -> CoreResult<FunctionSpec> {
     let f = &target.function;
-    let fields: FunctionFields = serde_json::from_value(f.config.clone())
-        .map_err(|e| CoreError::Internal(format!("stored function config unreadable: {e}")))?;
-    // Before anything else: a runtime the invoker cannot run (a container image has no zip package either).
-    invoker.check_runtime(fields.runtime.as_deref().unwrap_or(""))?;
-    let code = f.code.clone().ok_or_else(|| CoreError::invalid(format!("function '{}' has no code package to run", f.name)))?;
+    let code = match (&f.code, &container) {
+        (Some(code), _) => code.clone(),
+        (None, Some(_)) => CodeRef { key: String::new(), checksum: 0, size: 0 },
+        (None, None) => return Err(CoreError::invalid(format!("function '{}' has no code package to run", f.name))),
+    };
     let log = target.service.config.get("logConfig");
     let log_field = |k: &str| log.and_then(|l| l.get(k)).and_then(|v| v.as_str()).unwrap_or("").to_owned();
     let version = target.version.map_or("LATEST".to_owned(), |v| v.to_string());
@@ -220,6 +228,7 @@ fn function_spec(region: &str, account: &str, target: &InvokeTarget, invoker: &d
         log_store: log_field("logstore"),
         max_instances: target.max_instances,
         internet_access: target.service.config.get("internetAccess").and_then(|v| v.as_bool()).unwrap_or(true),
+        container,
     })
 }
 
@@ -238,7 +247,7 @@ impl Fc {
         q: &Qualifier,
     ) -> CoreResult<Prepared> {
         let target = self.invoke_target(account, service, function, q).await?;
-        self.prepared(account, &target)
+        self.prepared(account, &target).await
     }
 
     /// As `prepare`, always on an alias's main version (provisioning).
@@ -250,10 +259,10 @@ impl Fc {
         q: &Qualifier,
     ) -> CoreResult<Prepared> {
         let target = self.invoke_target_routed(account, service, function, q, 1.0).await?;
-        self.prepared(account, &target)
+        self.prepared(account, &target).await
     }
 
-    fn prepared(&self, account: &str, target: &InvokeTarget) -> CoreResult<Prepared> {
+    async fn prepared(&self, account: &str, target: &InvokeTarget) -> CoreResult<Prepared> {
         let f = &target.function;
         let key: PreparedKey = (
             account.to_owned(),
@@ -268,12 +277,38 @@ impl Fc {
         let spec = match self.hot.specs.get(&key) {
             Some(spec) => spec,
             None => {
-                let spec = Arc::new(function_spec(&self.region, account, target, self.invoker.as_ref())?);
+                let f = &target.function;
+                let fields: FunctionFields = serde_json::from_value(f.config.clone())
+                    .map_err(|e| CoreError::Internal(format!("stored function config unreadable: {e}")))?;
+                // Before anything else: a runtime the invoker cannot run.
+                self.invoker.check_runtime(fields.runtime.as_deref().unwrap_or(""))?;
+                let container = match fields.custom_container_config.as_ref().filter(|_| fields.is_container()) {
+                    Some(config) => Some(Arc::new(self.container_plan(f, config, &fields).await?)),
+                    None => None,
+                };
+                let spec = Arc::new(function_spec(&self.region, account, target, fields, container)?);
                 self.hot.specs.put(key, spec.clone());
                 spec
             }
         };
         Ok(Prepared { spec, version: target.version })
+    }
+
+    /// The image a container function runs, waiting (up to the function's timeout) while it is pulled.
+    async fn container_plan(
+        &self,
+        f: &crate::ports::FunctionRecord,
+        config: &crate::function::CustomContainerConfig,
+        fields: &FunctionFields,
+    ) -> CoreResult<crate::images::ContainerPlan> {
+        let images = self.images.as_ref().ok_or_else(|| {
+            CoreError::FunctionNotStarted("this openfc runs no custom-container functions (no image store)".into())
+        })?;
+        let pull = crate::images::pull_of(&f.config)
+            .ok_or_else(|| CoreError::Internal(format!("container function '{}' names no image pull", f.name)))?;
+        let wait = Duration::from_secs(fields.timeout.unwrap_or(3).max(1) as u64);
+        let image = images.ready(pull, &config.image, wait).await?;
+        crate::images::ContainerPlan::new(image, config, &config.image)
     }
 
     /// Runs a prepared invocation to its end.

@@ -12,6 +12,7 @@ pub mod configs;
 pub mod domains;
 pub mod error;
 pub mod function;
+pub mod images;
 pub mod invocation;
 pub mod invoke;
 pub mod layers;

@@ -39,6 +39,8 @@ pub struct Fc {
     /// The durable async queue and this node's workers' settings (see `asyncq`); `None`: async invocations
     /// are refused.
     pub events: Option<Arc<crate::asyncq::Events>>,
+    /// Custom-container image pulls (see `images`); `None`: container functions cannot run.
+    pub images: Option<Arc<crate::images::Images>>,
 }
 
 /// (account, service, function)
@@ -243,25 +245,50 @@ impl Fc {
             None => return Err(CoreError::invalid("code is required: give code.zipFile or code.ossBucketName/ossObjectName")),
         };
         let now = self.timestamp();
+        let mut config = to_config(&fields)?;
+        let pull = self.new_pull(account, &fields, &mut config).await?;
         let rec = FunctionRecord {
             account_id: account.to_owned(),
             service_name: service.to_string(),
             name: name.to_string(),
             id: uuid::Uuid::new_v4().to_string(),
-            config: to_config(&fields)?,
+            config,
             code,
             etag: new_etag(),
             created_time: now.clone(),
             modified_time: now,
         };
-        self.meta.create_function(&rec).await.map_err(|e| match e {
+        let result = self.meta.create_function(&rec).await.map_err(|e| match e {
             MetaError::AlreadyExists => {
                 CoreError::FunctionAlreadyExists { service: service.to_string(), function: name.to_string() }
             }
             MetaError::NotFound | MetaError::Conflict(_) => CoreError::ServiceNotFound(service.to_string()),
             other => other.into(),
-        })?;
-        Ok(rec)
+        });
+        self.settle_new_pull(pull, result.is_ok()).await;
+        result.map(|()| rec)
+    }
+
+    /// A container function's configuration gets a new image pull (recorded, not yet started).
+    async fn new_pull(
+        &self,
+        account: &str,
+        fields: &FunctionFields,
+        config: &mut Value,
+    ) -> CoreResult<Option<crate::images::ImagePullRecord>> {
+        let (Some(images), Some(ccc)) = (&self.images, fields.custom_container_config.as_ref().filter(|_| fields.is_container())) else {
+            return Ok(None);
+        };
+        let rec = images.create(account, &ccc.image).await?;
+        crate::images::set_pull(config, &rec.id);
+        Ok(Some(rec))
+    }
+
+    /// Starts the pull once the function naming it is written, or drops it when the write failed.
+    async fn settle_new_pull(&self, pull: Option<crate::images::ImagePullRecord>, written: bool) {
+        if let (Some(images), Some(pull)) = (&self.images, pull) {
+            if written { images.launch(pull) } else { images.abandon(&pull).await }
+        }
     }
 
     pub async fn get_function(
@@ -355,6 +382,9 @@ impl Fc {
             Some(input) => Some(self.store_package(input, checksum_header).await?),
             None => None,
         };
+        // An update carrying customContainerConfig resolves the tag again (containers.md §1.3), even unchanged.
+        let repull = patch.custom_container_config.is_some();
+        let mut pull: Option<crate::images::ImagePullRecord> = None;
         for _ in 0..UPDATE_ATTEMPTS {
             let mut rec = self
                 .meta
@@ -371,17 +401,35 @@ impl Fc {
                 rec.code = Some(code.clone());
             }
             let expected = std::mem::replace(&mut rec.etag, new_etag());
+            let old_pull = crate::images::pull_of(&rec.config).map(str::to_owned);
             rec.config = to_config(&fields)?;
+            if fields.is_container() {
+                match (&pull, old_pull) {
+                    (Some(p), _) => crate::images::set_pull(&mut rec.config, &p.id),
+                    (None, Some(old)) if !repull => crate::images::set_pull(&mut rec.config, &old),
+                    (None, _) => pull = self.new_pull(account, &fields, &mut rec.config).await?,
+                }
+            }
             rec.modified_time = self.timestamp();
             let result = self.meta.update_function(&rec, &expected).await;
             self.hot.functions.invalidate(&function_key(account, service, name));
             match result {
-                Ok(()) => return Ok(rec),
+                Ok(()) => {
+                    self.settle_new_pull(pull, true).await;
+                    return Ok(rec);
+                }
                 Err(MetaError::PreconditionFailed) if if_match.is_none() => continue,
-                Err(MetaError::PreconditionFailed) => return Err(CoreError::PreconditionFailed),
-                Err(e) => return Err(Self::function_missing(service, name)(e)),
+                Err(MetaError::PreconditionFailed) => {
+                    self.settle_new_pull(pull, false).await;
+                    return Err(CoreError::PreconditionFailed);
+                }
+                Err(e) => {
+                    self.settle_new_pull(pull, false).await;
+                    return Err(Self::function_missing(service, name)(e));
+                }
             }
         }
+        self.settle_new_pull(pull, false).await;
         Err(CoreError::Internal(format!("function '{name}' kept changing during the update")))
     }
 

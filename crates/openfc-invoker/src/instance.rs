@@ -21,6 +21,7 @@ use crate::logstore::LogFile;
 use crate::runtime::{Launch, Markers, Protocol, RUNTIME_API_ADDR, RUNTIME_MOUNT};
 use crate::runtime_api::{Ready, RuntimeApi};
 use crate::{FunctionSpec, InvokeError, Shared};
+use openfc_core::images::ContainerPlan;
 
 /// Largest response body a function may return.
 pub const MAX_RESPONSE: usize = 32 * 1024 * 1024;
@@ -175,32 +176,7 @@ pub enum CallError {
 
 fn env_vec(spec: &FunctionSpec, launch: &Launch, instance_id: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let runtime_api = match launch.runtime.protocol {
-        // go1's SDK and the PHP shim read it; it replaces caPort for them (runtimes.md §2.4).
-        Protocol::RuntimeApi => RUNTIME_API_ADDR.to_string(),
-        Protocol::Http => format!("127.0.0.1:{}", spec.ca_port),
-    };
-    let fc = [
-        ("FC_FUNC_CODE_PATH", "/code".to_owned()),
-        ("FC_CUSTOM_LISTEN_PORT", spec.ca_port.to_string()),
-        ("FC_FUNCTION_HANDLER", spec.handler.clone()),
-        ("FC_FUNCTION_INITIALIZER", spec.initializer.clone()),
-        ("FC_FUNCTION_NAME", spec.function.clone()),
-        ("FC_SERVICE_NAME", spec.service.clone()),
-        ("FC_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
-        ("FC_FUNCTION_TIMEOUT", spec.timeout_secs.to_string()),
-        ("FC_INITIALIZATION_TIMEOUT", spec.initialization_timeout_secs.to_string()),
-        ("FC_REGION", spec.region.clone()),
-        ("FC_ACCOUNT_ID", spec.account_id.clone()),
-        ("FC_QUALIFIER", spec.qualifier.clone()),
-        ("FC_VERSION_ID", spec.version_id.clone()),
-        ("FC_FUNCTION_VERSION", spec.version_id.clone()),
-        ("FC_SERVICE_LOG_PROJECT", spec.log_project.clone()),
-        ("FC_SERVICE_LOG_STORE", spec.log_store.clone()),
-        ("FC_INSTANCE_ID", instance_id.to_owned()),
-        ("FC_RUNTIME_API", runtime_api),
-    ];
-    env.extend(fc.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    env.extend(fc_vars(spec, launch, instance_id).into_iter().map(|(k, v)| (k.to_owned(), v)));
     // The runtime's own platform variables replace any the function set (FC_SERVER_PATH must hold: code
     // detects FC by it); its defaults apply only where the function set nothing.
     for (k, v) in launch.runtime.env {
@@ -219,6 +195,35 @@ fn env_vec(spec: &FunctionSpec, launch: &Launch, instance_id: &str) -> Vec<(Stri
         }
     }
     env
+}
+
+/// FC's own variables of every instance (fc-api.md §8.4).
+fn fc_vars(spec: &FunctionSpec, launch: &Launch, instance_id: &str) -> [(&'static str, String); 18] {
+    let runtime_api = match launch.runtime.protocol {
+        // go1's SDK and the PHP shim read it; it replaces caPort for them (runtimes.md §2.4).
+        Protocol::RuntimeApi => RUNTIME_API_ADDR.to_string(),
+        Protocol::Http => format!("127.0.0.1:{}", spec.ca_port),
+    };
+    [
+        ("FC_FUNC_CODE_PATH", "/code".to_owned()),
+        ("FC_CUSTOM_LISTEN_PORT", spec.ca_port.to_string()),
+        ("FC_FUNCTION_HANDLER", spec.handler.clone()),
+        ("FC_FUNCTION_INITIALIZER", spec.initializer.clone()),
+        ("FC_FUNCTION_NAME", spec.function.clone()),
+        ("FC_SERVICE_NAME", spec.service.clone()),
+        ("FC_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
+        ("FC_FUNCTION_TIMEOUT", spec.timeout_secs.to_string()),
+        ("FC_INITIALIZATION_TIMEOUT", spec.initialization_timeout_secs.to_string()),
+        ("FC_REGION", spec.region.clone()),
+        ("FC_ACCOUNT_ID", spec.account_id.clone()),
+        ("FC_QUALIFIER", spec.qualifier.clone()),
+        ("FC_VERSION_ID", spec.version_id.clone()),
+        ("FC_FUNCTION_VERSION", spec.version_id.clone()),
+        ("FC_SERVICE_LOG_PROJECT", spec.log_project.clone()),
+        ("FC_SERVICE_LOG_STORE", spec.log_store.clone()),
+        ("FC_INSTANCE_ID", instance_id.to_owned()),
+        ("FC_RUNTIME_API", runtime_api),
+    ]
 }
 
 /// Hands the launcher process to a task that waits for its end (and the Runtime API, if any, learns of it at
@@ -253,13 +258,54 @@ fn init_pid(launcher: u32) -> Option<u32> {
     text.split_whitespace().next()?.parse().ok()
 }
 
+/// What an instance's root file system shows.
+pub enum InstanceRoot {
+    /// The host's system directories, the package at `/code`, merged layers at `/opt`, the runtime shims.
+    Code { code: PathBuf, layers: Option<PathBuf> },
+    /// A container image's flattened tree, read-only.
+    Image { tree: PathBuf, plan: Arc<ContainerPlan> },
+}
+
+/// The environment of a container instance (containers.md §4.3), later wins: the image's `Env`, the function's
+/// variables, FC's. No code-runtime defaults; Docker's PATH and the user's home when the image sets none.
+fn container_env(spec: &FunctionSpec, plan: &ContainerPlan, launch: &Launch, instance_id: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let mut set = |k: &str, v: String| {
+        env.retain(|(key, _)| key != k);
+        env.push((k.to_owned(), v));
+    };
+    for (k, v) in &plan.env {
+        set(k, v.clone());
+    }
+    for (k, v) in &spec.env {
+        set(k, v.clone());
+    }
+    for (k, v) in fc_vars(spec, launch, instance_id) {
+        set(k, v);
+    }
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()));
+    }
+    if !env.iter().any(|(k, _)| k == "HOME") {
+        env.push(("HOME".into(), plan.image.user.home.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into())));
+    }
+    env
+}
+
+/// An image id as it runs on the host: never root when openfc maps them (`image_owner_base`).
+fn host_id(base: Option<u32>, id: u32) -> u32 {
+    match base {
+        Some(b) => b.saturating_add(if id >= 65_536 { 65_534 } else { id }),
+        None => id,
+    }
+}
+
 impl Instance {
     pub async fn start(
         shared: &Shared,
         spec: &FunctionSpec,
         launch: Launch,
-        code_dir: PathBuf,
-        layers_dir: Option<PathBuf>,
+        fs: InstanceRoot,
         log_file: Arc<LogFile>,
     ) -> Result<Arc<Instance>, InvokeError> {
         let t0 = Instant::now();
@@ -277,28 +323,60 @@ impl Instance {
         if let Some(cg) = &cgroup.0 {
             cg.limit(limits).map_err(|e| InvokeError::internal(format!("cgroup limits: {e}")))?;
         }
-        let uses: Vec<PathBuf> = std::iter::once(code_dir.clone()).chain(layers_dir.clone()).collect();
         let outbound = spec.internet_access && shared.config.slirp4netns.is_some();
-        let sandbox = openfc_sandbox::Spec {
-            root: root.clone(),
-            binds: [(code_dir, PathBuf::from("/code")), (shared.runtime_dir.clone(), PathBuf::from(RUNTIME_MOUNT))]
-                .into_iter()
-                .chain(layers_dir.map(|d| (d, PathBuf::from("/opt"))))
-                .collect(),
-            tmp_mib: shared.config.tmp_mib,
-            hostname: id.clone(),
-            uid: shared.config.uid,
-            gid: shared.config.gid,
-            nofile: shared.config.nofile,
-            seccomp: true,
-            env: env_vec(spec, &launch, &id),
-            argv: launch.argv,
-            cwd: PathBuf::from("/code"),
-            blackhole: if outbound { shared.blackhole.clone() } else { Vec::new() },
-            etc_files: crate::network::etc_files(&id, shared.config.uid, shared.config.gid, outbound),
-            // A Runtime-API runtime starts only once its listener exists.
-            gate: launch.runtime.protocol == Protocol::RuntimeApi,
+        let etc_files = crate::network::etc_files(&id, shared.config.uid, shared.config.gid, outbound);
+        let (uses, sandbox) = match fs {
+            InstanceRoot::Code { code, layers } => {
+                let uses: Vec<PathBuf> = std::iter::once(code.clone()).chain(layers.clone()).collect();
+                let sandbox = openfc_sandbox::Spec {
+                    root: root.clone(),
+                    binds: [(code, PathBuf::from("/code")), (shared.runtime_dir.clone(), PathBuf::from(RUNTIME_MOUNT))]
+                        .into_iter()
+                        .chain(layers.map(|d| (d, PathBuf::from("/opt"))))
+                        .collect(),
+                    tmp_mib: shared.config.tmp_mib,
+                    hostname: id.clone(),
+                    uid: shared.config.uid,
+                    gid: shared.config.gid,
+                    nofile: shared.config.nofile,
+                    seccomp: true,
+                    env: env_vec(spec, &launch, &id),
+                    argv: launch.argv,
+                    cwd: PathBuf::from("/code"),
+                    blackhole: if outbound { shared.blackhole.clone() } else { Vec::new() },
+                    etc_files,
+                    // A Runtime-API runtime starts only once its listener exists.
+                    gate: launch.runtime.protocol == Protocol::RuntimeApi,
+                    rootfs: None,
+                    groups: Vec::new(),
+                };
+                (uses, sandbox)
+            }
+            InstanceRoot::Image { tree, plan } => {
+                let (base, user) = (shared.config.image_owner_base, &plan.image.user);
+                let sandbox = openfc_sandbox::Spec {
+                    root: root.clone(),
+                    binds: Vec::new(),
+                    tmp_mib: shared.config.tmp_mib,
+                    hostname: id.clone(),
+                    uid: host_id(base, user.uid),
+                    gid: host_id(base, user.gid),
+                    nofile: shared.config.nofile,
+                    seccomp: true,
+                    env: container_env(spec, &plan, &launch, &id),
+                    argv: launch.argv,
+                    cwd: PathBuf::from(&plan.cwd),
+                    blackhole: if outbound { shared.blackhole.clone() } else { Vec::new() },
+                    etc_files,
+                    gate: false,
+                    rootfs: Some(tree.clone()),
+                    groups: user.groups.iter().map(|g| host_id(base, *g)).collect(),
+                };
+                (vec![tree], sandbox)
+            }
         };
+        let start_timeout_secs =
+            if sandbox.rootfs.is_some() { shared.config.container_start_timeout_secs } else { shared.config.start_timeout_secs };
         let mut spec_json = serde_json::to_vec(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
         spec_json.push(b'\n');
         let mut stdin = child.stdin.take();
@@ -321,7 +399,7 @@ impl Instance {
             }));
         }
         let pid = child.id().ok_or_else(|| InvokeError::internal("sandbox exited at once"))?;
-        let deadline = Instant::now() + Duration::from_secs(shared.config.start_timeout_secs);
+        let deadline = Instant::now() + Duration::from_secs(start_timeout_secs);
         let init = loop {
             if let Some(p) = init_pid(pid) {
                 break p;
@@ -442,7 +520,7 @@ impl Instance {
                     Ready::Ended => Some("the runtime exited before asking for a request".to_owned()),
                     Ready::TimedOut => Some(format!(
                         "the runtime did not ask for a request (GET /2020-11-11/runtime/invocation/next at FC_RUNTIME_API) within {} s",
-                        shared.config.start_timeout_secs
+                        start_timeout_secs
                     )),
                 };
                 if let Some(why) = why {
@@ -465,7 +543,7 @@ impl Instance {
                         }
                         Err(e) => {
                             let why = if instance.exited() { "the runtime exited before listening".to_owned() } else {
-                                format!("the runtime did not listen on port {port} within {} s ({e})", shared.config.start_timeout_secs)
+                                format!("the runtime did not listen on port {port} within {start_timeout_secs} s ({e})")
                             };
                             return failed(instance, why).await;
                         }

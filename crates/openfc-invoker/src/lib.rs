@@ -25,7 +25,7 @@ use openfc_core::ports::CodeStore;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use cgroup::CgroupMode;
-use instance::{CallError, Control, Hook, HttpTarget, Instance};
+use instance::{CallError, Control, Hook, HttpTarget, Instance, InstanceRoot};
 use runtime::{Interpreters, Markers};
 
 #[derive(Debug, Clone)]
@@ -52,6 +52,12 @@ pub struct InvokerConfig {
     /// Networks instances with outbound network may reach although they are blocked by default
     /// (`network::DEFAULT_BLOCKED`: private ranges, cloud metadata; the host's own addresses).
     pub outbound_allow: Vec<openfc_sandbox::Net>,
+    /// The image store of custom-container functions (`None`: they cannot run here).
+    pub images: Option<Arc<openfc_image::store::ImageStore>>,
+    /// Image uid/gid N runs as host uid/gid base + N (never root); `None`: as N (openfc not root).
+    pub image_owner_base: Option<u32>,
+    /// How long a container's server has to listen on caPort (containers.md §4.5).
+    pub container_start_timeout_secs: u64,
 }
 
 /// What instances need from the invoker.
@@ -339,6 +345,19 @@ impl Invoker {
         }
     }
 
+    /// The image store, when this invoker runs custom-container functions.
+    pub fn image_store(&self) -> Option<&Arc<openfc_image::store::ImageStore>> {
+        self.shared.config.images.as_ref()
+    }
+
+    /// The flattened tree of a container function's image on this node (built from the blobs when missing).
+    async fn image_tree(&self, plan: &openfc_core::images::ContainerPlan) -> Result<PathBuf, InvokeError> {
+        let store = self.shared.config.images.as_ref().ok_or_else(|| {
+            InvokeError::NotStarted("this openfc has no image store for custom-container functions".into())
+        })?;
+        store.rootfs(&plan.reference, &plan.image).await.map_err(|e| InvokeError::NotStarted(format!("preparing the image: {e}")))
+    }
+
     async fn start_instance(&self, spec: &FunctionSpec, pool: &Pool) -> Result<Arc<Instance>, InvokeError> {
         let python_bytecode = self.shared.python_bytecode.load(std::sync::atomic::Ordering::Acquire);
         let launch = runtime::command(spec, &self.shared.config.interpreters, python_bytecode)?;
@@ -352,13 +371,23 @@ impl Invoker {
             self.shared.java_shim_built.store(true, std::sync::atomic::Ordering::Release);
         }
         let t0 = Instant::now();
-        let code_dir = self.packages.unpacked(&spec.code).await?;
-        if matches!(launch.runtime.program, runtime::Program::Handler) {
-            runtime::ensure_executable(&code_dir, &spec.handler)?;
-        }
-        let layers_dir = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };
-        metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
-        let started = Instance::start(&self.shared, spec, launch, code_dir, layers_dir, pool.log.clone()).await;
+        let root = match &spec.container {
+            Some(plan) => {
+                let tree = self.image_tree(plan).await?;
+                metrics::histogram!("openfc_cold_start_seconds", "phase" => "image").record(t0.elapsed().as_secs_f64());
+                InstanceRoot::Image { tree, plan: plan.clone() }
+            }
+            None => {
+                let code = self.packages.unpacked(&spec.code).await?;
+                if matches!(launch.runtime.program, runtime::Program::Handler) {
+                    runtime::ensure_executable(&code, &spec.handler)?;
+                }
+                let layers = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };
+                metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
+                InstanceRoot::Code { code, layers }
+            }
+        };
+        let started = Instance::start(&self.shared, spec, launch, root, pool.log.clone()).await;
         // Replace the warm launcher this start used, now that the start no longer competes for the CPU.
         launchers::Launchers::refill(&self.shared);
         let inst = started?;

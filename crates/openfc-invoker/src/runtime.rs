@@ -89,6 +89,8 @@ pub enum Program {
     Handler,
     /// An openfc shim under an interpreter: `<interpreter> <args...>`.
     Shim { interpreter: Interpreter, args: &'static [&'static str] },
+    /// A container image's argv (ENTRYPOINT/CMD and the function's command/args, `ContainerPlan`).
+    Image,
 }
 
 /// One entry of the runtime table.
@@ -109,6 +111,15 @@ pub struct Runtime {
 
 /// Every runtime openfc runs. FC's other names (dotnetcore) are refused by [`lookup`] with the list.
 pub static RUNTIMES: &[Runtime] = &[
+    Runtime {
+        names: &["custom-container"],
+        program: Program::Image,
+        protocol: Protocol::Http,
+        markers: Markers::Openfc,
+        max_concurrency: None,
+        env: &[],
+        env_defaults: &[],
+    },
     Runtime {
         names: &["custom", "custom.debian10", "custom.debian11"],
         program: Program::Custom,
@@ -324,6 +335,10 @@ pub fn command(spec: &FunctionSpec, interp: &Interpreters, python_bytecode: bool
             argv
         }
         Program::Handler => vec![format!("/code/{}", handler_path(&spec.handler)?)],
+        Program::Image => match &spec.container {
+            Some(plan) => plan.argv.clone(),
+            None => return Err(InvokeError::internal("a custom-container function without its image")),
+        },
         Program::Shim { interpreter, args } => {
             let mut argv = vec![interp.path(interpreter).display().to_string()];
             argv.extend(args.iter().map(|a| (*a).to_owned()));

@@ -47,6 +47,7 @@ macro_rules! on_pool {
 }
 
 // After the macro: textual scope.
+mod images;
 mod queue;
 
 fn map_err(e: sqlx::Error) -> MetaError {

@@ -64,6 +64,13 @@ pub struct Spec {
     /// instance's network namespace, which must exist before the runtime's first request).
     #[serde(default)]
     pub gate: bool,
+    /// A container image's flattened tree: it becomes the root, read-only (instead of the tmpfs with the host's
+    /// system directories); `/tmp`, `/proc`, `/dev`, `/etc/hosts` and `/etc/resolv.conf` are mounted over it.
+    #[serde(default)]
+    pub rootfs: Option<PathBuf>,
+    /// Supplementary groups of the runtime user (an image user's groups); empty: none.
+    #[serde(default)]
+    pub groups: Vec<u32>,
 }
 
 /// An IP network, `addr/prefix` (the address's bits beyond the prefix are zero).

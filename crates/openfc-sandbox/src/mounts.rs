@@ -139,9 +139,12 @@ fn inside(root: &Path, path: &Path) -> PathBuf {
 }
 
 pub fn build_root(spec: &Spec) -> Result<()> {
-    let root = &spec.root;
     // Nothing we mount propagates back to the host.
     mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    if let Some(tree) = &spec.rootfs {
+        return build_image_root(spec, tree);
+    }
+    let root = &spec.root;
     mount(Some(Path::new("tmpfs")), root, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("size=16m,mode=0755"))?;
     for dir in SYSTEM_DIRS {
         // Merged /usr: /bin -> usr/bin and friends stay symlinks.
@@ -153,23 +156,7 @@ pub fn build_root(spec: &Spec) -> Result<()> {
     }
     let tmp = inside(root, Path::new("/tmp"));
     std::fs::create_dir_all(&tmp).map_err(|e| format!("mkdir /tmp: {e}"))?;
-    let opts = format!("size={}m,mode=1777", spec.tmp_mib);
-    mount(Some(Path::new("tmpfs")), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&opts))?;
-    let dev = inside(root, Path::new("/dev"));
-    std::fs::create_dir_all(&dev).map_err(|e| format!("mkdir /dev: {e}"))?;
-    mount(Some(Path::new("tmpfs")), &dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("size=64k,mode=0755"))?;
-    for d in DEVICES {
-        let host = Path::new("/dev").join(d);
-        if host.exists() {
-            let target = dev.join(d);
-            std::fs::write(&target, b"").map_err(|e| format!("touch /dev/{d}: {e}"))?;
-            mount(Some(&host), &target, None, libc::MS_BIND, None)?;
-        }
-    }
-    std::fs::create_dir_all(dev.join("shm")).map_err(|e| format!("mkdir /dev/shm: {e}"))?;
-    let proc_dir = inside(root, Path::new("/proc"));
-    std::fs::create_dir_all(&proc_dir).map_err(|e| format!("mkdir /proc: {e}"))?;
-    mount(Some(Path::new("proc")), &proc_dir, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)?;
+    mount_special(spec, root)?;
 
     let old = root.join(".old");
     std::fs::create_dir_all(&old).map_err(|e| format!("mkdir .old: {e}"))?;
@@ -186,4 +173,66 @@ pub fn build_root(spec: &Spec) -> Result<()> {
     // The root itself becomes read-only: only /tmp is writable.
     let flags = libc::MS_REMOUNT | libc::MS_RDONLY | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
     mount(None, Path::new("/"), None, flags, None)
+}
+
+/// A container image's root: `spec.root` gets a small private tmpfs holding the generated `/etc` files and the
+/// mount point of the image's tree, which is bound there read-only (shared by every instance of the image).
+/// `/tmp`, `/dev`, `/proc` and the `/etc` files are mounted over it — the unpacker made those targets plain
+/// directories and files, never symlinks — and the tree becomes `/` with `pivot_root(".", ".")`, which needs no
+/// directory for the old root inside a read-only tree.
+fn build_image_root(spec: &Spec, tree: &Path) -> Result<()> {
+    let stage = &spec.root;
+    mount(Some(Path::new("tmpfs")), stage, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("size=1m,mode=0700"))?;
+    let etc_src = stage.join("etc");
+    std::fs::create_dir_all(&etc_src).map_err(|e| format!("mkdir {}: {e}", etc_src.display()))?;
+    let root = stage.join("root");
+    std::fs::create_dir_all(&root).map_err(|e| format!("mkdir {}: {e}", root.display()))?;
+    mount(Some(tree), &root, None, libc::MS_BIND | libc::MS_REC, None)?;
+    seal_recursive(&root)?;
+    for name in ["hosts", "resolv.conf"] {
+        let text = spec.etc_files.iter().find(|(n, _)| n == name).map_or("", |(_, t)| t.as_str());
+        let src = etc_src.join(name);
+        std::fs::write(&src, text).map_err(|e| format!("writing {}: {e}", src.display()))?;
+        let target = inside(&root, &Path::new("/etc").join(name));
+        if std::fs::symlink_metadata(&target).map(|m| m.is_file()).unwrap_or(false) {
+            mount(Some(&src), &target, None, libc::MS_BIND, None)?;
+            seal_recursive(&target)?;
+        }
+    }
+    mount_special(spec, &root)?;
+    let root_c = c(&root)?;
+    // SAFETY: valid C string.
+    check(unsafe { libc::chdir(root_c.as_ptr()) }, "chdir to the image root")?;
+    let dot = CString::new(".").expect("static");
+    // SAFETY: pivot_root has no libc wrapper; both arguments are valid C strings. With new and old root both
+    // ".", the old root is stacked on top of the new one and detached next.
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } as libc::c_int, "pivot_root")?;
+    // SAFETY: valid C string; MNT_DETACH lazily detaches the host's tree (stacked on ".") from this namespace.
+    check(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) }, "umount old root")?;
+    let slash = CString::new("/").expect("static");
+    // SAFETY: valid C string.
+    check(unsafe { libc::chdir(slash.as_ptr()) }, "chdir /")?;
+    Ok(())
+}
+
+/// The writable, capped `/tmp`, a minimal `/dev` and a fresh `/proc` beneath `root` (their directories exist).
+fn mount_special(spec: &Spec, root: &Path) -> Result<()> {
+    let tmp = inside(root, Path::new("/tmp"));
+    let opts = format!("size={}m,mode=1777", spec.tmp_mib);
+    mount(Some(Path::new("tmpfs")), &tmp, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&opts))?;
+    let dev = inside(root, Path::new("/dev"));
+    std::fs::create_dir_all(&dev).map_err(|e| format!("mkdir /dev: {e}"))?;
+    mount(Some(Path::new("tmpfs")), &dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("size=64k,mode=0755"))?;
+    for d in DEVICES {
+        let host = Path::new("/dev").join(d);
+        if host.exists() {
+            let target = dev.join(d);
+            std::fs::write(&target, b"").map_err(|e| format!("touch /dev/{d}: {e}"))?;
+            mount(Some(&host), &target, None, libc::MS_BIND, None)?;
+        }
+    }
+    std::fs::create_dir_all(dev.join("shm")).map_err(|e| format!("mkdir /dev/shm: {e}"))?;
+    let proc_dir = inside(root, Path::new("/proc"));
+    std::fs::create_dir_all(&proc_dir).map_err(|e| format!("mkdir /proc: {e}"))?;
+    mount(Some(Path::new("proc")), &proc_dir, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
 }

@@ -97,6 +97,9 @@ fn namespace_init(spec: &Spec, gate: Option<libc::c_int>) -> Result<i32> {
     mounts::build_root(spec)?;
     sethostname(&spec.hostname)?;
     loopback_up()?;
+    // The runtime never runs as root, yet images' servers listen on ports like 80: let every user of this
+    // network namespace (and only of it) bind low ports, as Docker and Podman do.
+    let _ = std::fs::write("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
     for net in &spec.blackhole {
         // Before the runtime exists: these networks are unreachable from its first instruction.
         blackhole_route(*net).map_err(|e| format!("blackhole route to {net}: {e}"))?;
@@ -298,7 +301,7 @@ fn exec_runtime(spec: &Spec, gate: Option<libc::c_int>) -> Result<()> {
     drop_capabilities()?;
     // SAFETY: these calls take plain integers; order matters (groups, gid, then uid).
     unsafe {
-        check(libc::setgroups(0, std::ptr::null()), "setgroups")?;
+        check(libc::setgroups(spec.groups.len(), spec.groups.as_ptr()), "setgroups")?;
         check(libc::setresgid(spec.gid, spec.gid, spec.gid), "setresgid")?;
         check(libc::setresuid(spec.uid, spec.uid, spec.uid), "setresuid")?;
         check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")?;
@@ -313,6 +316,11 @@ fn exec_runtime(spec: &Spec, gate: Option<libc::c_int>) -> Result<()> {
     if argv.is_empty() {
         return Err("empty argv".into());
     }
+    // A bare program name (an image's ENTRYPOINT ["nginx"]) is looked up in the PATH the runtime gets.
+    let program = match spec.argv[0].contains('/') {
+        true => argv[0].clone(),
+        false => cstr(&find_in_path(&spec.argv[0], spec.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()))?)?,
+    };
     // Last: everything above ran while the invoker prepared what the gate waits for.
     if let Some(fd) = gate {
         wait_gate(fd)?;
@@ -321,6 +329,19 @@ fn exec_runtime(spec: &Spec, gate: Option<libc::c_int>) -> Result<()> {
         filter::apply()?;
     }
     // SAFETY: argv and envp are NUL-terminated arrays of valid C strings that outlive the call.
-    unsafe { libc::execve(argv[0].as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
+    unsafe { libc::execve(program.as_ptr(), argv_ptrs.as_ptr(), env_ptrs.as_ptr()) };
     Err(format!("exec {}: {}", spec.argv[0], Error::last_os_error()))
+}
+
+/// The first executable `name` in `path` (Docker's default PATH when unset), as execvp would find it.
+fn find_in_path(name: &str, path: Option<&str>) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = path.unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = format!("{}/{name}", dir.trim_end_matches('/'));
+        if std::fs::metadata(&candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0) {
+            return Ok(candidate);
+        }
+    }
+    Err(format!("exec {name}: not found in PATH {path}"))
 }

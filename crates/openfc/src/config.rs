@@ -29,10 +29,119 @@ pub struct StoreArgs {
     pub master_key_file: Option<PathBuf>,
 }
 
+/// Container-image settings shared by `serve` and `openfc images` (containers.md §2.1, §2.5).
+#[derive(Debug, Clone, Args, Default)]
+pub struct ImageArgs {
+    /// Registry credentials, a Docker `config.json` (`auths` by registry host; read at every pull).
+    #[arg(long, env = "OPENFC_REGISTRY_AUTH_FILE")]
+    pub registry_auth_file: Option<PathBuf>,
+    /// A registry (`HOST:PORT`, as contacted) reached over plain HTTP; repeatable, or comma-separated in the
+    /// environment [default: none — HTTPS everywhere].
+    #[arg(long = "insecure-registry", env = "OPENFC_INSECURE_REGISTRIES", value_delimiter = ',')]
+    pub insecure_registries: Option<Vec<String>>,
+    /// Reach registry host FROM at TO instead (`registry.cn-hangzhou.aliyuncs.com=registry.internal:5000`);
+    /// repeatable, or comma-separated in the environment.
+    #[arg(long = "registry-mirror", env = "OPENFC_REGISTRY_MIRRORS", value_delimiter = ',')]
+    pub registry_mirrors: Option<Vec<String>>,
+    /// Largest image accepted, uncompressed (`10G`, `500M`, bytes) [default: 10G].
+    #[arg(long, env = "OPENFC_MAX_IMAGE_SIZE")]
+    pub max_image_size: Option<String>,
+    /// Disk budget of the image store: above it, images no function uses are removed, least recently used
+    /// first [default: 50G].
+    #[arg(long, env = "OPENFC_IMAGE_STORE_SIZE")]
+    pub image_store_size: Option<String>,
+    /// Seconds a container's server has to listen on caPort [default: 120].
+    #[arg(long, env = "OPENFC_CONTAINER_START_TIMEOUT")]
+    pub container_start_timeout: Option<u64>,
+    /// Image uid/gid N runs as host uid/gid BASE+N, so uid 0 in an image is never root [default: 1000000000].
+    #[arg(long, env = "OPENFC_IMAGE_UID_BASE")]
+    pub image_uid_base: Option<u32>,
+}
+
+/// Resolved image settings.
+#[derive(Debug, Clone)]
+pub struct ImageConfig {
+    pub store: openfc_image::store::StoreConfig,
+    pub container_start_timeout: u64,
+    pub owner_base: Option<u32>,
+}
+
+/// `10G`, `512M`, `64K`, or bytes (powers of 1024).
+pub fn parse_size(flag: &str, text: &str) -> anyhow::Result<u64> {
+    let t = text.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => bail!("--{flag}: unknown unit in `{text}` (use K, M, G or T)"),
+            };
+            (&t[..i], mult)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num.trim().parse().with_context(|| format!("--{flag}: `{text}` is not a size"))?;
+    n.checked_mul(mult).with_context(|| format!("--{flag}: `{text}` is too large"))
+}
+
+impl ImageConfig {
+    pub fn resolve(data_dir: &Path, a: &ImageArgs, f: &ImageFileConfig) -> anyhow::Result<ImageConfig> {
+        let max = parse_size("max-image-size", a.max_image_size.as_deref().or(f.max_image_size.as_deref()).unwrap_or("10G"))?;
+        let budget = parse_size("image-store-size", a.image_store_size.as_deref().or(f.image_store_size.as_deref()).unwrap_or("50G"))?;
+        let list = |v: &Option<Vec<String>>, fv: &Option<Vec<String>>| -> Vec<String> {
+            v.clone().or_else(|| fv.clone()).unwrap_or_default().into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+        };
+        let mirrors = openfc_image::Mirrors::parse(&list(&a.registry_mirrors, &f.registry_mirrors))
+            .map_err(|e| anyhow::anyhow!("--registry-mirror: {e}"))?;
+        // Mapping owners needs root (chown to the shifted ids); without it images run with their own ids.
+        let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+        let owner_base = root.then(|| a.image_uid_base.or(f.image_uid_base).unwrap_or(1_000_000_000));
+        let limits = openfc_image::Limits { max_bytes: max, ..Default::default() };
+        Ok(ImageConfig {
+            store: openfc_image::store::StoreConfig {
+                dir: data_dir.join("images"),
+                limits,
+                owner_base,
+                budget_bytes: budget,
+                registry: openfc_image::RegistryConfig {
+                    auth_file: a.registry_auth_file.clone().or_else(|| f.registry_auth_file.clone()),
+                    insecure: list(&a.insecure_registries, &f.insecure_registries),
+                    mirrors,
+                    ..Default::default()
+                },
+            },
+            container_start_timeout: a.container_start_timeout.or(f.container_start_timeout).unwrap_or(120).max(1),
+            owner_base,
+        })
+    }
+
+    pub fn from_args(store: &StoreArgs, a: &ImageArgs) -> anyhow::Result<ImageConfig> {
+        let f = read_file(store.config.as_deref())?;
+        let data_dir = resolve_store(store, &f).data_dir;
+        ImageConfig::resolve(&data_dir, a, &f.images())
+    }
+}
+
+/// The image settings in a `--config` file.
+#[derive(Debug, Default, Clone)]
+pub struct ImageFileConfig {
+    registry_auth_file: Option<PathBuf>,
+    insecure_registries: Option<Vec<String>>,
+    registry_mirrors: Option<Vec<String>>,
+    max_image_size: Option<String>,
+    image_store_size: Option<String>,
+    container_start_timeout: Option<u64>,
+    image_uid_base: Option<u32>,
+}
+
 #[derive(Debug, Clone, Args, Default)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub images: ImageArgs,
     /// Address to listen on [default: 127.0.0.1:9900].
     #[arg(long, env = "OPENFC_LISTEN")]
     pub listen: Option<String>,
@@ -174,6 +283,27 @@ struct FileConfig {
     java: Option<std::path::PathBuf>,
     region: Option<String>,
     log_format: Option<String>,
+    registry_auth_file: Option<PathBuf>,
+    insecure_registries: Option<Vec<String>>,
+    registry_mirrors: Option<Vec<String>>,
+    max_image_size: Option<String>,
+    image_store_size: Option<String>,
+    container_start_timeout: Option<u64>,
+    image_uid_base: Option<u32>,
+}
+
+impl FileConfig {
+    fn images(&self) -> ImageFileConfig {
+        ImageFileConfig {
+            registry_auth_file: self.registry_auth_file.clone(),
+            insecure_registries: self.insecure_registries.clone(),
+            registry_mirrors: self.registry_mirrors.clone(),
+            max_image_size: self.max_image_size.clone(),
+            image_store_size: self.image_store_size.clone(),
+            container_start_timeout: self.container_start_timeout,
+            image_uid_base: self.image_uid_base,
+        }
+    }
 }
 
 fn read_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
@@ -228,6 +358,7 @@ pub struct ServeConfig {
     pub java: std::path::PathBuf,
     pub region: String,
     pub log_json: bool,
+    pub images: ImageConfig,
 }
 
 fn resolve_store(a: &StoreArgs, f: &FileConfig) -> StoreConfig {
@@ -263,6 +394,7 @@ impl ServeConfig {
             bail!("--log-format must be `text` or `json`, not `{log_format}`");
         }
         let store = resolve_store(&a.store, &f);
+        let images = ImageConfig::resolve(&store.data_dir, &a.images, &f.images())?;
         let outbound_allow = a
             .outbound_allow
             .or(f.outbound_allow.clone())
@@ -308,6 +440,7 @@ impl ServeConfig {
             java: a.java.or(f.java).unwrap_or_else(|| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into()),
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),
             log_json: log_format == "json",
+            images,
         })
     }
 

@@ -7,6 +7,7 @@
 mod api;
 mod asynccli;
 mod config;
+mod imagescli;
 mod keys;
 mod metrics;
 mod server;
@@ -45,6 +46,15 @@ enum Command {
         #[command(subcommand)]
         action: asynccli::AsyncAction,
     },
+    /// Container images of custom-container functions: `openfc images ls|pull REF|rm REF|gc`.
+    Images {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        #[command(flatten)]
+        images: config::ImageArgs,
+        #[command(subcommand)]
+        action: imagescli::ImagesAction,
+    },
     /// Manage AccessKeys.
     Keys {
         #[command(flatten)]
@@ -68,6 +78,10 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(server::logs(config::StoreConfig::resolve(&store)?, &target, follow, lines))
         }
         Command::Async { store, action } => runtime.block_on(asynccli::run(config::StoreConfig::resolve(&store)?, action)),
+        Command::Images { store, images, action } => {
+            let image_cfg = config::ImageConfig::from_args(&store, &images)?;
+            runtime.block_on(imagescli::run(config::StoreConfig::resolve(&store)?, image_cfg, action))
+        }
         Command::Keys { store, action } => runtime.block_on(server::keys(config::StoreConfig::resolve(&store)?, action)),
     }
 }

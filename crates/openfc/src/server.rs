@@ -107,11 +107,24 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     }
 
     let meta_dyn: Arc<dyn MetaStore> = meta.clone();
+    let image_store = Arc::new(
+        openfc_image::store::ImageStore::open(cfg.images.store.clone())
+            .map_err(|e| anyhow::anyhow!("opening the image store in {}: {e}", cfg.images.store.dir.display()))?,
+    );
     let limits = PackageLimits {
         max_size: cfg.max_code_size,
         max_entries: cfg.max_code_entries,
         max_unzipped: cfg.max_unzipped_size,
     };
+    // This node's name in leases (async events, image pulls): unique per process, so a restarted node never
+    // settles what its previous life claimed (those run again when their leases end).
+    let node = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let images = Arc::new(openfc_core::images::Images::new(
+        meta.clone(),
+        image_store.clone(),
+        openfc_core::images::ImageSettings::default(),
+        node.clone(),
+    ));
     let invoker = Invoker::new(
         InvokerConfig {
             data_dir: cfg.store.data_dir.clone(),
@@ -133,6 +146,9 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
                 .map(std::path::PathBuf::from)
                 .find(|p| p.exists()),
             outbound_allow: cfg.outbound_allow.clone(),
+            images: Some(image_store.clone()),
+            image_owner_base: cfg.images.owner_base,
+            container_start_timeout_secs: cfg.images.container_start_timeout,
         },
         code.clone(),
     )
@@ -147,6 +163,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         hot: HotCache::new(Duration::from_millis(cfg.meta_cache_ttl_ms)),
         invoker: invoker.clone(),
         events: Some(Arc::new(openfc_core::asyncq::Events::new(meta.clone(), cfg.async_settings.clone()))),
+        images: Some(images.clone()),
     });
     openfc_core::triggers::set_min_timer_interval(cfg.async_settings.min_timer_interval.as_secs());
     let isolation = invoker.isolation();
@@ -187,9 +204,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         });
     }
     let provision = tokio::spawn(app.fc.clone().keep_provisioned(account.clone()));
-    // This node's name in async leases: unique per process, so a restarted node never settles what its
-    // previous life claimed (those events run again when their leases end).
-    let node = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let image_pulls = tokio::spawn(images.clone().reconcile());
     let async_workers = tokio::spawn(app.fc.clone().run_async_workers(node));
     let timers = tokio::spawn(app.fc.clone().run_timers(account.clone()));
     println!("openfc listening on {public_url} (account {account}, database {}, data dir {})",
@@ -204,6 +219,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     gc.abort();
     provision.abort();
     async_workers.abort();
+    image_pulls.abort();
     timers.abort();
     invoker.stop_all();
     meta.close().await;
@@ -233,6 +249,21 @@ async fn collect_garbage(app: Arc<App>, every: Duration) {
                 tracing::info!(deleted = n, "garbage-collected unreferenced code packages");
             }
             Err(e) => tracing::warn!(error = %e, "code package collection failed; will retry"),
+        }
+        // Images no function uses stay cached until the store is over its budget (least recently used first).
+        if let (Some(images), Some(store)) = (&app.fc.images, app.invoker.image_store()) {
+            match openfc_core::images::PullInventory::read(images.meta.as_ref()).await {
+                Ok(inv) => {
+                    let (store, keep) = (store.clone(), inv.in_use());
+                    let freed = tokio::task::spawn_blocking(move || store.collect(&keep, false)).await;
+                    if let Ok(Ok(n)) = freed
+                        && n > 0
+                    {
+                        tracing::info!(freed_bytes = n, "removed unused images over the image store's budget");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read image pulls for the store's budget"),
+            }
         }
     }
 }

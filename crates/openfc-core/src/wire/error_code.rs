@@ -34,6 +34,8 @@ pub enum ErrorCode {
     PreconditionFailed,
     InvalidRange,
     FunctionNotStarted,
+    /// A custom-container function whose image could not be pulled (FC 3.0's code; FC 2.0's is unknown).
+    PullImageFailed,
     ResourceThrottled,
     MethodNotAllowed,
     InternalServerError,
@@ -75,6 +77,7 @@ impl ErrorCode {
             PreconditionFailed => ("PreconditionFailed", 412),
             InvalidRange => ("InvalidRange", 416),
             FunctionNotStarted => ("FunctionNotStarted", 412),
+            PullImageFailed => ("PullImageFailed", 412),
             ResourceThrottled => ("ResourceThrottled", 429),
             MethodNotAllowed => ("MethodNotAllowed", 405),
             InternalServerError => ("InternalServerError", 500),

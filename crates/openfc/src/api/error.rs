@@ -61,6 +61,7 @@ impl From<CoreError> for ApiError {
             CoreError::LayerNotFound(_) => ErrorCode::LayerNotFound,
             CoreError::LayerVersionNotFound { .. } => ErrorCode::LayerVersionNotFound,
             CoreError::FunctionNotStarted(_) => ErrorCode::FunctionNotStarted,
+            CoreError::PullImageFailed(_) => ErrorCode::PullImageFailed,
             CoreError::Throttled(_) => ErrorCode::ResourceThrottled,
             CoreError::StatefulAsyncInvocationNotFound(_) => ErrorCode::StatefulAsyncInvocationNotFound,
             CoreError::StatefulAsyncInvocationAlreadyExists(_) => ErrorCode::StatefulAsyncInvocationAlreadyExists,

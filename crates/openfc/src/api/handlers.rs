@@ -112,7 +112,7 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
         }
         GetFunction { service, function, qualifier } => {
             let rec = fc.get_function(acct, &service, &function, &qualifier).await?;
-            with_etag(json(function_json(&rec)), &rec.etag)
+            with_etag(json(fc.function_with_image_state(&rec).await?), &rec.etag)
         }
         UpdateFunction { service, function } => {
             let rec = fc.update_function(acct, &service, &function, if_match, body, checksum).await?;

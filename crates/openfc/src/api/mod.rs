@@ -90,6 +90,16 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     health["instances"] = serde_json::json!({"alive": alive, "busy": busy, "idle": alive - busy});
     health["warm_sandboxes"] = serde_json::json!(app.invoker.warm_sandboxes());
     health["async"] = app.fc.async_health().await;
+    if let Some(store) = app.invoker.image_store() {
+        let usage = store.usage();
+        health["images"] = serde_json::json!({
+            "images": usage.trees,
+            "bytes": usage.tree_bytes + usage.blob_bytes,
+            "blobs": usage.blobs,
+            "blobBytes": usage.blob_bytes,
+            "pullsInFlight": app.fc.images.as_ref().map_or(0, |i| i.in_flight()),
+        });
+    }
     with_request_id(handlers::json(health))
 }
 

@@ -113,6 +113,9 @@ impl Harness {
                 max_unzipped: 1 << 30,
                 slirp4netns: None,
                 outbound_allow: Vec::new(),
+                images: None,
+                image_owner_base: None,
+                container_start_timeout_secs: 10,
             },
             code.clone(),
         )
@@ -127,6 +130,7 @@ impl Harness {
             hot: openfc_core::cache::HotCache::new(Duration::from_secs(1)),
             invoker: invoker.clone(),
             events: Some(Arc::new(openfc_core::asyncq::Events::new(meta.clone(), Default::default()))),
+        images: None,
         });
         let app = Arc::new(App {
             fc,

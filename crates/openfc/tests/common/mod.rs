@@ -75,6 +75,7 @@ pub async fn core(dir: &std::path::Path, gc_grace: Duration, invoker: Arc<dyn In
         hot: openfc_core::cache::HotCache::new(Duration::from_secs(1)),
         invoker,
         events: Some(Arc::new(openfc_core::asyncq::Events::new(meta.clone(), Default::default()))),
+        images: None,
     });
     (fc, code)
 }
