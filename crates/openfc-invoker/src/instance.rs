@@ -292,12 +292,10 @@ fn container_env(spec: &FunctionSpec, plan: &ContainerPlan, launch: &Launch, ins
     env
 }
 
-/// An image id as it runs on the host: never root when openfc maps them (`image_owner_base`).
-fn host_id(base: Option<u32>, id: u32) -> u32 {
-    match base {
-        Some(b) => b.saturating_add(if id >= 65_536 { 65_534 } else { id }),
-        None => id,
-    }
+/// An image id inside the instance's user namespace, which maps 0–65535 (larger ids become nobody, as the
+/// unpacker wrote their files).
+fn inside_id(id: u32) -> u32 {
+    if id >= 65_536 { 65_534 } else { id }
 }
 
 impl Instance {
@@ -349,6 +347,7 @@ impl Instance {
                     gate: launch.runtime.protocol == Protocol::RuntimeApi,
                     rootfs: None,
                     groups: Vec::new(),
+                    userns_base: None,
                 };
                 (uses, sandbox)
             }
@@ -359,8 +358,8 @@ impl Instance {
                     binds: Vec::new(),
                     tmp_mib: shared.config.tmp_mib,
                     hostname: id.clone(),
-                    uid: host_id(base, user.uid),
-                    gid: host_id(base, user.gid),
+                    uid: inside_id(user.uid),
+                    gid: inside_id(user.gid),
                     nofile: shared.config.nofile,
                     seccomp: true,
                     env: container_env(spec, &plan, &launch, &id),
@@ -370,7 +369,8 @@ impl Instance {
                     etc_files,
                     gate: false,
                     rootfs: Some(tree.clone()),
-                    groups: user.groups.iter().map(|g| host_id(base, *g)).collect(),
+                    groups: user.groups.iter().map(|g| inside_id(*g)).collect(),
+                    userns_base: base,
                 };
                 (vec![tree], sandbox)
             }

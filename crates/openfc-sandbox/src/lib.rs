@@ -71,6 +71,10 @@ pub struct Spec {
     /// Supplementary groups of the runtime user (an image user's groups); empty: none.
     #[serde(default)]
     pub groups: Vec<u32>,
+    /// Run the runtime in its own user namespace mapping ids 0–65535 to host ids from this base; `uid`, `gid`
+    /// and `groups` are then ids inside it.
+    #[serde(default)]
+    pub userns_base: Option<u32>,
 }
 
 /// An IP network, `addr/prefix` (the address's bits beyond the prefix are zero).

@@ -104,13 +104,31 @@ fn namespace_init(spec: &Spec, gate: Option<libc::c_int>) -> Result<i32> {
         // Before the runtime exists: these networks are unreachable from its first instruction.
         blackhole_route(*net).map_err(|e| format!("blackhole route to {net}: {e}"))?;
     }
+    // With a user namespace, the runtime unshares it and waits while init (still privileged in the host's)
+    // writes its id maps.
+    let sync = match spec.userns_base {
+        Some(_) => Some((pipe()?, pipe()?)),
+        None => None,
+    };
     // SAFETY: as in `launcher`, this process is single-threaded.
     let runtime = check(unsafe { libc::fork() }, "fork runtime")?;
     if runtime == 0 {
-        let e = exec_runtime(spec, gate);
+        let e = match sync {
+            Some(((ready_r, ready_w), (go_r, go_w))) => {
+                close(ready_r);
+                close(go_w);
+                enter_user_namespace(ready_w, go_r).and_then(|()| exec_runtime(spec, gate))
+            }
+            None => exec_runtime(spec, gate),
+        };
         eprintln!("openfc sandbox: {}", e.unwrap_err());
         // SAFETY: see above.
         unsafe { libc::_exit(127) };
+    }
+    if let (Some(((ready_r, ready_w), (go_r, go_w))), Some(base)) = (sync, spec.userns_base) {
+        close(ready_w);
+        close(go_r);
+        map_user_namespace(runtime, base, ready_r, go_w)?;
     }
     // Reap orphans too; the namespace ends when the runtime does.
     loop {
@@ -124,6 +142,60 @@ fn namespace_init(spec: &Spec, gate: Option<libc::c_int>) -> Result<i32> {
             return Err(format!("waitpid: {}", Error::last_os_error()));
         }
     }
+}
+
+fn pipe() -> Result<(libc::c_int, libc::c_int)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, "pipe")?;
+    Ok((fds[0], fds[1]))
+}
+
+fn close(fd: libc::c_int) {
+    // SAFETY: closes a descriptor this process owns.
+    unsafe { libc::close(fd) };
+}
+
+/// The runtime's side: a new user namespace (owning no other namespace: every mount and the network were set
+/// up before, in the host's), then a byte to init and a wait for its answer.
+fn enter_user_namespace(ready: libc::c_int, go: libc::c_int) -> Result<()> {
+    // SAFETY: unshare takes a flag word.
+    check(unsafe { libc::unshare(libc::CLONE_NEWUSER) }, "unshare(CLONE_NEWUSER)")?;
+    let byte = 1u8;
+    // SAFETY: writes one byte from `byte`, which outlives the call.
+    if unsafe { libc::write(ready, (&byte as *const u8).cast(), 1) } != 1 {
+        return Err(format!("telling init about the user namespace: {}", Error::last_os_error()));
+    }
+    close(ready);
+    let mut answer = 0u8;
+    // SAFETY: reads at most one byte into `answer`.
+    if unsafe { libc::read(go, (&mut answer as *mut u8).cast(), 1) } != 1 {
+        return Err("init could not map the user namespace".into());
+    }
+    close(go);
+    Ok(())
+}
+
+/// Init's side: ids 0–65535 inside are host ids base… (the image's files were written owned by them), so uid 0
+/// of an image is host uid `base`, never root.
+fn map_user_namespace(runtime: libc::pid_t, base: u32, ready: libc::c_int, go: libc::c_int) -> Result<()> {
+    let mut byte = 0u8;
+    // SAFETY: reads at most one byte into `byte`.
+    let n = unsafe { libc::read(ready, (&mut byte as *mut u8).cast(), 1) };
+    close(ready);
+    if n != 1 {
+        close(go);
+        return Ok(()); // The runtime failed before unsharing; it reports why itself.
+    }
+    let map = format!("0 {base} 65536\n");
+    for file in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{runtime}/{file}"), &map).map_err(|e| format!("writing the runtime's {file}: {e}"))?;
+    }
+    let go_byte = 1u8;
+    // SAFETY: writes one byte from `go_byte`.
+    unsafe { libc::write(go, (&go_byte as *const u8).cast(), 1) };
+    close(go);
+    Ok(())
 }
 
 fn sethostname(name: &str) -> Result<()> {

@@ -86,7 +86,10 @@ pub async fn invoke(
         }
     };
     put(header::CONTENT_TYPE.as_str(), content_type);
-    put("x-fc-code-checksum", prepared.spec.code.checksum.to_string());
+    // A container image has no code package, so no checksum (containers.md §1.2).
+    if prepared.spec.container.is_none() {
+        put("x-fc-code-checksum", prepared.spec.code.checksum.to_string());
+    }
     put("x-fc-invocation-duration", outcome.duration.as_millis().to_string());
     put("x-fc-max-memory-usage", outcome.max_memory_mb.to_string());
     put("x-fc-invocation-service-version", prepared.version_label());
