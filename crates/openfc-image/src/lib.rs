@@ -11,5 +11,6 @@
 
 pub mod error;
 pub mod unpack;
+pub mod user;
 
 pub use error::{ImageError, Limits};
