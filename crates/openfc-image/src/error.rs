@@ -39,6 +39,12 @@ pub enum ImageError {
     Unreachable { registry: String, cause: String },
     #[error("registry {registry} answered an error: {cause}")]
     Transient { registry: String, cause: String },
+    /// A 4xx answer other than 401/403/404: retrying would get the same.
+    #[error("registry {registry} rejected the request: {cause}")]
+    Rejected { registry: String, cause: String },
+    /// The auth file cannot be used for this registry (unreadable, malformed, identity token).
+    #[error("credentials for registry {registry} cannot be used: {cause}")]
+    Credentials { registry: String, cause: String },
     #[error("image '{reference}' is {platform}; openfc runs linux/amd64 only")]
     Platform { reference: String, platform: String },
     #[error("image '{reference}' exceeds {limit} ({actual})")]

@@ -9,8 +9,14 @@
 //! - `plan`: what runs (argv by the Kubernetes rule, env, cwd, user) from the image config and the function.
 #![forbid(unsafe_code)]
 
+mod auth;
 pub mod error;
+pub mod reference;
+pub mod registry;
+pub mod store;
 pub mod unpack;
 pub mod user;
 
 pub use error::{ImageError, Limits};
+pub use reference::{ImageRef, Mirrors};
+pub use registry::{ImageConfigSummary, LayerDesc, Registry, RegistryConfig, ResolvedImage};
