@@ -165,6 +165,27 @@ pub fn set_pull(config: &mut Value, pull: &str) {
     }
 }
 
+/// A stored configuration of a custom-container function whose image is no web server.
+pub fn non_web_container(config: &Value) -> bool {
+    config.get("runtime").and_then(Value::as_str) == Some("custom-container")
+        && config.get("customContainerConfig").and_then(|c| c.get("webServerMode")).and_then(Value::as_bool) == Some(false)
+}
+
+/// The most event bytes a non-web image can be given: `FC_CUSTOM_CONTAINER_EVENT=` and the value must fit one
+/// environment string (MAX_ARG_STRLEN, 131,072 bytes with its NUL).
+pub const MAX_NON_WEB_EVENT: usize = 131_072 - "FC_CUSTOM_CONTAINER_EVENT=".len() - 1;
+
+/// Refuses an event a non-web image cannot be given in its environment.
+pub fn check_non_web_event(event: &[u8]) -> CoreResult<()> {
+    if event.len() > MAX_NON_WEB_EVENT {
+        return Err(CoreError::EntityTooLarge(MAX_NON_WEB_EVENT as u64));
+    }
+    if event.contains(&0) {
+        return Err(CoreError::invalid("the event of a custom-container function with webServerMode false is passed in an environment variable and must not contain NUL bytes"));
+    }
+    Ok(())
+}
+
 /// What runs in a container instance (containers.md §4.2–4.3).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ContainerPlan {

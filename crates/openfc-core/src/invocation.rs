@@ -313,6 +313,12 @@ impl Fc {
 
     /// Runs a prepared invocation to its end.
     pub async fn invoke(&self, prepared: &Prepared, req: InvokeRequest) -> CoreResult<InvokeOutcome> {
+        if prepared.spec.container.as_ref().is_some_and(|c| !c.web_server_mode) {
+            if req.http.is_some() {
+                return Err(CoreError::invalid("a custom-container function with webServerMode false takes no HTTP requests"));
+            }
+            crate::images::check_non_web_event(&req.event)?;
+        }
         Ok(self.invoker.invoke(&prepared.spec, req).await?)
     }
 

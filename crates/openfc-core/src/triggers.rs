@@ -320,7 +320,7 @@ impl Fc {
         body: &[u8],
     ) -> CoreResult<Document> {
         let req: TriggerBody = parse_body(body, &TRIGGER_SHAPE)?;
-        self.fresh_function(account, service, function).await?;
+        let target = self.fresh_function(account, service, function).await?;
         let name = trigger_name(req.trigger_name.as_deref().ok_or_else(|| CoreError::invalid("triggerName is required"))?)?;
         let kind = req.trigger_type.ok_or_else(|| CoreError::invalid("triggerType is required"))?;
         let cfg = config_object(req.trigger_config.ok_or_else(|| CoreError::invalid("triggerConfig is required"))?)?;
@@ -331,6 +331,11 @@ impl Fc {
         let description = req.description.unwrap_or_default();
         crate::service::max_len("description", &description, 256)?;
         if kind == "http" {
+            if crate::images::non_web_container(&target.config) {
+                return Err(CoreError::invalid(format!(
+                    "function '{function}' is a custom-container function with webServerMode false: it takes no HTTP requests"
+                )));
+            }
             let parent = format!("{service}/{function}/");
             let existing = self.meta.list_docs(account, KIND, &parent, &parent, 1000).await?;
             if let Some(other) = existing.iter().find(|d| d.body.get("triggerType").and_then(Value::as_str) == Some("http")) {

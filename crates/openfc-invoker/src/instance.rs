@@ -56,6 +56,8 @@ enum Transport {
     /// Keep-alive connections to `caPort`, made inside the namespace.
     Http { port: u16, idle: Mutex<Vec<Conn>> },
     RuntimeApi(Arc<RuntimeApi>),
+    /// Nothing to talk to: the process runs one event to its end (a non-web container image).
+    Exit,
 }
 
 /// A lifecycle step of the custom-runtime contract, or the matching `x-fc-function-type` of the Runtime API.
@@ -262,8 +264,9 @@ fn init_pid(launcher: u32) -> Option<u32> {
 pub enum InstanceRoot {
     /// The host's system directories, the package at `/code`, merged layers at `/opt`, the runtime shims.
     Code { code: PathBuf, layers: Option<PathBuf> },
-    /// A container image's flattened tree, read-only.
-    Image { tree: PathBuf, plan: Arc<ContainerPlan> },
+    /// A container image's flattened tree, read-only; `event`: a non-web image run for this one event (given
+    /// in `FC_CUSTOM_CONTAINER_EVENT`; the process's exit is the result).
+    Image { tree: PathBuf, plan: Arc<ContainerPlan>, event: Option<Bytes> },
 }
 
 /// The environment of a container instance (containers.md §4.3), later wins: the image's `Env`, the function's
@@ -323,6 +326,7 @@ impl Instance {
         }
         let outbound = spec.internet_access && shared.config.slirp4netns.is_some();
         let etc_files = crate::network::etc_files(&id, shared.config.uid, shared.config.gid, outbound);
+        let mut one_shot = false;
         let (uses, sandbox) = match fs {
             InstanceRoot::Code { code, layers } => {
                 let uses: Vec<PathBuf> = std::iter::once(code.clone()).chain(layers.clone()).collect();
@@ -351,8 +355,13 @@ impl Instance {
                 };
                 (uses, sandbox)
             }
-            InstanceRoot::Image { tree, plan } => {
+            InstanceRoot::Image { tree, plan, event } => {
                 let (base, user) = (shared.config.image_owner_base, &plan.image.user);
+                let mut env = container_env(spec, &plan, &launch, &id);
+                if let Some(event) = &event {
+                    one_shot = true;
+                    env.push(("FC_CUSTOM_CONTAINER_EVENT".into(), String::from_utf8_lossy(event).into_owned()));
+                }
                 let sandbox = openfc_sandbox::Spec {
                     root: root.clone(),
                     binds: Vec::new(),
@@ -362,7 +371,7 @@ impl Instance {
                     gid: inside_id(user.gid),
                     nofile: shared.config.nofile,
                     seccomp: true,
-                    env: container_env(spec, &plan, &launch, &id),
+                    env,
                     argv: launch.argv,
                     cwd: PathBuf::from(&plan.cwd),
                     blackhole: if outbound { shared.blackhole.clone() } else { Vec::new() },
@@ -496,6 +505,7 @@ impl Instance {
             slirp: Mutex::new(slirp),
             netns,
             transport: match runtime_api {
+                _ if one_shot => Transport::Exit,
                 Some(api) => Transport::RuntimeApi(api),
                 None => Transport::Http { port: spec.ca_port, idle: Mutex::new(Vec::new()) },
             },
@@ -512,6 +522,7 @@ impl Instance {
             Err(InvokeError::NotStarted(format!("{why}. Last output:\n{}", instance.logs.tail(20).join("\n"))))
         };
         match &instance.transport {
+            Transport::Exit => {}
             Transport::RuntimeApi(api) => {
                 // Ready at the runtime's first `/next`.
                 let why = match api.wait_ready(tokio::time::Instant::from_std(deadline)).await {
@@ -574,6 +585,12 @@ impl Instance {
     }
 
     /// The exit code of the runtime, once it has ended.
+    /// Waits (up to `limit`) for the process to end: `Some(exit code)`, `Some(None)` for a signal.
+    pub async fn wait_exit(&self, limit: Duration) -> Option<Option<i32>> {
+        let mut rx = self.exit.clone();
+        tokio::time::timeout(limit, rx.wait_for(|v| v.is_some())).await.ok()?.ok().and_then(|v| *v)
+    }
+
     pub fn exit_code(&self) -> Option<i32> {
         self.exit.borrow().flatten()
     }
@@ -596,6 +613,7 @@ impl Instance {
         limit: Duration,
     ) -> Result<RuntimeResponse, CallError> {
         match &self.transport {
+            Transport::Exit => Err(CallError::Broken("a non-web container instance takes no requests".into())),
             Transport::RuntimeApi(api) => api.call(fixed, control, limit).await,
             Transport::Http { port, idle } => {
                 let req = control.into_http(fixed);

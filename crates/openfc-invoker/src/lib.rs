@@ -7,6 +7,7 @@ pub mod cgroup;
 mod instance;
 mod launchers;
 pub mod logs;
+mod oneshot;
 pub mod network;
 pub mod logstore;
 mod package;
@@ -375,7 +376,7 @@ impl Invoker {
             Some(plan) => {
                 let tree = self.image_tree(plan).await?;
                 metrics::histogram!("openfc_cold_start_seconds", "phase" => "image").record(t0.elapsed().as_secs_f64());
-                InstanceRoot::Image { tree, plan: plan.clone() }
+                InstanceRoot::Image { tree, plan: plan.clone(), event: None }
             }
             None => {
                 let code = self.packages.unpacked(&spec.code).await?;
@@ -423,6 +424,9 @@ impl Invoker {
 
     /// Runs one synchronous invocation.
     pub async fn invoke(&self, spec: &FunctionSpec, req: InvokeRequest) -> Result<InvokeOutcome, InvokeError> {
+        if let Some(plan) = spec.container.as_ref().filter(|p| !p.web_server_mode) {
+            return self.invoke_once(spec, plan, req).await;
+        }
         let pool = self.pool(spec);
         let (inst, slot) = self.acquire(spec, &pool).await?;
         inst.touch();
