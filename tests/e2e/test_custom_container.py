@@ -286,6 +286,6 @@ def test_health_shows_the_image_store(srv, web):
     assert isinstance(h.get("images"), dict), h
     store = h["images"]
     assert store.get("images", 0) >= 1, store
-    assert store.get("blobs", 0) >= 2 and store.get("blobBytes", 0) > 1_000_000, store  # the busybox layer at least
-    assert store.get("bytes", 0) > store["blobBytes"], store  # blobs and the flattened tree
-    assert store.get("pullsInFlight") == 0, store
+    assert store.get("blobs", 0) >= 2 and store.get("blob_bytes", 0) > 1_000_000, store  # the busybox layer at least
+    assert store.get("bytes", 0) > store["blob_bytes"], store  # blobs and the flattened tree
+    assert store.get("pulls_in_flight") == 0, store

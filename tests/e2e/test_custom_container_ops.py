@@ -131,7 +131,7 @@ def test_health_and_metrics_show_the_image_store_and_the_pull(srv, svc, images):
     assert inv.status == 200, inv.describe()
     invoke_echo_headers(inv)
     store = health(srv)["images"]
-    assert store["images"] >= 1 and store["bytes"] > 1_000_000 and store["pullsInFlight"] == 0, store
+    assert store["images"] >= 1 and store["bytes"] > 1_000_000 and store["pulls_in_flight"] == 0, store
     metrics = srv.metrics()
     assert "openfc_image_pull_seconds_count" in metrics, [m for m in metrics.splitlines() if "image" in m]
     assert 'openfc_cold_start_seconds_count{phase="image"}' in metrics, \
