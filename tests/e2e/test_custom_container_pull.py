@@ -336,6 +336,17 @@ def test_non_web_mode_exit_1_is_an_unhandled_error(srv, svc, images):
     assert "oneshot failing as asked" in inv.log, inv.log
 
 
+def test_non_web_mode_refuses_events_an_environment_variable_cannot_hold(srv, svc, images):
+    """§4.6: a NUL byte -> 400 InvalidArgument; over 131,045 bytes (MAX_ARG_STRLEN less the name) -> 400
+    EntityTooLarge; exactly the limit runs."""
+    fn, _ = create_fn(srv, svc, None, config={"image": images.ref("oneshot"), "webServerMode": False})
+    wait_ready(srv, svc, fn)
+    invoke_error(srv, svc, fn, 400, "InvalidArgument", b"nul \x00 byte")
+    invoke_error(srv, svc, fn, 400, "EntityTooLarge", b"x" * 131_046)
+    inv = invoke(srv, svc, fn, b"y" * 131_045)
+    assert inv.status == 200 and inv.error_type is None, inv.describe()
+
+
 def test_non_web_mode_refuses_http_triggers(srv, svc, images):
     fn, _ = create_fn(srv, svc, None, config={"image": images.ref("oneshot"), "webServerMode": False})
     r = srv.raw.post(f"/services/{svc}/functions/{fn}/triggers",
