@@ -92,6 +92,8 @@ pub struct ImagePullRecord {
     pub account_id: String,
     /// The image as the function names it.
     pub reference: String,
+    /// The function sets `customContainerConfig.command`: an image without ENTRYPOINT or CMD can run.
+    pub has_command: bool,
     pub status: PullStatus,
     pub reason: String,
     pub image: Option<PulledImage>,
@@ -296,12 +298,13 @@ impl Images {
 
     /// Records a new pull of `reference`, held by this node; `launch` starts it once the function that names
     /// it is written (`abandon` if that write fails).
-    pub async fn create(&self, account: &str, reference: &str) -> CoreResult<ImagePullRecord> {
+    pub async fn create(&self, account: &str, reference: &str, has_command: bool) -> CoreResult<ImagePullRecord> {
         let now = now_ms();
         let rec = ImagePullRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),
             account_id: account.to_owned(),
             reference: reference.to_owned(),
+            has_command,
             status: PullStatus::Preparing,
             reason: String::new(),
             image: None,
@@ -399,6 +402,12 @@ impl Images {
             return;
         };
         let (status, reason, image) = match outcome {
+            // Nothing to run is known now, not at the first invocation (containers.md §4.2).
+            Ok(image) if !rec.has_command && image.entrypoint.is_empty() && image.cmd.is_empty() => (
+                PullStatus::Failed,
+                format!("image '{}' has no ENTRYPOINT or CMD and the function sets no command", rec.reference),
+                None,
+            ),
             Ok(image) => (PullStatus::Ready, String::new(), Some(image)),
             Err(f) => (PullStatus::Failed, f.reason, None),
         };

@@ -279,7 +279,7 @@ impl Fc {
         let (Some(images), Some(ccc)) = (&self.images, fields.custom_container_config.as_ref().filter(|_| fields.is_container())) else {
             return Ok(None);
         };
-        let rec = images.create(account, &ccc.image).await?;
+        let rec = images.create(account, &ccc.image, ccc.command_argv()?.is_some()).await?;
         crate::images::set_pull(config, &rec.id);
         Ok(Some(rec))
     }

@@ -39,6 +39,9 @@ pub enum ImageError {
     Unreachable { registry: String, cause: String },
     #[error("registry {registry} answered an error: {cause}")]
     Transient { registry: String, cause: String },
+    /// HTTPS to a registry that speaks plain HTTP (not listed with --insecure-registry): permanent.
+    #[error("registry {registry} unreachable: {cause}")]
+    PlainHttp { registry: String, cause: String },
     /// A 4xx answer other than 401/403/404: retrying would get the same.
     #[error("registry {registry} rejected the request: {cause}")]
     Rejected { registry: String, cause: String },

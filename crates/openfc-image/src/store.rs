@@ -59,6 +59,9 @@ struct TreeInfo {
     reference: String,
     digest: String,
     bytes: u64,
+    /// The layer blobs the tree was built from.
+    #[serde(default)]
+    layers: Vec<String>,
 }
 
 pub struct ImageStore {
@@ -252,7 +255,12 @@ impl ImageStore {
             }
         };
         metrics::histogram!("openfc_image_unpack_seconds").record(started.elapsed().as_secs_f64());
-        let info = TreeInfo { reference: reference.to_owned(), digest: image.digest.clone(), bytes: stats.bytes };
+        let info = TreeInfo {
+            reference: reference.to_owned(),
+            digest: image.digest.clone(),
+            bytes: stats.bytes,
+            layers: image.layers.iter().map(|l| l.digest.clone()).collect(),
+        };
         std::fs::write(&sidecar, serde_json::to_vec(&info).unwrap_or_default()).map_err(io("writing", &sidecar))?;
         tokio::fs::rename(&tmp, &tree).await.map_err(io("storing tree", &tree))?;
         Ok((tree, stats.bytes))
@@ -272,6 +280,18 @@ impl ImageStore {
         u
     }
 
+    /// Trees on this node: (ChainID, reference it was pulled as, manifest digest, unpacked bytes).
+    pub fn cached(&self) -> Vec<(String, String, String, u64)> {
+        self.trees()
+            .into_iter()
+            .filter_map(|(p, info)| {
+                let hex = p.file_name()?.to_string_lossy().into_owned();
+                let info = info?;
+                Some((format!("sha256:{hex}"), info.reference, info.digest, info.bytes))
+            })
+            .collect()
+    }
+
     fn trees(&self) -> Vec<(PathBuf, Option<TreeInfo>)> {
         let dir = self.cfg.dir.join("trees");
         let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
@@ -284,6 +304,34 @@ impl ImageStore {
                 (p, info)
             })
             .collect()
+    }
+
+    /// Removes the trees pulled as `reference` that no image in `keep` uses, and their blobs no other tree or
+    /// kept image needs. Returns the bytes freed.
+    pub fn remove_reference(&self, reference: &str, keep: &[PulledImage]) -> Result<u64, ImageError> {
+        let kept_trees: HashSet<&str> = keep.iter().filter_map(|i| hex_of(&i.chain_id).ok()).collect();
+        let mut needed: HashSet<String> = keep.iter().flat_map(|i| i.layers.iter().map(|l| l.digest.clone())).collect();
+        let mut doomed = Vec::new();
+        for (tree, info) in self.trees() {
+            let name = tree.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            match info {
+                Some(i) if i.reference == reference && !kept_trees.contains(name.as_str()) => doomed.push((tree, i)),
+                Some(i) => needed.extend(i.layers),
+                None => {}
+            }
+        }
+        let mut freed = 0;
+        for (tree, info) in doomed {
+            remove_any(&tree).map_err(io("removing", &tree))?;
+            let _ = std::fs::remove_file(tree.with_extension("json"));
+            freed += info.bytes;
+            for digest in info.layers.iter().filter(|d| !needed.contains(*d)) {
+                let blob = self.blob_path(digest)?;
+                freed += std::fs::metadata(&blob).map_or(0, |m| m.len());
+                let _ = std::fs::remove_file(&blob);
+            }
+        }
+        Ok(freed)
     }
 
     /// Removes trees and blobs no image in `keep` uses. `all`: every such one; else only least recently used
@@ -372,8 +420,11 @@ fn uuid_like() -> String {
 #[async_trait::async_trait]
 impl ImagePuller for ImageStore {
     async fn pull(&self, reference: &str) -> Result<PulledImage, PullFailure> {
-        ImageStore::pull(self, reference, &|_| {})
-            .await
-            .map_err(|e| PullFailure { transient: e.transient(), reason: e.to_string() })
+        ImageStore::pull(self, reference, &|_| {}).await.map_err(|e| {
+            // Every reason names the image as the function wrote it (containers.md §2.6).
+            let text = e.to_string();
+            let reason = if text.contains(reference) { text } else { format!("image '{reference}': {text}") };
+            PullFailure { transient: e.transient(), reason }
+        })
     }
 }

@@ -473,7 +473,8 @@ async fn plain_http_only_for_listed_registries() {
     let err = resolve(&registry, &image(&reg, "fc/hello:v1"))
         .await
         .unwrap_err();
-    assert!(matches!(err, ImageError::Unreachable { .. }), "{err:?}");
+    // A configuration mistake: failed at once, never retried.
+    assert!(matches!(err, ImageError::PlainHttp { .. }) && !err.transient(), "{err:?}");
     assert!(
         err.to_string().contains(&format!(
             "is it plain HTTP? add --insecure-registry {}",

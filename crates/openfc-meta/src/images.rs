@@ -10,7 +10,7 @@ use crate::rows::Cols;
 use crate::{SqlMeta, map_err};
 
 const INSERT: &str = "INSERT INTO image_pulls (id, account_id, reference, status, reason, image, owner, lease_until_ms, \
-     created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     created_ms, updated_ms, has_command) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const GET: &str = "SELECT * FROM image_pulls WHERE id = $1";
 const RENEW: &str = "UPDATE image_pulls SET lease_until_ms = $1 WHERE id = $2 AND owner = $3 AND status = 'Preparing'";
 const SETTLE: &str = "UPDATE image_pulls SET status = $1, reason = $2, image = $3, updated_ms = $4 \
@@ -40,6 +40,7 @@ fn pull_from_row(r: &impl Cols) -> Result<ImagePullRecord, MetaError> {
         id: r.text("id")?,
         account_id: r.text("account_id")?,
         reference: r.text("reference")?,
+        has_command: r.int("has_command")? != 0,
         status: PullStatus::parse(&status).ok_or_else(|| MetaError::Backend(format!("bad pull status {status}")))?,
         reason: r.text("reason")?,
         image,
@@ -71,7 +72,7 @@ impl ImageMeta for SqlMeta {
         };
         on_pool!(self, p => sqlx::query(INSERT).bind(&rec.id).bind(&rec.account_id).bind(&rec.reference)
             .bind(rec.status.as_str()).bind(&rec.reason).bind(&image).bind(&rec.owner).bind(rec.lease_until_ms)
-            .bind(rec.created_ms).bind(rec.updated_ms).execute(p).await.map(|_| ()).map_err(map_err))
+            .bind(rec.created_ms).bind(rec.updated_ms).bind(i64::from(rec.has_command)).execute(p).await.map(|_| ()).map_err(map_err))
     }
 
     async fn get_image_pull(&self, id: &str) -> Result<ImagePullRecord, MetaError> {

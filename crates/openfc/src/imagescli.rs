@@ -34,9 +34,9 @@ pub async fn run(store_cfg: StoreConfig, images: ImageConfig, action: ImagesActi
     match action {
         ImagesAction::Ls => {
             let inv = PullInventory::read(meta.as_ref()).await?;
-            println!("{:<48} {:<19} {:<9} {:>11} {:>11} {:<5} USED BY", "REFERENCE", "DIGEST", "STATUS", "COMPRESSED", "UNPACKED", "LOCAL");
+            println!("{:<48} {:<71} {:<9} {:>11} {:>11} {:<5} USED BY", "REFERENCE", "DIGEST", "STATUS", "COMPRESSED", "UNPACKED", "LOCAL");
             for (p, users) in &inv.pulls {
-                let digest = p.image.as_ref().map_or("-".to_owned(), |i| i.digest.chars().take(19).collect());
+                let digest = p.image.as_ref().map_or("-".to_owned(), |i| i.digest.clone());
                 let (compressed, unpacked) = p.image.as_ref().map_or(("-".into(), "-".into()), |i| (mib(i.compressed_bytes), mib(i.unpacked_bytes)));
                 let local = p.image.as_ref().and_then(|i| store.tree_path(&i.chain_id).ok()).is_some_and(|t| t.exists());
                 let used: Vec<String> = users
@@ -45,7 +45,7 @@ pub async fn run(store_cfg: StoreConfig, images: ImageConfig, action: ImagesActi
                     .collect();
                 let status = if p.status == PullStatus::Failed { format!("Failed: {}", p.reason) } else { p.status.as_str().to_owned() };
                 println!(
-                    "{:<48} {:<19} {:<9} {:>11} {:>11} {:<5} {}",
+                    "{:<48} {:<71} {:<9} {:>11} {:>11} {:<5} {}",
                     p.reference,
                     digest,
                     status.split(':').next().unwrap_or(""),
@@ -56,6 +56,14 @@ pub async fn run(store_cfg: StoreConfig, images: ImageConfig, action: ImagesActi
                 );
                 if p.status == PullStatus::Failed {
                     println!("    reason: {}", p.reason);
+                }
+            }
+            // Trees this node holds that no pull names (pulled with `openfc images pull`, or left by deleted
+            // functions until the store needs their space).
+            let known: Vec<&str> = inv.pulls.iter().filter_map(|(p, _)| p.image.as_ref().map(|i| i.chain_id.as_str())).collect();
+            for (chain, reference, digest, bytes) in store.cached() {
+                if !known.contains(&chain.as_str()) {
+                    println!("{:<48} {:<71} {:<9} {:>11} {:>11} {:<5} -", reference, digest, "Cached", "-", mib(bytes), "yes");
                 }
             }
             let u = store.usage();
@@ -88,7 +96,8 @@ pub async fn run(store_cfg: StoreConfig, images: ImageConfig, action: ImagesActi
         ImagesAction::Rm { reference } => {
             let inv = PullInventory::read(meta.as_ref()).await?;
             let mine: Vec<_> = inv.pulls.iter().filter(|(p, _)| p.reference == reference).collect();
-            if mine.is_empty() {
+            let cached = store.cached().into_iter().any(|(_, r, _, _)| r == reference);
+            if mine.is_empty() && !cached {
                 bail!("no image '{reference}' is known");
             }
             if let Some((_, users)) = mine.iter().find(|(_, u)| !u.is_empty()) {
@@ -97,7 +106,7 @@ pub async fn run(store_cfg: StoreConfig, images: ImageConfig, action: ImagesActi
             }
             let ids: Vec<String> = mine.iter().map(|(p, _)| p.id.clone()).collect();
             meta.delete_image_pulls(&ids).await?;
-            let freed = store.collect(&keep_after(&inv, &ids), true).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let freed = store.remove_reference(&reference, &keep_after(&inv, &ids)).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("removed {reference} ({} freed)", mib(freed));
         }
         ImagesAction::Gc => {

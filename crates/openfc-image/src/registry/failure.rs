@@ -163,9 +163,11 @@ impl Ctx<'_> {
             && sources(e).any(|s| s.downcast_ref::<std::io::Error>().is_some_and(invalid_data));
         if tls {
             let host = &self.image.registry;
-            self.unreachable(format!(
-                "TLS handshake failed ({cause}); is it plain HTTP? add --insecure-registry {host}"
-            ))
+            // A configuration mistake: retrying cannot help, so it fails at once.
+            ImageError::PlainHttp {
+                registry: host.clone(),
+                cause: format!("TLS handshake failed ({cause}); is it plain HTTP? add --insecure-registry {host}"),
+            }
         } else {
             self.unreachable(cause)
         }

@@ -5,6 +5,8 @@ CREATE TABLE image_pulls (
     id TEXT PRIMARY KEY,
     account_id TEXT NOT NULL,
     reference TEXT NOT NULL,
+    -- 1 when the function sets customContainerConfig.command (an image without ENTRYPOINT or CMD can then run).
+    has_command BIGINT NOT NULL,
     status TEXT NOT NULL,
     reason TEXT NOT NULL,
     image TEXT,

@@ -96,8 +96,8 @@ async fn health(State(app): State<Arc<App>>) -> Response {
             "images": usage.trees,
             "bytes": usage.tree_bytes + usage.blob_bytes,
             "blobs": usage.blobs,
-            "blobBytes": usage.blob_bytes,
-            "pullsInFlight": app.fc.images.as_ref().map_or(0, |i| i.in_flight()),
+            "blob_bytes": usage.blob_bytes,
+            "pulls_in_flight": app.fc.images.as_ref().map_or(0, |i| i.in_flight()),
         });
     }
     with_request_id(handlers::json(health))
