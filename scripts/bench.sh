@@ -13,8 +13,12 @@
 #           under load, timer fire jitter (@every 1s and a per-second cron, p50 and max). The function (the
 #           bench binary as a custom runtime) counts and timestamps what it runs and hands the records over
 #           to control invocations; no log scraping. Needs root (function sandboxes).
+#   images  custom-container images, against a docker-registry it starts on loopback: `openfc images pull` of
+#           a ~200 MB image vs skopeo copy + umoci unpack --rootless of it (median of 5), cold start of a Ready
+#           image vs a custom runtime running the same server (25 each), disk of two images sharing a base
+#           layer. Needs root, docker-registry, skopeo, umoci and busybox-static.
 #
-# Usage: scripts/bench.sh [api|invoke|async]... [--seconds N] [--database-url URL]   (no part named: all;
+# Usage: scripts/bench.sh [api|invoke|async|images]... [--seconds N] [--database-url URL]   (no part named: all;
 #        N = measured seconds per load run after a 1 s warm-up; default 5)
 set -euo pipefail
 

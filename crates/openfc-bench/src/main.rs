@@ -1,5 +1,5 @@
-//! `openfc-bench`: the figures behind `scripts/bench.sh`, in three parts (`api`, `invoke`, `async`; all by
-//! default).
+//! `openfc-bench`: the figures behind `scripts/bench.sh`, in four parts (`api`, `invoke`, `async`, `images`;
+//! all by default).
 //!
 //! `api`: starts `openfc serve` (temp data dir, free port) and, as a baseline measured in the same run,
 //! this binary's own `bare-server` mode: an axum handler answering a GetFunctionCode-sized JSON body,
@@ -18,12 +18,16 @@
 //! 202 → start latency idle and under load, and timer-trigger fire jitter (see `asyncbench`). On SQLite,
 //! and on PostgreSQL too with `--database-url URL` (an empty database).
 //!
+//! `images`: custom-container images: pull + unpack against skopeo + umoci, cold start of an image against
+//! a custom runtime with the same server, disk of two images sharing a base layer (see `imagebench`).
+//!
 //! It prints tables of figures against their targets. It is a measurement, not a test: it fails only
 //! when it cannot measure.
 
 
 mod asyncbench;
 mod client;
+mod imagebench;
 mod invoke;
 mod load;
 mod package;
@@ -44,7 +48,7 @@ use load::Call;
 use package::FUNCTIONS;
 use procs::Servers;
 
-const USAGE: &str = "usage: openfc-bench [api|invoke|async]... [--openfc PATH] [--seconds N] [--database-url URL]";
+const USAGE: &str = "usage: openfc-bench [api|invoke|async|images]... [--openfc PATH] [--seconds N] [--database-url URL]";
 const FUNCTION_PATH: &str = "/2016-08-15/services/bench/functions/f";
 const CODE_PATH: &str = "/2016-08-15/services/bench/functions/f/code";
 /// Shaped and sized like openfc's GetFunctionCode answer (273 bytes).
@@ -79,7 +83,7 @@ fn main() -> anyhow::Result<()> {
     while i < args.len() {
         match args[i].as_str() {
             "--openfc" | "--seconds" | "--database-url" => i += 1,
-            "api" | "invoke" | "async" => parts.push(args[i].clone()),
+            "api" | "invoke" | "async" | "images" => parts.push(args[i].clone()),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
         i += 1;
@@ -100,9 +104,10 @@ fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
-            anyhow::Ok((api_rows, invoke_rows, async_rows))
+            let image_rows = if chosen("images") { Some(imagebench::run(&openfc).await?) } else { None };
+            anyhow::Ok((api_rows, invoke_rows, async_rows, image_rows))
         };
-        let (api_rows, invoke_rows, async_rows) = tokio::select! {
+        let (api_rows, invoke_rows, async_rows, image_rows) = tokio::select! {
             rows = run => rows?,
             _ = tokio::signal::ctrl_c() => bail!("interrupted"),
         };
@@ -122,6 +127,10 @@ fn main() -> anyhow::Result<()> {
             print_table(&rows);
             println!("\n202 → start = when the function's runtime got the event minus when the client had its 202 (one clock);");
             println!("events are counted and timed by the runtime itself, matched to their 202 by request id.");
+        }
+        if let Some(rows) = image_rows {
+            println!("\ncustom-container images (scripts/bench.sh images)");
+            print_table(&rows);
         }
         println!("\nbenchmark took {:.1} s", started.elapsed().as_secs_f64());
         Ok(())
