@@ -694,16 +694,14 @@ def test_unknown_targets(srv, svc, behave, form, async_):
 
 
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
-@pytest.mark.parametrize("runtime", ["dotnetcore3.1", "dotnetcore2.1", "custom-container"])
+@pytest.mark.parametrize("runtime", ["dotnetcore3.1", "dotnetcore2.1"])
 def test_runtimes_openfc_cannot_run(srv, svc, runtime, async_):
     """Refused up front, naming the runtime; asynchronously too (assumed: a request that can never run is not
-    accepted with 202 only to be dropped, just as unknown targets are refused before the 202)."""
+    accepted with 202 only to be dropped, just as unknown targets are refused before the 202). custom-container
+    runs: test_custom_container*.py."""
     name = unique("norun")
     body = {"functionName": name, "runtime": runtime, "handler": "index.handler"}
-    if runtime == "custom-container":
-        body["customContainerConfig"] = {"image": "registry.cn-hangzhou.aliyuncs.com/ns/img:1"}
-    else:
-        body["code"] = {"zipFile": base64.b64encode(PY_BEHAVIOURS).decode()}
+    body["code"] = {"zipFile": base64.b64encode(PY_BEHAVIOURS).decode()}
     r = srv.raw.post(f"/services/{svc}/functions", json=body)
     assert r.status_code == 200, r.text
     err, _ = invoke_error(srv, svc, name, 400, "InvalidArgument", b"x", async_=async_)

@@ -21,6 +21,9 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use openfc_core::ports::{BlobError, BlobRead, CodeStore};
 
+/// Parts of a multipart upload (S3's minimum is 5 MiB).
+const PART: usize = 8 << 20;
+
 /// Local files are streamed in chunks this large (object_store's own 8 KiB chunks cap throughput).
 const FILE_CHUNK: u64 = 1 << 20;
 
@@ -150,6 +153,28 @@ fn file_stream(
 impl CodeStore for ObjectCodeStore {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
         self.store.put(&Path::from(key), PutPayload::from_bytes(data)).await.map(|_| ()).map_err(map_err)
+    }
+
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), BlobError> {
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(path).await.map_err(backend)?;
+        let upload = self.store.put_multipart(&Path::from(key)).await.map_err(map_err)?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut buf = vec![0u8; FILE_CHUNK as usize];
+        loop {
+            let n = match file.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(backend(e));
+                }
+            };
+            // At most two parts in flight: memory stays a few parts whatever the file's size.
+            writer.wait_for_capacity(2).await.map_err(map_err)?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await.map(|_| ()).map_err(map_err)
     }
 
     async fn exists(&self, key: &str) -> Result<bool, BlobError> {

@@ -27,6 +27,17 @@ async fn conformance(store: &dyn CodeStore, external: impl Fn(&str, &str, &[u8])
     store.delete(key).await.unwrap();
     assert!(!store.exists(key).await.unwrap());
 
+    // A file larger than two multipart parts, streamed in.
+    let big: Vec<u8> = (0..(2 * PART + 12_345)).map(|i| (i % 253) as u8).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("layer");
+    std::fs::write(&file, &big).unwrap();
+    let layer_key = "images/blobs/sha256/layer";
+    store.put_file(layer_key, &file).await.unwrap();
+    assert_eq!(read_all(store, layer_key, None).await.unwrap(), (big.len() as u64, big));
+    store.delete(layer_key).await.unwrap();
+    assert!(store.put_file(layer_key, &dir.path().join("missing")).await.is_err());
+
     external("bucket-a", "dir/obj.zip", b"zip-bytes");
     assert_eq!(store.read_external("bucket-a", "dir/obj.zip", 100).await.unwrap(), Bytes::from_static(b"zip-bytes"));
     assert_eq!(store.read_external("bucket-a", "dir/obj.zip", 3).await.err(), Some(BlobError::TooLarge(3)));

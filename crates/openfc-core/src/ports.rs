@@ -298,6 +298,8 @@ pub struct BlobRead {
 #[async_trait]
 pub trait CodeStore: Send + Sync {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError>;
+    /// Stores a local file as `key`, streamed in parts (never the whole file in memory: image layers).
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), BlobError>;
     async fn exists(&self, key: &str) -> Result<bool, BlobError>;
     /// Streams the object, or the given byte range of it (`end` exclusive, clamped to the size).
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<BlobRead, BlobError>;

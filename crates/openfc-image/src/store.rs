@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use futures::TryStreamExt;
 use openfc_core::images::{ImagePuller, ImageUser, PullFailure, PulledImage, PulledLayer};
+use openfc_core::ports::CodeStore;
+use sha2::Digest;
 
 use crate::error::{ImageError, Limits};
 use crate::reference::{ImageRef, Mirrors};
@@ -69,6 +72,9 @@ pub struct ImageStore {
     registry: Registry,
     mirrors: Mirrors,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The store every node shares (S3): verified blobs are copied there, and a node lacking one reads it
+    /// there rather than from the registry.
+    shared: Option<Arc<dyn CodeStore>>,
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -104,7 +110,13 @@ impl ImageStore {
         }
         let registry = Registry::new(cfg.registry.clone())?;
         let mirrors = cfg.registry.mirrors.clone();
-        Ok(ImageStore { cfg, registry, mirrors, locks: Mutex::new(HashMap::new()) })
+        Ok(ImageStore { cfg, registry, mirrors, locks: Mutex::new(HashMap::new()), shared: None })
+    }
+
+    /// Shares blobs through `shared` (the S3 code store of a many-node setup).
+    pub fn with_shared(mut self, shared: Arc<dyn CodeStore>) -> ImageStore {
+        self.shared = Some(shared);
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -195,13 +207,55 @@ impl ImageStore {
         let tmp = self.tmp_path("blob");
         let (digest, total) = (layer.digest.clone(), layer.size);
         let report = |done: u64| progress(Progress::Blob { digest: digest.clone(), done, total, cached: false });
+        if let Some(shared) = &self.shared {
+            match self.fetch_shared(shared.as_ref(), r, layer, &tmp).await {
+                Ok(true) => {
+                    metrics::counter!("openfc_image_blob_shared_hits_total").increment(1);
+                    report(total);
+                    return tokio::fs::rename(&tmp, &path).await.map_err(io("storing blob", &path));
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(blob = %layer.digest, error = %e, "could not read a blob from the shared store; asking the registry"),
+            }
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
         let result = self.registry.fetch_blob(r, layer, &tmp, &report).await;
         if let Err(e) = result {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);
         }
         metrics::counter!("openfc_image_pull_bytes_total").increment(layer.size);
-        tokio::fs::rename(&tmp, &path).await.map_err(io("storing blob", &path))
+        tokio::fs::rename(&tmp, &path).await.map_err(io("storing blob", &path))?;
+        if let Some(shared) = &self.shared {
+            // Other nodes read it there; a failure only costs them a registry download.
+            if let Err(e) = shared.put_file(&shared_key(&layer.digest)?, &path).await {
+                tracing::warn!(blob = %layer.digest, error = %e, "could not copy a blob to the shared store");
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies a blob from the shared store into `dest`, checking its digest; false when it is not there.
+    async fn fetch_shared(&self, shared: &dyn CodeStore, r: &ImageRef, layer: &LayerDesc, dest: &Path) -> Result<bool, ImageError> {
+        use tokio::io::AsyncWriteExt;
+        let key = shared_key(&layer.digest)?;
+        let read = match shared.get(&key, None).await {
+            Ok(read) => read,
+            Err(openfc_core::ports::BlobError::NotFound) => return Ok(false),
+            Err(e) => return Err(ImageError::Io(format!("shared store: {e}"))),
+        };
+        let mut file = tokio::fs::File::create_new(dest).await.map_err(io("creating", dest))?;
+        let mut hasher = sha2::Sha256::new();
+        let mut stream = read.stream;
+        while let Some(chunk) = stream.try_next().await.map_err(|e| ImageError::Io(format!("shared store: {e}")))? {
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io("writing", dest))?;
+        }
+        file.sync_all().await.map_err(io("syncing", dest))?;
+        if format!("sha256:{}", hex::encode(hasher.finalize())) != layer.digest {
+            return Err(ImageError::Corrupt { reference: r.written.clone(), what: format!("shared copy of layer {}", layer.digest) });
+        }
+        Ok(true)
     }
 
     /// The flattened tree of `image` on this node, built from its blobs if missing (and the blobs fetched
@@ -373,6 +427,11 @@ impl ImageStore {
         }
         Ok(freed)
     }
+}
+
+/// Where a blob lives in the shared store.
+fn shared_key(digest: &str) -> Result<String, ImageError> {
+    Ok(format!("images/blobs/sha256/{}", hex_of(digest)?))
 }
 
 fn read_info(path: &Path) -> Option<TreeInfo> {

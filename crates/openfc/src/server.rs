@@ -107,10 +107,13 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     }
 
     let meta_dyn: Arc<dyn MetaStore> = meta.clone();
-    let image_store = Arc::new(
-        openfc_image::store::ImageStore::open(cfg.images.store.clone())
-            .map_err(|e| anyhow::anyhow!("opening the image store in {}: {e}", cfg.images.store.dir.display()))?,
-    );
+    let mut image_store = openfc_image::store::ImageStore::open(cfg.images.store.clone())
+        .map_err(|e| anyhow::anyhow!("opening the image store in {}: {e}", cfg.images.store.dir.display()))?;
+    if let CodeStoreKind::S3 { .. } = cfg.code_store {
+        // Nodes share image blobs through the bucket: only the first node of a pull contacts the registry.
+        image_store = image_store.with_shared(code.clone());
+    }
+    let image_store = Arc::new(image_store);
     let limits = PackageLimits {
         max_size: cfg.max_code_size,
         max_entries: cfg.max_code_entries,
