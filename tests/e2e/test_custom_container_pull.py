@@ -355,6 +355,17 @@ def test_non_web_mode_refuses_http_triggers(srv, svc, images):
     assert_fc_error(r, 400, "InvalidArgument")
 
 
+def test_a_function_with_an_http_trigger_cannot_become_non_web(srv, svc, images):
+    fn, _ = create_fn(srv, svc, None, config={"image": images.ref("web")})
+    assert_ok(srv.raw.post(f"/services/{svc}/functions/{fn}/triggers",
+                           json={"triggerName": "web", "triggerType": "http",
+                                 "triggerConfig": {"authType": "anonymous", "methods": ["GET"]}}))
+    r = srv.raw.put(f"/services/{svc}/functions/{fn}",
+                    json={"customContainerConfig": {"image": images.ref("oneshot"), "webServerMode": False}})
+    body = assert_fc_error(r, 400, "InvalidArgument")
+    assert "HTTP trigger 'web'" in body["ErrorMessage"], body
+
+
 # --- lifecycle -------------------------------------------------------------------------------------------------------
 def test_pre_stop_runs_when_an_idle_instance_stops(start_server, images):
     s = start_server(args=images.server_args() + ["--instance-idle-timeout", "1"])

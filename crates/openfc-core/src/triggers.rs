@@ -477,6 +477,19 @@ impl Fc {
             })
     }
 
+    /// UpdateFunction may not turn a function with an HTTP trigger into a non-web container (containers.md §4.6).
+    pub(crate) async fn check_no_http_trigger(&self, account: &str, service: &ServiceName, function: &FunctionName) -> CoreResult<()> {
+        let parent = format!("{service}/{function}/");
+        let docs = self.meta.list_docs(account, KIND, &parent, &parent, 1000).await?;
+        match docs.iter().find(|d| d.body.get("triggerType").and_then(Value::as_str) == Some("http")) {
+            Some(d) => Err(CoreError::invalid(format!(
+                "function '{function}' has the HTTP trigger '{}': a custom-container function with webServerMode false takes no HTTP requests",
+                d.body.get("triggerName").and_then(Value::as_str).unwrap_or("")
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// DeleteFunction refuses while triggers remain.
     pub(crate) async fn check_no_triggers(&self, account: &str, service: &ServiceName, function: &FunctionName) -> CoreResult<()> {
         let parent = format!("{service}/{function}/");

@@ -378,6 +378,9 @@ impl Fc {
         }
         let (patch, package) = self.parse_function_body(body).await?;
         self.check_layers(account, patch.layers.as_deref().unwrap_or_default()).await?;
+        if patch.custom_container_config.as_ref().is_some_and(|c| !c.web_server_mode) {
+            self.check_no_http_trigger(account, service, name).await?;
+        }
         let new_code = match package {
             Some(input) => Some(self.store_package(input, checksum_header).await?),
             None => None,
