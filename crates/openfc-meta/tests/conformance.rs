@@ -10,6 +10,8 @@ use openfc_core::ports::{
     TouchOutcome,
 };
 use openfc_meta::SqlMeta;
+
+mod support;
 use serde_json::json;
 
 fn key(id: &str, account: &str) -> AccessKeyRecord {
@@ -151,30 +153,14 @@ async fn conformance(meta: Arc<SqlMeta>) {
 #[tokio::test]
 async fn sqlite_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-    conformance(SqlMeta::connect(&url).await.unwrap()).await;
+    conformance(support::sqlite(&dir).await).await;
 }
 
 #[tokio::test]
 async fn postgres_conforms() {
-    let Ok(base) = std::env::var("OPENFC_TEST_DATABASE_URL") else {
-        assert!(std::env::var("OPENFC_REQUIRE_EXTERNAL").is_err(), "OPENFC_TEST_DATABASE_URL is required");
-        eprintln!("skipped: OPENFC_TEST_DATABASE_URL not set");
-        return;
-    };
-    // A fresh database per run, created through the server's maintenance database.
-    let admin = sqlx::PgPool::connect(&base).await.unwrap();
-    let db = format!("conformance_{}_{}", std::process::id(), uuid_like());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&admin).await.unwrap();
-    let url = match base.rfind('/') {
-        Some(i) if base[..i].contains("://") && i > base.find("://").unwrap() + 2 => format!("{}/{db}", &base[..i]),
-        _ => format!("{base}/{db}"),
-    };
-    conformance(SqlMeta::connect(&url).await.unwrap()).await;
-}
-
-fn uuid_like() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    if let Some(meta) = support::postgres("conformance").await {
+        conformance(meta).await;
+    }
 }
 
 /// Versions, documents and layers: the statements that differ most between dialects
@@ -291,19 +277,12 @@ async fn conformance_resources(meta: &dyn MetaStore) {
 #[tokio::test]
 async fn sqlite_resources_conform() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("meta.db").display());
-    conformance_resources(SqlMeta::connect(&url).await.unwrap().as_ref()).await;
+    conformance_resources(support::sqlite(&dir).await.as_ref()).await;
 }
 
 #[tokio::test]
 async fn postgres_resources_conform() {
-    let Ok(base) = std::env::var("OPENFC_TEST_DATABASE_URL") else {
-        assert!(std::env::var("OPENFC_REQUIRE_EXTERNAL").is_err(), "OPENFC_TEST_DATABASE_URL is required");
-        return;
-    };
-    let admin = sqlx::PgPool::connect(&base).await.unwrap();
-    let db = format!("resources_{}_{}", std::process::id(), uuid_like());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&admin).await.unwrap();
-    let url = format!("{}/{db}", &base[..base.rfind('/').unwrap()]);
-    conformance_resources(SqlMeta::connect(&url).await.unwrap().as_ref()).await;
+    if let Some(meta) = support::postgres("resources").await {
+        conformance_resources(meta.as_ref()).await;
+    }
 }
