@@ -252,6 +252,21 @@ def test_an_invocation_while_preparing_waits_for_the_pull(srv, svc, images, prox
         proxy.delay = 0
 
 
+def test_an_async_invocation_while_preparing_is_accepted_at_once_and_runs_once_ready(srv, svc, images, proxy):
+    repo = new_repo("slowasync")
+    images.push("web", repo)
+    proxy.delay = 2.5
+    try:
+        fn, _ = create_fn(srv, svc, f"{proxy.host}/{repo}:v1")
+        t0 = time.monotonic()
+        inv = invoke(srv, svc, fn, b"later", async_=True)
+        assert inv.status == 202, inv.describe()
+        assert time.monotonic() - t0 < 1.5, "the 202 waited for the pull"
+        wait_until(lambda: acceleration(srv, svc, fn)["status"] == "Ready", 30, interval=0.3, what="the pull")
+    finally:
+        proxy.delay = 0
+
+
 def test_the_wait_for_a_pull_is_bounded_by_the_function_timeout(srv, svc, images, proxy):
     repo = new_repo("slower")
     images.push("web", repo)
@@ -342,6 +357,8 @@ def test_non_web_mode_refuses_events_an_environment_variable_cannot_hold(srv, sv
     fn, _ = create_fn(srv, svc, None, config={"image": images.ref("oneshot"), "webServerMode": False})
     wait_ready(srv, svc, fn)
     invoke_error(srv, svc, fn, 400, "InvalidArgument", b"nul \x00 byte")
+    invoke_error(srv, svc, fn, 400, "InvalidArgument", b"not utf-8 \xff\xfe")
+    invoke_error(srv, svc, fn, 400, "InvalidArgument", b"nul \x00 byte", async_=True)
     invoke_error(srv, svc, fn, 400, "EntityTooLarge", b"x" * 131_046)
     inv = invoke(srv, svc, fn, b"y" * 131_045)
     assert inv.status == 200 and inv.error_type is None, inv.describe()

@@ -272,14 +272,17 @@ def test_cannot_read_openfc_data_or_host_secrets(srv, svc, probe_fn, what):
 def test_only_code_tmp_and_system_directories_are_visible(srv, svc, probe_fn):
     top = probe(srv, svc, probe_fn, "listdir", "/")
     assert top["ok"], top
-    allowed_top = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "code", "tmp", "dev", "proc", "var"}
+    # /opt: where layers appear (empty without them), as on FC.
+    allowed_top = {"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "code", "opt", "tmp", "dev", "proc",
+                   "var"}
     assert set(top["value"]) <= allowed_top, set(top["value"]) - allowed_top
     assert {"code", "tmp", "proc", "usr", "etc"} <= set(top["value"])
-    # Outside the system directories and /proc, only /code, /tmp, /dev and the runtime shims exist.
+    # Outside the system directories and /proc, only /code, /opt (empty: no layers), /tmp, /dev and the runtime
+    # shims exist.
     walked = probe(srv, svc, probe_fn, "walk", "/", ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
                                                      "/etc", "/proc"])
     assert walked["ok"], walked
-    stray = [p for p in walked["value"] if not p.startswith(("/code", "/tmp", "/dev", "/var"))]
+    stray = [p for p in walked["value"] if not p.startswith(("/code", "/tmp", "/dev", "/var")) and p != "/opt"]
     assert stray == [], stray
     var = [p for p in walked["value"] if p.startswith("/var")]
     assert all(p in ("/var", "/var/fc", "/var/fc/runtime") or p.startswith("/var/fc/runtime/") for p in var), var

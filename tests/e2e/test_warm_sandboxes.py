@@ -19,6 +19,11 @@ ECHO_ID = py_zip('''
 ''')
 
 
+# Pre-started runtimes have launchers of their own (test_prestarted.py): off here, so every `__sandbox` process
+# counted is a warm launcher or an instance's.
+NO_PRESTART = ["--prestarted-runtimes", "0"]
+
+
 def launchers(server_pid):
     """{pid: has_children} of the `openfc __sandbox` processes the server started."""
     out = {}
@@ -70,7 +75,7 @@ def cold_invoke(srv, svc, memory):
 
 
 def test_warm_launchers_wait_are_used_refilled_and_gone_after_stop(start_server):
-    srv = start_server()
+    srv = start_server(args=NO_PRESTART)
     pid = srv.proc.pid
     first = wait_until(lambda: warm(pid) if len(warm(pid)) == 2 else None, 10, 0.05, "2 warm launchers")
     svc = new_service(srv, "warm")
@@ -95,7 +100,7 @@ def test_warm_launchers_wait_are_used_refilled_and_gone_after_stop(start_server)
 
 
 def test_zero_warm_sandboxes_starts_each_sandbox_on_demand(start_server):
-    srv = start_server(args=["--warm-sandboxes", "0"])
+    srv = start_server(args=["--warm-sandboxes", "0", *NO_PRESTART])
     time.sleep(0.5)
     assert launchers(srv.proc.pid) == {}
     svc = new_service(srv, "cold")
@@ -121,7 +126,7 @@ def test_a_bad_warm_sandboxes_value_is_refused_at_start(value, tmp_path):
 def test_a_killed_warm_launcher_is_replaced_not_used(start_server):
     """The OOM killer or an operator may end a waiting launcher: the next cold start must not fail for it."""
     import signal
-    srv = start_server()
+    srv = start_server(args=NO_PRESTART)
     pid = srv.proc.pid
     # Waiting launchers that have joined their groups (a join takes a moment).
     def joined():
@@ -143,7 +148,7 @@ def test_a_killed_warm_launcher_is_replaced_not_used(start_server):
 def test_python_instances_run_the_precompiled_shim(start_server):
     """openfc compiles its Python shim once at start (with the configured interpreter), so no cold start
     compiles it; error stack traces still show the user's frames and leave the shim's out."""
-    srv = start_server()
+    srv = start_server(args=NO_PRESTART)
     pyc = srv.data_dir / "run" / "runtime" / "python" / "bootstrap.pyc"
     wait_until(pyc.exists, 10, 0.05, f"{pyc} written")
     time.sleep(0.2)  # the flag that the file is complete is set right after it is written

@@ -295,7 +295,7 @@ impl Fc {
         payload: Bytes,
         source: &str,
     ) -> CoreResult<()> {
-        self.prepare(account, service, function, q).await?;
+        self.check_invocable(account, service, function, q, &payload).await?;
         let events = self.events()?;
         let now = now_ms(self.clock.as_ref());
         let ev = AsyncEvent::new(account, service.as_str(), function.as_str(), &q.to_string(), id, payload, now, source);

@@ -18,6 +18,9 @@ use crate::error::{CoreError, CoreResult};
 use crate::function::CustomContainerConfig;
 use crate::ports::{FunctionRecord, MetaError};
 
+/// Longest reason kept for a failed pull.
+const MAX_REASON: usize = 1024;
+
 /// The key in a stored function configuration that names its pull.
 pub const CONFIG_KEY: &str = "_image";
 
@@ -92,7 +95,7 @@ pub struct ImagePullRecord {
     pub account_id: String,
     /// The image as the function names it.
     pub reference: String,
-    /// The function sets `customContainerConfig.command`: an image without ENTRYPOINT or CMD can run.
+    /// The function sets `customContainerConfig.command` or `args`: an image without ENTRYPOINT or CMD can run.
     pub has_command: bool,
     pub status: PullStatus,
     pub reason: String,
@@ -184,6 +187,9 @@ pub fn check_non_web_event(event: &[u8]) -> CoreResult<()> {
     }
     if event.contains(&0) {
         return Err(CoreError::invalid("the event of a custom-container function with webServerMode false is passed in an environment variable and must not contain NUL bytes"));
+    }
+    if std::str::from_utf8(event).is_err() {
+        return Err(CoreError::invalid("the event of a custom-container function with webServerMode false is passed in an environment variable and must be UTF-8 text"));
     }
     Ok(())
 }
@@ -338,7 +344,12 @@ impl Images {
         })?);
         // A Failed pull may be retried by the operator (`openfc images pull`): only Ready is final.
         if rec.status == PullStatus::Ready {
-            self.settled.lock().expect("settled pulls").insert(id.to_owned(), rec.clone());
+            let mut settled = self.settled.lock().expect("settled pulls");
+            // Bounded: past this many, start over (each miss is one read).
+            if settled.len() >= 10_000 {
+                settled.clear();
+            }
+            settled.insert(id.to_owned(), rec.clone());
         }
         Ok(rec)
     }
@@ -401,6 +412,18 @@ impl Images {
             tracing::warn!(pull = %rec.id, image = %rec.reference, "image pull lost its lease to another node");
             return;
         };
+        let outcome = outcome.map_err(|mut f| {
+            // Reasons reach clients: a registry's own error text is kept short.
+            if f.reason.len() > MAX_REASON {
+                let mut end = MAX_REASON;
+                while !f.reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                f.reason.truncate(end);
+                f.reason.push('…');
+            }
+            f
+        });
         let (status, reason, image) = match outcome {
             // Nothing to run is known now, not at the first invocation (containers.md §4.2).
             Ok(image) if !rec.has_command && image.entrypoint.is_empty() && image.cmd.is_empty() => (
@@ -468,10 +491,10 @@ pub struct PullInventory {
 
 impl PullInventory {
     pub async fn read(meta: &dyn ImageMeta) -> Result<PullInventory, MetaError> {
+        // Pulls first: one created after this read is not judged on users read before it was named.
+        let pulls = meta.list_image_pulls().await?;
         let users = meta.image_pull_users().await?;
-        let pulls = meta
-            .list_image_pulls()
-            .await?
+        let pulls = pulls
             .into_iter()
             .map(|p| {
                 let mine = users.iter().filter(|u| u.pull == p.id).cloned().collect();
@@ -486,12 +509,12 @@ impl PullInventory {
         self.pulls.iter().filter(|(_, u)| !u.is_empty()).filter_map(|(p, _)| p.image.clone()).collect()
     }
 
-    /// Pulls no function or version names, settled or older than `grace_ms` (a pull is recorded just before
-    /// the function that names it is written).
+    /// Pulls no function or version names, older than `grace_ms` (a pull is recorded just before the function
+    /// that names it is written, and may settle before that write lands).
     pub fn unused(&self, now_ms: i64, grace_ms: i64) -> Vec<String> {
         self.pulls
             .iter()
-            .filter(|(p, u)| u.is_empty() && (p.status != PullStatus::Preparing || now_ms - p.created_ms > grace_ms))
+            .filter(|(p, u)| u.is_empty() && now_ms - p.created_ms > grace_ms)
             .map(|(p, _)| p.id.clone())
             .collect()
     }

@@ -250,6 +250,26 @@ impl Fc {
         self.prepared(account, &target).await
     }
 
+    /// What `prepare` checks before an asynchronous request is accepted — the target exists, its runtime runs
+    /// here, a non-web image can be given the event — without waiting for an image still being pulled.
+    pub async fn check_invocable(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        function: &FunctionName,
+        q: &Qualifier,
+        event: &[u8],
+    ) -> CoreResult<()> {
+        let target = self.invoke_target(account, service, function, q).await?;
+        let fields: FunctionFields = serde_json::from_value(target.function.config.clone())
+            .map_err(|e| CoreError::Internal(format!("stored function config unreadable: {e}")))?;
+        self.invoker.check_runtime(fields.runtime.as_deref().unwrap_or(""))?;
+        if crate::images::non_web_container(&target.function.config) {
+            crate::images::check_non_web_event(event)?;
+        }
+        Ok(())
+    }
+
     /// As `prepare`, always on an alias's main version (provisioning).
     pub async fn prepare_main(
         &self,
@@ -304,8 +324,13 @@ impl Fc {
         let images = self.images.as_ref().ok_or_else(|| {
             CoreError::FunctionNotStarted("this openfc runs no custom-container functions (no image store)".into())
         })?;
-        let pull = crate::images::pull_of(&f.config)
-            .ok_or_else(|| CoreError::Internal(format!("container function '{}' names no image pull", f.name)))?;
+        // Functions stored before openfc ran images name no pull: an UpdateFunction carrying the config starts one.
+        let pull = crate::images::pull_of(&f.config).ok_or_else(|| {
+            CoreError::FunctionNotStarted(format!(
+                "the image of function '{}' was never pulled: update the function with its customContainerConfig to pull it",
+                f.name
+            ))
+        })?;
         let wait = Duration::from_secs(fields.timeout.unwrap_or(3).max(1) as u64);
         let image = images.ready(pull, &config.image, wait).await?;
         crate::images::ContainerPlan::new(image, config, &config.image)

@@ -279,7 +279,8 @@ impl Fc {
         let (Some(images), Some(ccc)) = (&self.images, fields.custom_container_config.as_ref().filter(|_| fields.is_container())) else {
             return Ok(None);
         };
-        let rec = images.create(account, &ccc.image, ccc.command_argv()?.is_some()).await?;
+        let gives_argv = ccc.command_argv()?.is_some() || ccc.args_argv()?.is_some();
+        let rec = images.create(account, &ccc.image, gives_argv).await?;
         crate::images::set_pull(config, &rec.id);
         Ok(Some(rec))
     }

@@ -70,6 +70,11 @@ pub(crate) fn lookup(auth_file: Option<&Path>, host: &str) -> Result<Credentials
             "--registry-auth-file {} is not a Docker config.json",
             path.display()
         ))),
+        // A helper's output may hold secrets and reaches clients in the reason: it goes to openfc's log only.
+        Err(CredentialRetrievalError::HelperFailure { helper, stdout, stderr }) => {
+            tracing::warn!(%helper, %stdout, %stderr, "a registry credential helper failed");
+            Err(unusable(format!("{} entry: the credential helper {helper} failed (its output is in openfc's log)", path.display())))
+        }
         Err(e) => Err(unusable(format!("{} entry: {e}", path.display()))),
     }
 }

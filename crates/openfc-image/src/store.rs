@@ -101,16 +101,19 @@ impl ImageStore {
             let p = cfg.dir.join(sub);
             std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
         }
-        // Whatever was in progress when openfc stopped is incomplete.
-        let tmp = cfg.dir.join("tmp");
-        if let Ok(entries) = std::fs::read_dir(&tmp) {
+        let registry = Registry::new(cfg.registry.clone())?;
+        let mirrors = cfg.registry.mirrors.clone();
+        Ok(ImageStore { cfg, registry, mirrors, locks: Mutex::new(HashMap::new()), shared: None })
+    }
+
+    /// Removes what was in progress when the server last stopped. Only the server calls this, at start: an
+    /// `openfc images` command runs beside a live server, whose downloads and builds are in `tmp/`.
+    pub fn sweep_tmp(&self) {
+        if let Ok(entries) = std::fs::read_dir(self.cfg.dir.join("tmp")) {
             for e in entries.flatten() {
                 let _ = remove_any(&e.path());
             }
         }
-        let registry = Registry::new(cfg.registry.clone())?;
-        let mirrors = cfg.registry.mirrors.clone();
-        Ok(ImageStore { cfg, registry, mirrors, locks: Mutex::new(HashMap::new()), shared: None })
     }
 
     /// Shares blobs through `shared` (the S3 code store of a many-node setup).
@@ -390,7 +393,7 @@ impl ImageStore {
 
     /// Removes trees and blobs no image in `keep` uses. `all`: every such one; else only least recently used
     /// ones until the store is within its budget. Returns the bytes freed.
-    pub fn collect(&self, keep: &[PulledImage], all: bool) -> Result<u64, ImageError> {
+    pub fn collect(&self, keep: &[PulledImage], in_use: &HashSet<PathBuf>, all: bool) -> Result<u64, ImageError> {
         let keep_trees: HashSet<String> = keep.iter().filter_map(|i| hex_of(&i.chain_id).ok().map(str::to_owned)).collect();
         let keep_blobs: HashSet<String> =
             keep.iter().flat_map(|i| i.layers.iter()).filter_map(|l| hex_of(&l.digest).ok().map(str::to_owned)).collect();
@@ -415,6 +418,10 @@ impl ImageStore {
             }
         }
         candidates.sort();
+        // A blob stored or a tree built moments ago may belong to a pull about to settle; a tree a live instance
+        // shows is never removed under it.
+        let fresh = SystemTime::now() - GRACE;
+        candidates.retain(|(used, path, _)| *used < fresh && !in_use.contains(path));
         let mut freed = 0;
         for (_, path, size) in candidates {
             if !all && over == 0 {
@@ -433,6 +440,9 @@ impl ImageStore {
 fn shared_key(digest: &str) -> Result<String, ImageError> {
     Ok(format!("images/blobs/sha256/{}", hex_of(digest)?))
 }
+
+/// How long a new blob or a used tree is safe from collection.
+const GRACE: Duration = Duration::from_secs(600);
 
 fn read_info(path: &Path) -> Option<TreeInfo> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
@@ -470,10 +480,7 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
 }
 
 fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 #[async_trait::async_trait]

@@ -190,14 +190,31 @@ fn env_vec(spec: &FunctionSpec, launch: &Launch, instance_id: &str) -> Vec<(Stri
             env.push(((*k).to_owned(), (*v).to_owned()));
         }
     }
-    for (k, v) in [("PATH", "/usr/local/bin:/usr/bin:/bin:/code:/code/bin:/opt/bin"), ("HOME", "/tmp"), ("LANG", "C.UTF-8"),
-        ("PYTHONDONTWRITEBYTECODE", "1"), ("PYTHONPATH", "/code:/opt/python"), ("NODE_PATH", "/code/node_modules:/opt/nodejs/node_modules")] {
+    for (k, v) in CODE_RUNTIME_DEFAULTS {
         if !env.iter().any(|(key, _)| key == k) {
             env.push((k.to_owned(), v.to_owned()));
         }
     }
     env
 }
+
+/// The environment a pre-started runtime starts with, before its function's (`env_vec`) arrives: the defaults
+/// every code runtime gets, and the flag that makes the shims wait for their function.
+pub(crate) fn generic_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = CODE_RUNTIME_DEFAULTS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    env.push(("OPENFC_PRESTARTED".into(), "1".into()));
+    env
+}
+
+/// Defaults of every code runtime's environment (the function's own variables win).
+const CODE_RUNTIME_DEFAULTS: [(&str, &str); 6] = [
+    ("PATH", "/usr/local/bin:/usr/bin:/bin:/code:/code/bin:/opt/bin"),
+    ("HOME", "/tmp"),
+    ("LANG", "C.UTF-8"),
+    ("PYTHONDONTWRITEBYTECODE", "1"),
+    ("PYTHONPATH", "/code:/opt/python"),
+    ("NODE_PATH", "/code/node_modules:/opt/nodejs/node_modules"),
+];
 
 /// FC's own variables of every instance (fc-api.md §8.4).
 fn fc_vars(spec: &FunctionSpec, launch: &Launch, instance_id: &str) -> [(&'static str, String); 18] {
@@ -255,7 +272,7 @@ fn watch_launcher(
 }
 
 /// Finds the launcher's only child: the namespace's init.
-fn init_pid(launcher: u32) -> Option<u32> {
+pub(crate) fn init_pid(launcher: u32) -> Option<u32> {
     let text = std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children")).ok()?;
     text.split_whitespace().next()?.parse().ok()
 }
@@ -264,6 +281,8 @@ fn init_pid(launcher: u32) -> Option<u32> {
 pub enum InstanceRoot {
     /// The host's system directories, the package at `/code`, merged layers at `/opt`, the runtime shims.
     Code { code: PathBuf, layers: Option<PathBuf> },
+    /// As `Code`, in a sandbox started ahead of need whose runtime waits for its function (`prestart`).
+    Prestarted { waiting: crate::prestart::Waiting, code: PathBuf, layers: Option<PathBuf> },
     /// A container image's flattened tree, read-only; `event`: a non-web image run for this one event (given
     /// in `FC_CUSTOM_CONTAINER_EVENT`; the process's exit is the result).
     Image { tree: PathBuf, plan: Arc<ContainerPlan>, event: Option<Bytes> },
@@ -310,10 +329,19 @@ impl Instance {
         log_file: Arc<LogFile>,
     ) -> Result<Arc<Instance>, InvokeError> {
         let t0 = Instant::now();
-        let launcher = crate::launchers::Launchers::take(shared)?;
-        let (id, mut child) = (launcher.id, launcher.child);
+        let (fs, waiting) = match fs {
+            InstanceRoot::Prestarted { waiting, code, layers } => (InstanceRoot::Code { code, layers }, Some(waiting)),
+            other => (other, None),
+        };
+        let (id, mut child, launcher_cgroup, ctrl) = match waiting {
+            Some(w) => (w.id, w.child, w.cgroup, Some(w.ctrl)),
+            None => {
+                let l = crate::launchers::Launchers::take(shared)?;
+                (l.id, l.child, l.cgroup, None)
+            }
+        };
         // Until the instance exists, a failure must not leave the groups (or the launcher) behind.
-        let mut cgroup = crate::launchers::GroupGuard(launcher.cgroup);
+        let mut cgroup = crate::launchers::GroupGuard(launcher_cgroup);
         let root = shared.instances_dir.join(&id);
         let limits = Limits {
             memory_mb: spec.memory_mb,
@@ -328,6 +356,8 @@ impl Instance {
         let etc_files = crate::network::etc_files(&id, shared.config.uid, shared.config.gid, outbound);
         let mut one_shot = false;
         let (uses, sandbox) = match fs {
+            // Turned into `Code` above, with its waiting sandbox taken out.
+            InstanceRoot::Prestarted { .. } => return Err(InvokeError::internal("a pre-started root left unresolved")),
             InstanceRoot::Code { code, layers } => {
                 let uses: Vec<PathBuf> = std::iter::once(code.clone()).chain(layers.clone()).collect();
                 let sandbox = openfc_sandbox::Spec {
@@ -352,6 +382,7 @@ impl Instance {
                     rootfs: None,
                     groups: Vec::new(),
                     userns_base: None,
+                    prestart: false,
                 };
                 (uses, sandbox)
             }
@@ -380,23 +411,34 @@ impl Instance {
                     rootfs: Some(tree.clone()),
                     groups: user.groups.iter().map(|g| inside_id(*g)).collect(),
                     userns_base: base,
+                    prestart: false,
                 };
                 (vec![tree], sandbox)
             }
         };
         let start_timeout_secs =
             if sandbox.rootfs.is_some() { shared.config.container_start_timeout_secs } else { shared.config.start_timeout_secs };
-        let mut spec_json = serde_json::to_vec(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
-        spec_json.push(b'\n');
         let mut stdin = child.stdin.take();
-        if let Some(pipe) = stdin.as_mut() {
-            tokio::io::AsyncWriteExt::write_all(pipe, &spec_json)
-                .await
-                .map_err(|e| InvokeError::internal(format!("handing the sandbox its spec: {e}")))?;
-        }
-        if !sandbox.gate {
-            // Ungated: EOF after the spec (the gate would otherwise wait on it).
-            drop(stdin.take());
+        match &ctrl {
+            // The sandbox exists and its limits are now set: hand its runtime the function.
+            Some(sock) => {
+                let activation = serde_json::json!({ "env": sandbox.env }).to_string();
+                crate::prestart::activate(sock, &uses[0], uses.get(1).map(PathBuf::as_path), &sandbox.blackhole, &activation)?;
+                metrics::counter!("openfc_prestarted_runtimes_used_total").increment(1);
+            }
+            None => {
+                let mut spec_json = serde_json::to_vec(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
+                spec_json.push(b'\n');
+                if let Some(pipe) = stdin.as_mut() {
+                    tokio::io::AsyncWriteExt::write_all(pipe, &spec_json)
+                        .await
+                        .map_err(|e| InvokeError::internal(format!("handing the sandbox its spec: {e}")))?;
+                }
+                if !sandbox.gate {
+                    // Ungated: EOF after the spec (the gate would otherwise wait on it).
+                    drop(stdin.take());
+                }
+            }
         }
         let logs = Arc::new(LogRing::new(shared.config.log_ring_bytes));
         for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),

@@ -65,6 +65,11 @@ impl Launchers {
     /// Starts a launcher now. Must run on a thread that lives as long as the launcher (an async worker,
     /// not a blocking-pool thread): the launcher dies with the thread that started it (PDEATHSIG).
     fn spawn(shared: &Shared) -> Result<Launcher, InvokeError> {
+        Launchers::spawn_with(shared, Stdio::piped())
+    }
+
+    /// As `spawn`, with the launcher's stdin given (a pre-started runtime's control socket).
+    pub fn spawn_with(shared: &Shared, stdin: Stdio) -> Result<Launcher, InvokeError> {
         let id = format!("c-{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
         let cgroup = shared.cgroups.create(&id).map_err(|e| InvokeError::internal(format!("cgroup: {e}")))?;
         let groups: Vec<String> = cgroup.iter().flat_map(|c| c.dirs()).map(|d| d.to_string_lossy().into_owned()).collect();
@@ -72,7 +77,7 @@ impl Launchers {
             .arg(openfc_sandbox::COMMAND)
             .env_clear()
             .env(openfc_sandbox::CGROUPS_ENV, groups.join("\n"))
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

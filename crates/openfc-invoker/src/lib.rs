@@ -11,6 +11,7 @@ mod oneshot;
 pub mod network;
 pub mod logstore;
 mod package;
+pub mod prestart;
 pub mod runtime;
 mod runtime_api;
 
@@ -41,6 +42,8 @@ pub struct InvokerConfig {
     pub start_timeout_secs: u64,
     /// Sandbox launchers kept started ahead of need (see `launchers`).
     pub warm_sandboxes: usize,
+    /// Python and Node.js runtimes kept started per language, waiting for a function (see `prestart`); 0: off.
+    pub prestarted_runtimes: usize,
     pub tmp_mib: u64,
     pub pids_limit: u64,
     pub nofile: u64,
@@ -73,11 +76,14 @@ pub struct Shared {
     /// What instances with outbound network must not reach (`network::blackholes`).
     pub blackhole: Vec<openfc_sandbox::Net>,
     pub launchers: launchers::Launchers,
+    pub prestarted: prestart::Prestarted,
     /// The Python shim is compiled (`runtime::compile_python_shim`); done in the background at start.
     pub python_bytecode: std::sync::atomic::AtomicBool,
     /// The Java shim is built and current (`runtime::build_java_shim`): later Java cold starts skip the
     /// lock, the source hash and the stamp read.
     pub java_shim_built: std::sync::atomic::AtomicBool,
+    /// The start-up work on the shims (compiling the Python one) is over: runtimes may be pre-started.
+    pub shims_ready: std::sync::atomic::AtomicBool,
 }
 
 pub struct Invoker {
@@ -89,7 +95,7 @@ pub struct Invoker {
     log_files: Mutex<HashMap<PathBuf, std::sync::Weak<logstore::LogFile>>>,
 }
 
-struct Pool {
+pub(crate) struct Pool {
     log: Arc<logstore::LogFile>,
     /// Instances kept warm whatever the traffic (a provision config's target).
     provisioned: std::sync::atomic::AtomicUsize,
@@ -98,6 +104,8 @@ struct Pool {
     instances: Mutex<Vec<Arc<Instance>>>,
     starting: Mutex<usize>,
     capacity_freed: Notify,
+    /// Non-web container events running now (each is its own instance; `oneshot`).
+    one_shots: std::sync::atomic::AtomicUsize,
     /// The pre-stop hook's timeout, when the function has one (its handler is among `fixed_headers`).
     pre_stop: Option<u64>,
     /// The `x-fc-*` headers every control request of this function version carries, built once:
@@ -174,8 +182,10 @@ impl Invoker {
             home_netns: std::fs::File::open("/proc/self/ns/net")?,
             blackhole: network::blackholes(&openfc_sandbox::host_addresses(), &config.outbound_allow),
             launchers: launchers::Launchers::new(config.warm_sandboxes),
+            prestarted: prestart::Prestarted::new(config.prestarted_runtimes),
             python_bytecode: std::sync::atomic::AtomicBool::new(false),
             java_shim_built: std::sync::atomic::AtomicBool::new(false),
+            shims_ready: std::sync::atomic::AtomicBool::new(false),
             config,
         });
         {
@@ -187,6 +197,8 @@ impl Invoker {
                     tracing::info!(python = %shared.config.interpreters.python.display(),
                         "could not precompile the Python shim; Python instances compile it at each start");
                 }
+                shared.shims_ready.store(true, std::sync::atomic::Ordering::Release);
+                prestart::Prestarted::refill(&shared);
             });
         }
         launchers::Launchers::refill(&shared);
@@ -201,6 +213,8 @@ impl Invoker {
                 match weak.upgrade() {
                     Some(inv) => {
                         inv.reap_idle().await;
+                        // Replaces waiting runtimes that died (and any a failed refill left missing).
+                        prestart::Prestarted::refill(&inv.shared);
                         if ticks.is_multiple_of(60) {
                             inv.sweep_packages();
                         }
@@ -236,6 +250,24 @@ impl Invoker {
     }
 
     /// Sandbox launchers waiting for a cold start.
+    /// Pre-started runtimes waiting now, per language, with their resident memory.
+    pub fn prestarted_health(&self) -> serde_json::Value {
+        let p = &self.shared.prestarted;
+        let mut out = serde_json::json!({ "target": p.target() });
+        for (interpreter, waiting, rss) in p.counts() {
+            let name = match interpreter {
+                runtime::Interpreter::Python => "python",
+                runtime::Interpreter::Node => "nodejs",
+                runtime::Interpreter::Php => "php",
+                runtime::Interpreter::Java => "java",
+            };
+            metrics::gauge!("openfc_prestarted_runtimes", "runtime" => name).set(waiting as f64);
+            metrics::gauge!("openfc_prestarted_runtime_rss_bytes", "runtime" => name).set(rss as f64);
+            out[name] = serde_json::json!({ "waiting": waiting, "rss_bytes": rss });
+        }
+        out
+    }
+
     pub fn warm_sandboxes(&self) -> usize {
         self.shared.launchers.warm()
     }
@@ -270,6 +302,7 @@ impl Invoker {
                     instances: Mutex::new(Vec::new()),
                     starting: Mutex::new(0),
                     capacity_freed: Notify::new(),
+                    one_shots: std::sync::atomic::AtomicUsize::new(0),
                     pre_stop: (!spec.pre_stop_handler.is_empty()).then_some(spec.pre_stop_timeout_secs),
                     fixed_headers: fixed_headers(spec),
                 })
@@ -352,11 +385,19 @@ impl Invoker {
     }
 
     /// The flattened tree of a container function's image on this node (built from the blobs when missing).
-    async fn image_tree(&self, plan: &openfc_core::images::ContainerPlan) -> Result<PathBuf, InvokeError> {
+    async fn image_tree(&self, plan: &openfc_core::images::ContainerPlan, timeout_secs: u64) -> Result<PathBuf, InvokeError> {
         let store = self.shared.config.images.as_ref().ok_or_else(|| {
             InvokeError::NotStarted("this openfc has no image store for custom-container functions".into())
         })?;
-        store.rootfs(&plan.reference, &plan.image).await.map_err(|e| InvokeError::NotStarted(format!("preparing the image: {e}")))
+        let wait = Duration::from_secs(timeout_secs.max(1));
+        match tokio::time::timeout(wait, store.rootfs(&plan.reference, &plan.image)).await {
+            Ok(result) => result.map_err(|e| InvokeError::NotStarted(format!("preparing the image: {e}"))),
+            Err(_) => Err(InvokeError::NotStarted(format!(
+                "the image '{}' is not on this node yet and could not be prepared within {} s; try again",
+                plan.reference,
+                wait.as_secs()
+            ))),
+        }
     }
 
     async fn start_instance(&self, spec: &FunctionSpec, pool: &Pool) -> Result<Arc<Instance>, InvokeError> {
@@ -374,7 +415,7 @@ impl Invoker {
         let t0 = Instant::now();
         let root = match &spec.container {
             Some(plan) => {
-                let tree = self.image_tree(plan).await?;
+                let tree = self.image_tree(plan, spec.timeout_secs).await?;
                 metrics::histogram!("openfc_cold_start_seconds", "phase" => "image").record(t0.elapsed().as_secs_f64());
                 InstanceRoot::Image { tree, plan: plan.clone(), event: None }
             }
@@ -385,12 +426,21 @@ impl Invoker {
                 }
                 let layers = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };
                 metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
-                InstanceRoot::Code { code, layers }
+                let waiting = match launch.runtime.program {
+                    runtime::Program::Shim { interpreter, .. } => self.shared.prestarted.take(interpreter, &self.shared.instances_dir),
+                    _ => None,
+                };
+                match waiting {
+                    Some(waiting) => InstanceRoot::Prestarted { waiting, code, layers },
+                    None => InstanceRoot::Code { code, layers },
+                }
             }
         };
         let started = Instance::start(&self.shared, spec, launch, root, pool.log.clone()).await;
-        // Replace the warm launcher this start used, now that the start no longer competes for the CPU.
+        // Replace the warm launcher (or pre-started runtime) this start used, now that the start no longer
+        // competes for the CPU.
         launchers::Launchers::refill(&self.shared);
+        prestart::Prestarted::refill(&self.shared);
         let inst = started?;
         let t1 = Instant::now();
         if !spec.initializer.is_empty() {
@@ -560,6 +610,10 @@ impl Invoker {
 
     /// Keeps `target` instances of `spec` running (capped by the instance limit); returns how many run.
     pub async fn ensure_warm(&self, spec: &FunctionSpec, target: usize) -> Result<usize, InvokeError> {
+        // A non-web image runs per event: there is nothing to keep warm.
+        if spec.container.as_ref().is_some_and(|c| !c.web_server_mode) {
+            return Ok(0);
+        }
         let pool = self.pool(spec);
         let target = target.min(self.shared.config.max_instances as usize);
         pool.provisioned.store(target, std::sync::atomic::Ordering::Relaxed);
@@ -659,15 +713,19 @@ impl Invoker {
         }
     }
 
-    /// Removes unpacked packages no instance has used for ten minutes (off the async threads).
-    fn sweep_packages(&self) {
-        let in_use: std::collections::HashSet<PathBuf> = self
-            .pools
+    /// Host directories live instances show (packages, merged layers, image trees): never removed under them.
+    pub fn paths_in_use(&self) -> std::collections::HashSet<PathBuf> {
+        self.pools
             .lock()
             .expect("pools")
             .values()
             .flat_map(|p| p.instances.lock().expect("instances").iter().flat_map(|i| i.uses.clone()).collect::<Vec<_>>())
-            .collect();
+            .collect()
+    }
+
+    /// Removes unpacked packages no instance has used for ten minutes (off the async threads).
+    fn sweep_packages(&self) {
+        let in_use = self.paths_in_use();
         let packages = self.packages.clone();
         tokio::task::spawn_blocking(move || {
             let removed = packages.sweep(&in_use, Duration::from_secs(600));
@@ -691,6 +749,7 @@ impl Invoker {
     /// Stops every instance and warm sandbox launcher (shutdown).
     pub fn stop_all(&self) {
         self.shared.launchers.discard_all();
+        self.shared.prestarted.discard_all(&self.shared.instances_dir);
         for pool in self.pools.lock().expect("pools").values() {
             for inst in pool.instances.lock().expect("instances").drain(..) {
                 inst.kill();

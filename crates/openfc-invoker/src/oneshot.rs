@@ -11,14 +11,49 @@ use openfc_core::images::ContainerPlan;
 use crate::instance::{Instance, InstanceRoot};
 use crate::{FunctionError, FunctionSpec, InvokeError, InvokeOutcome, InvokeRequest, Invoker, error_body, launchers, runtime};
 
+/// Holds one of a function version's instance slots while a one-shot instance runs.
+pub(crate) struct OneShotSlot(Arc<crate::Pool>);
+
+impl Drop for OneShotSlot {
+    fn drop(&mut self) {
+        self.0.one_shots.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.0.capacity_freed.notify_one();
+    }
+}
+
 impl Invoker {
+    /// Every event is its own instance, so the instance limit (maximumInstanceCount, --max-instances) caps the
+    /// events running at once; more wait up to the queue timeout, then are throttled.
+    async fn one_shot_slot(&self, spec: &FunctionSpec, pool: &Arc<crate::Pool>) -> Result<OneShotSlot, InvokeError> {
+        use std::sync::atomic::Ordering;
+        let max = spec.max_instances.unwrap_or(self.shared.config.max_instances).min(self.shared.config.max_instances) as usize;
+        let deadline = tokio::time::Instant::now() + self.shared.config.queue_timeout;
+        loop {
+            let freed = pool.capacity_freed.notified();
+            let now = pool.one_shots.load(Ordering::Acquire);
+            if now < max && pool.one_shots.compare_exchange(now, now + 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                return Ok(OneShotSlot(pool.clone()));
+            }
+            if now < max {
+                continue;
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return Err(InvokeError::Throttled(format!(
+                    "function '{}' already runs {max} events at once (its instance limit)",
+                    spec.function
+                )));
+            }
+        }
+    }
+
     pub(crate) async fn invoke_once(&self, spec: &FunctionSpec, plan: &Arc<ContainerPlan>, req: InvokeRequest) -> Result<InvokeOutcome, InvokeError> {
         if req.http.is_some() {
             return Err(InvokeError::NotStarted("a custom-container function with webServerMode false takes no HTTP requests".into()));
         }
         let pool = self.pool(spec);
         let t0 = Instant::now();
-        let tree = self.image_tree(plan).await?;
+        let _slot = self.one_shot_slot(spec, &pool).await?;
+        let tree = self.image_tree(plan, spec.timeout_secs).await?;
         metrics::histogram!("openfc_cold_start_seconds", "phase" => "image").record(t0.elapsed().as_secs_f64());
         let python_bytecode = false;
         let launch = runtime::command(spec, &self.shared.config.interpreters, python_bytecode)?;

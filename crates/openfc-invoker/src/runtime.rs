@@ -324,6 +324,21 @@ pub struct Launch {
     pub concurrency: u32,
 }
 
+/// The command line of a pre-started runtime of `interpreter` (Python or Node.js): its shim, with no function
+/// yet (`prestart`). `None` for the runtimes that cannot be pre-started.
+pub fn prestart_argv(interpreter: Interpreter, interp: &Interpreters, python_bytecode: bool) -> Option<Vec<String>> {
+    let runtime = RUNTIMES.iter().find(|r| matches!(r.program, Program::Shim { interpreter: i, .. } if i == interpreter))?;
+    let Program::Shim { args, .. } = runtime.program else { return None };
+    let mut argv = vec![interp.path(interpreter).display().to_string()];
+    argv.extend(args.iter().map(|a| (*a).to_owned()));
+    match interpreter {
+        Interpreter::Python => argv.push(if python_bytecode { PYTHON_SHIM_PYC } else { PYTHON_SHIM_PATH }.to_owned()),
+        Interpreter::Node => {}
+        Interpreter::Php | Interpreter::Java => return None,
+    }
+    Some(argv)
+}
+
 /// The command line of a function's runtime process.
 /// `python_bytecode`: the Python shim has been compiled for `interp.python` (see [`compile_python_shim`]).
 pub fn command(spec: &FunctionSpec, interp: &Interpreters, python_bytecode: bool) -> Result<Launch, InvokeError> {

@@ -17,6 +17,7 @@
 // The only crate with `unsafe`: every block says why it is sound.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod activate;
 mod filter;
 mod mounts;
 mod sys;
@@ -24,6 +25,8 @@ mod sys;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+pub use activate::{detached_bind, send_activation};
 
 /// The hidden first argument that turns the `openfc` binary into the launcher.
 pub const COMMAND: &str = "__sandbox";
@@ -75,6 +78,10 @@ pub struct Spec {
     /// and `groups` are then ids inside it.
     #[serde(default)]
     pub userns_base: Option<u32>,
+    /// A pre-started runtime (`activate`): `/code` and `/opt` are empty mount points, the launcher's stdin stays
+    /// a control socket for init, and the runtime's stdin is the pipe its function's activation line arrives on.
+    #[serde(default)]
+    pub prestart: bool,
 }
 
 /// An IP network, `addr/prefix` (the address's bits beyond the prefix are zero).

@@ -156,6 +156,11 @@ pub fn build_root(spec: &Spec) -> Result<()> {
     }
     let tmp = inside(root, Path::new("/tmp"));
     std::fs::create_dir_all(&tmp).map_err(|e| format!("mkdir /tmp: {e}"))?;
+    // `/opt` exists in every instance, as on FC (layers are shown there); `/code` and `/opt` are where a
+    // pre-started runtime's function is attached when one is handed over (`activate`).
+    for dir in ["/code", "/opt"] {
+        std::fs::create_dir_all(inside(root, Path::new(dir))).map_err(|e| format!("mkdir {dir}: {e}"))?;
+    }
     mount_special(spec, root)?;
 
     let old = root.join(".old");

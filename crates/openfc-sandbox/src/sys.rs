@@ -60,7 +60,8 @@ pub fn launcher() -> Result<i32> {
     let spec: Spec = serde_json::from_slice(&json).map_err(|e| format!("the spec is not valid: {e}"))?;
     let spec = &spec;
     // A gated runtime waits for a byte on the spec's pipe; nothing else may inherit the pipe (close-on-exec).
-    let gate = if spec.gate {
+    // A pre-started one's init keeps the control socket to receive its function (`activate`).
+    let gate = if spec.gate || spec.prestart {
         // SAFETY: fcntl duplicates fd 0, which we own, to a new descriptor.
         Some(check(unsafe { libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3) }, "dup of the gate")?)
     } else {
@@ -77,7 +78,8 @@ pub fn launcher() -> Result<i32> {
     // so the child may run arbitrary code after fork.
     let init = check(unsafe { libc::fork() }, "fork")?;
     if init == 0 {
-        let code = match namespace_init(spec, gate) {
+        let (gate, ctrl) = if spec.prestart { (None, gate) } else { (gate, None) };
+        let code = match namespace_init(spec, gate, ctrl) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("openfc sandbox: {e}");
@@ -91,7 +93,7 @@ pub fn launcher() -> Result<i32> {
 }
 
 /// pid 1 of the new pid namespace: builds the root, starts the runtime, reaps everything, mirrors its end.
-fn namespace_init(spec: &Spec, gate: Option<libc::c_int>) -> Result<i32> {
+fn namespace_init(spec: &Spec, gate: Option<libc::c_int>, ctrl: Option<libc::c_int>) -> Result<i32> {
     die_with_parent()?;
     new_session()?;
     mounts::build_root(spec)?;
@@ -110,9 +112,18 @@ fn namespace_init(spec: &Spec, gate: Option<libc::c_int>) -> Result<i32> {
         Some(_) => Some((pipe()?, pipe()?)),
         None => None,
     };
+    // A pre-started runtime reads its function's activation line from a pipe init writes.
+    let activation = match ctrl {
+        Some(_) => Some(pipe()?),
+        None => None,
+    };
     // SAFETY: as in `launcher`, this process is single-threaded.
     let runtime = check(unsafe { libc::fork() }, "fork runtime")?;
     if runtime == 0 {
+        if let Some((read, _)) = activation {
+            // SAFETY: dup2 of a descriptor this process owns onto stdin (dup2 clears close-on-exec).
+            check(unsafe { libc::dup2(read, 0) }, "dup2 activation")?;
+        }
         let e = match sync {
             Some(((ready_r, ready_w), (go_r, go_w))) => {
                 close(ready_r);
@@ -129,6 +140,13 @@ fn namespace_init(spec: &Spec, gate: Option<libc::c_int>) -> Result<i32> {
         close(ready_w);
         close(go_r);
         map_user_namespace(runtime, base, ready_r, go_w)?;
+    }
+    if let (Some(ctrl), Some((read, write))) = (ctrl, activation) {
+        close(read);
+        if let Some(code) = crate::activate::wait_activation(ctrl, runtime, write)? {
+            return Ok(code);
+        }
+        close(ctrl);
     }
     // Reap orphans too; the namespace ends when the runtime does.
     loop {
@@ -206,7 +224,7 @@ fn sethostname(name: &str) -> Result<()> {
 
 /// `ip route add blackhole NET`, said to the kernel over rtnetlink directly: spawning `ip` cost
 /// milliseconds of every cold start of a function with outbound access.
-fn blackhole_route(net: crate::Net) -> Result<()> {
+pub(crate) fn blackhole_route(net: crate::Net) -> Result<()> {
     let (family, octets): (u8, Vec<u8>) = match net.addr() {
         std::net::IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
         std::net::IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),

@@ -113,7 +113,7 @@ pub async fn run(store_cfg: StoreConfig, images: ImageConfig, action: ImagesActi
             let inv = PullInventory::read(meta.as_ref()).await?;
             let unused = inv.unused(now_ms(), UNUSED_GRACE_MS);
             meta.delete_image_pulls(&unused).await?;
-            let freed = store.collect(&keep_after(&inv, &unused), true).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let freed = store.collect(&keep_after(&inv, &unused), &Default::default(), true).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("removed {} unused pull(s); {} freed", unused.len(), mib(freed));
         }
     }

@@ -113,6 +113,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         // Nodes share image blobs through the bucket: only the first node of a pull contacts the registry.
         image_store = image_store.with_shared(code.clone());
     }
+    image_store.sweep_tmp();
     let image_store = Arc::new(image_store);
     let limits = PackageLimits {
         max_size: cfg.max_code_size,
@@ -137,6 +138,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             idle_timeout: Duration::from_secs(cfg.instance_idle_timeout),
             start_timeout_secs: cfg.instance_start_timeout,
             warm_sandboxes: cfg.warm_sandboxes,
+            prestarted_runtimes: cfg.prestarted_runtimes,
             tmp_mib: 512,
             pids_limit: 1024,
             nofile: 65_536,
@@ -257,8 +259,16 @@ async fn collect_garbage(app: Arc<App>, every: Duration) {
         if let (Some(images), Some(store)) = (&app.fc.images, app.invoker.image_store()) {
             match openfc_core::images::PullInventory::read(images.meta.as_ref()).await {
                 Ok(inv) => {
-                    let (store, keep) = (store.clone(), inv.in_use());
-                    let freed = tokio::task::spawn_blocking(move || store.collect(&keep, false)).await;
+                    // Pulls nothing names any more (functions updated or deleted) go; their images become cache.
+                    let unused = inv.unused(openfc_core::images::now_ms(), 10 * 60 * 1000);
+                    if !unused.is_empty() {
+                        match images.meta.delete_image_pulls(&unused).await {
+                            Ok(()) => tracing::info!(removed = unused.len(), "removed image pulls no function uses"),
+                            Err(e) => tracing::warn!(error = %e, "could not remove unused image pulls"),
+                        }
+                    }
+                    let (store, keep, in_use) = (store.clone(), inv.in_use(), app.invoker.paths_in_use());
+                    let freed = tokio::task::spawn_blocking(move || store.collect(&keep, &in_use, false)).await;
                     if let Ok(Ok(n)) = freed
                         && n > 0
                     {

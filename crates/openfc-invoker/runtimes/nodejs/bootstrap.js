@@ -28,7 +28,6 @@ const util = require('util');
 
 const env = process.env;
 const CODE_DIR = env.FC_FUNC_CODE_PATH || '/code';
-const PORT = parseInt(env.FC_CUSTOM_LISTEN_PORT || '9000', 10);
 
 const ERROR_STATUS = 404;
 const UNHANDLED = 'UnhandledInvocationError';
@@ -645,7 +644,19 @@ function prepareProcess() {
   }
 }
 
+// A pre-started runtime (OPENFC_PRESTARTED=1): the shim is loaded while no function is known; one line on stdin,
+// written by the sandbox's init once the function's package is at /code, gives the function's environment
+// (assignments to process.env call setenv, so native code sees it too).
+function awaitFunction() {
+  const line = fs.readFileSync(0, 'utf8');
+  if (!line) process.exit(0); // no function came: openfc discarded this runtime
+  JSON.parse(line).env.forEach(function (kv) { env[kv[0]] = kv[1]; });
+  delete env.OPENFC_PRESTARTED;
+}
+
 function main() {
+  if (env.OPENFC_PRESTARTED === '1') awaitFunction();
+  const PORT = parseInt(env.FC_CUSTOM_LISTEN_PORT || '9000', 10);
   let server;
   try {
     server = http.createServer({ noDelay: true }, onRequest);

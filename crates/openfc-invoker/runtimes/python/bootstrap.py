@@ -861,8 +861,27 @@ def serve(port=None):
                 pass
 
 
+def await_function():
+    """A pre-started runtime (OPENFC_PRESTARTED=1): everything the shim needs is imported now, while no function
+    is known; then one line on stdin — written by the sandbox's init once the function's package is at /code —
+    gives the function's environment. os.environ assignments call putenv, so native code sees it too."""
+    import json
+    import traceback  # noqa: F401  (used by the error paths; imported ahead like the rest)
+    import time  # noqa: F401
+    import importlib  # noqa: F401
+    import base64  # noqa: F401
+    line = sys.stdin.buffer.readline()
+    if not line:
+        sys.exit(0)  # no function came: openfc discarded this runtime
+    for key, value in json.loads(line)["env"]:
+        _ENV[key] = value
+    _ENV.pop("OPENFC_PRESTARTED", None)
+
+
 if __name__ == "__main__":
     try:
+        if _ENV.get("OPENFC_PRESTARTED") == "1":
+            await_function()
         serve()
     except KeyboardInterrupt:
         pass

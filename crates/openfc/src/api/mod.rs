@@ -89,6 +89,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     health["isolation"] = app.invoker.isolation();
     health["instances"] = serde_json::json!({"alive": alive, "busy": busy, "idle": alive - busy});
     health["warm_sandboxes"] = serde_json::json!(app.invoker.warm_sandboxes());
+    health["prestarted_runtimes"] = app.invoker.prestarted_health();
     health["async"] = app.fc.async_health().await;
     if let Some(store) = app.invoker.image_store() {
         let usage = store.usage();

@@ -104,6 +104,7 @@ impl Harness {
                 idle_timeout: Duration::from_secs(60),
                 start_timeout_secs: 10,
                 warm_sandboxes: 0,
+                prestarted_runtimes: 0,
                 tmp_mib: 64,
                 pids_limit: 64,
                 nofile: 1024,
