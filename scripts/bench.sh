@@ -17,8 +17,13 @@
 #           a ~200 MB image vs skopeo copy + umoci unpack --rootless of it (median of 5), cold start of a Ready
 #           image vs a custom runtime running the same server (25 each), disk of two images sharing a base
 #           layer. Needs root, docker-registry, skopeo, umoci and busybox-static.
+#   prestart  pre-started runtimes (issue 9): python3.10 and nodejs20 event-function cold invokes, end to end,
+#           min/p50/max over 20 distinct functions each, on openfc with --prestarted-runtimes 2 and with 0 (each
+#           sample once /health shows the pools full again), next to the bare `python3 -c pass` / `node -e 0`
+#           (20 runs each); RSS per waiting runtime from /health; 50 distinct Python functions invoked cold at
+#           once with a pool of 8 and with none (p50, p99, errors). Needs root, python3 and node.
 #
-# Usage: scripts/bench.sh [api|invoke|async|images]... [--seconds N] [--database-url URL]   (no part named: all;
+# Usage: scripts/bench.sh [api|invoke|async|images|prestart]... [--seconds N] [--database-url URL]   (no part named: all;
 #        N = measured seconds per load run after a 1 s warm-up; default 5)
 set -euo pipefail
 

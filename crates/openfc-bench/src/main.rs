@@ -1,5 +1,5 @@
-//! `openfc-bench`: the figures behind `scripts/bench.sh`, in four parts (`api`, `invoke`, `async`, `images`;
-//! all by default).
+//! `openfc-bench`: the figures behind `scripts/bench.sh`, in five parts (`api`, `invoke`, `async`, `images`,
+//! `prestart`; all by default).
 //!
 //! `api`: starts `openfc serve` (temp data dir, free port) and, as a baseline measured in the same run,
 //! this binary's own `bare-server` mode: an axum handler answering a GetFunctionCode-sized JSON body,
@@ -21,6 +21,9 @@
 //! `images`: custom-container images: pull + unpack against skopeo + umoci, cold start of an image against
 //! a custom runtime with the same server, disk of two images sharing a base layer (see `imagebench`).
 //!
+//! `prestart`: Python and Node.js cold starts with pre-started runtimes on and off, next to the bare
+//! interpreter start, and a burst of distinct functions cold at once (see `prestartbench`).
+//!
 //! It prints tables of figures against their targets. It is a measurement, not a test: it fails only
 //! when it cannot measure.
 
@@ -31,6 +34,7 @@ mod imagebench;
 mod invoke;
 mod load;
 mod package;
+mod prestartbench;
 mod procs;
 mod runtime;
 
@@ -48,7 +52,7 @@ use load::Call;
 use package::FUNCTIONS;
 use procs::Servers;
 
-const USAGE: &str = "usage: openfc-bench [api|invoke|async|images]... [--openfc PATH] [--seconds N] [--database-url URL]";
+const USAGE: &str = "usage: openfc-bench [api|invoke|async|images|prestart]... [--openfc PATH] [--seconds N] [--database-url URL]";
 const FUNCTION_PATH: &str = "/2016-08-15/services/bench/functions/f";
 const CODE_PATH: &str = "/2016-08-15/services/bench/functions/f/code";
 /// Shaped and sized like openfc's GetFunctionCode answer (273 bytes).
@@ -83,7 +87,7 @@ fn main() -> anyhow::Result<()> {
     while i < args.len() {
         match args[i].as_str() {
             "--openfc" | "--seconds" | "--database-url" => i += 1,
-            "api" | "invoke" | "async" | "images" => parts.push(args[i].clone()),
+            "api" | "invoke" | "async" | "images" | "prestart" => parts.push(args[i].clone()),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
         i += 1;
@@ -105,9 +109,10 @@ fn main() -> anyhow::Result<()> {
                 None
             };
             let image_rows = if chosen("images") { Some(imagebench::run(&openfc).await?) } else { None };
-            anyhow::Ok((api_rows, invoke_rows, async_rows, image_rows))
+            let prestart_rows = if chosen("prestart") { Some(prestartbench::run(&openfc).await?) } else { None };
+            anyhow::Ok((api_rows, invoke_rows, async_rows, image_rows, prestart_rows))
         };
-        let (api_rows, invoke_rows, async_rows, image_rows) = tokio::select! {
+        let (api_rows, invoke_rows, async_rows, image_rows, prestart_rows) = tokio::select! {
             rows = run => rows?,
             _ = tokio::signal::ctrl_c() => bail!("interrupted"),
         };
@@ -131,6 +136,12 @@ fn main() -> anyhow::Result<()> {
         if let Some(rows) = image_rows {
             println!("\ncustom-container images (scripts/bench.sh images)");
             print_table(&rows);
+        }
+        if let Some(rows) = prestart_rows {
+            println!("\npre-started runtimes (scripts/bench.sh prestart)");
+            print_table(&rows);
+            println!("\ncold invoke = a function's first InvokeFunction, end to end (its package unpack included), each sample a");
+            println!("different function, taken once /health shows the pools full and openfc's process tree is quiet.");
         }
         println!("\nbenchmark took {:.1} s", started.elapsed().as_secs_f64());
         Ok(())
