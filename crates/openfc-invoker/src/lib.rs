@@ -113,6 +113,15 @@ pub(crate) struct Pool {
     fixed_headers: http::HeaderMap,
 }
 
+/// FC's closing line of an invocation's log tail.
+pub(crate) fn report_line(duration: Duration, memory_mb: u64, max_memory_mb: u64) -> String {
+    format!(
+        "Duration: {:.2} ms, Billed Duration: {} ms, Memory Size: {memory_mb} MB, Max Memory Used: {max_memory_mb} MB",
+        duration.as_secs_f64() * 1000.0,
+        duration.as_millis().max(1),
+    )
+}
+
 /// Response headers a function may not set (hop-by-hop, framing, or FC's own).
 pub(crate) fn reserved_header(name: &str) -> bool {
     name.starts_with("x-fc-")
@@ -588,12 +597,7 @@ impl Invoker {
         drop(slot);
         let log = if want_log {
             let mut lines = inst.logs.segment(&start_marker, &end_marker);
-            lines.push(format!(
-                "Duration: {:.2} ms, Billed Duration: {} ms, Memory Size: {} MB, Max Memory Used: {max_memory_mb} MB",
-                duration.as_secs_f64() * 1000.0,
-                duration.as_millis().max(1),
-                spec.memory_mb
-            ));
+            lines.push(report_line(duration, spec.memory_mb, max_memory_mb));
             lines.join("\n")
         } else {
             String::new()

@@ -98,12 +98,7 @@ impl Invoker {
         pool.log.append(&inst.id, &end);
         lines.push(end);
         let log = if req.want_log {
-            lines.push(format!(
-                "Duration: {:.2} ms, Billed Duration: {} ms, Memory Size: {} MB, Max Memory Used: {max_memory_mb} MB",
-                duration.as_secs_f64() * 1000.0,
-                duration.as_millis().max(1),
-                spec.memory_mb
-            ));
+            lines.push(crate::report_line(duration, spec.memory_mb, max_memory_mb));
             lines.join("\n")
         } else {
             String::new()

@@ -50,30 +50,8 @@ pub fn detached_bind(path: &Path) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: open_tree returned a descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    const MOUNT_ATTR_NOSUID: u64 = 0x2;
-    const MOUNT_ATTR_NODEV: u64 = 0x4;
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, attr_clr: 0, propagation: 0, userns_fd: 0 };
     let empty = std::ffi::CString::default();
-    // SAFETY: a valid descriptor, an empty C string and a mount_attr of the size passed, alive for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r < 0 {
+    if crate::mounts::seal_at(fd.as_raw_fd(), &empty, libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) < 0 {
         return Err(Error::last_os_error());
     }
     Ok(fd)

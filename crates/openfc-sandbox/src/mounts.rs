@@ -49,10 +49,8 @@ fn mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: libc::c
     Ok(())
 }
 
-/// Makes the mount at `target` and every mount below it read-only, nosuid and nodev. A remount of a bind
-/// changes only the top mount, so a submount of a bound host directory would stay writable; mount_setattr
-/// (Linux 5.12) reaches them all. Older kernels: the top mount is remounted.
-fn seal_recursive(target: &Path) -> Result<()> {
+/// `mount_setattr(dirfd, path, flags)` setting read-only, nosuid and nodev; the raw return value.
+pub(crate) fn seal_at(dirfd: libc::c_int, path: &std::ffi::CStr, flags: libc::c_int) -> libc::c_long {
     #[repr(C)]
     struct MountAttr {
         attr_set: u64,
@@ -64,18 +62,18 @@ fn seal_recursive(target: &Path) -> Result<()> {
     const MOUNT_ATTR_NOSUID: u64 = 0x2;
     const MOUNT_ATTR_NODEV: u64 = 0x4;
     let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, attr_clr: 0, propagation: 0, userns_fd: 0 };
-    let target_c = c(target)?;
     // SAFETY: a valid C string and a mount_attr of the size passed, both alive for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            target_c.as_ptr(),
-            libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
+    unsafe {
+        libc::syscall(libc::SYS_mount_setattr, dirfd, path.as_ptr(), flags, &attr as *const MountAttr, std::mem::size_of::<MountAttr>())
+    }
+}
+
+/// Makes the mount at `target` and every mount below it read-only, nosuid and nodev. A remount of a bind
+/// changes only the top mount, so a submount of a bound host directory would stay writable; mount_setattr
+/// (Linux 5.12) reaches them all. Older kernels: the top mount is remounted.
+fn seal_recursive(target: &Path) -> Result<()> {
+    let target_c = c(target)?;
+    let r = seal_at(libc::AT_FDCWD, &target_c, libc::AT_RECURSIVE);
     if r == 0 {
         return Ok(());
     }
