@@ -648,14 +648,49 @@ function prepareProcess() {
 // written by the sandbox's init once the function's package is at /code, gives the function's environment
 // (assignments to process.env call setenv, so native code sees it too).
 function awaitFunction() {
+  // What the first request needs, loaded while no function is known.
+  ['url', 'stream', 'querystring', 'module'].forEach(function (m) { require(m); });
   const line = fs.readFileSync(0, 'utf8');
   if (!line) process.exit(0); // no function came: openfc discarded this runtime
   JSON.parse(line).env.forEach(function (kv) { env[kv[0]] = kv[1]; });
   delete env.OPENFC_PRESTARTED;
 }
 
+// While no function is known, one request through a throwaway server on a loopback port runs Node's HTTP
+// server and client code once, so the function's first request does not pay for compiling it.
+function warmUp(done) {
+  const srv = http.createServer(function (req, res) {
+    req.on('data', function () {});
+    req.on('end', function () {
+      res.setHeader('content-type', 'application/octet-stream');
+      res.end(Buffer.from('ok'));
+    });
+  });
+  let finished = false;
+  function finish() {
+    if (finished) return;
+    finished = true;
+    srv.close();
+    done();
+  }
+  srv.on('error', finish);
+  srv.listen(0, '127.0.0.1', function () {
+    const req = http.request({ host: '127.0.0.1', port: srv.address().port, method: 'POST', path: '/invoke',
+      headers: { 'x-fc-request-id': 'warm-up', 'content-type': 'application/octet-stream' } }, function (res) {
+      res.on('data', function () {});
+      res.on('end', finish);
+    });
+    req.on('error', finish);
+    req.end(Buffer.from('{}'));
+  });
+}
+
 function main() {
-  if (env.OPENFC_PRESTARTED === '1') awaitFunction();
+  if (env.OPENFC_PRESTARTED === '1' && !main.warm) {
+    main.warm = true;
+    warmUp(function () { awaitFunction(); main(); });
+    return;
+  }
   const PORT = parseInt(env.FC_CUSTOM_LISTEN_PORT || '9000', 10);
   let server;
   try {

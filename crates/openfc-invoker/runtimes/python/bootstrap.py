@@ -870,6 +870,9 @@ def await_function():
     import time  # noqa: F401
     import importlib  # noqa: F401
     import base64  # noqa: F401
+    import importlib.util  # noqa: F401
+    import logging  # noqa: F401  (the function's logger is set up at its first request: ~3 ms of imports)
+    import urllib.parse  # noqa: F401
     line = sys.stdin.buffer.readline()
     if not line:
         sys.exit(0)  # no function came: openfc discarded this runtime
