@@ -119,14 +119,37 @@ def bad_arns(server, svc):
         "another account": service_arn(server, svc, account="1111111111111111"),
         "another region": service_arn(server, svc, region="cn-shanghai" if server.region != "cn-shanghai"
                                       else "cn-beijing"),
-        "a function": service_arn(server, svc) + "/functions/f",
-        "not an arn": "services/" + svc,
+        "not an arn": "functions/" + svc,
         "another product": f"acs:oss:{server.region}:{server.account_id}:services/{svc}",
         "empty": "",
     }
 
 
-ARN_CASES = ["another account", "another region", "a function", "not an arn", "another product", "empty"]
+ARN_CASES = ["another account", "another region", "not an arn", "another product", "empty"]
+
+
+@pytest.mark.parametrize("client", ["raw16", "raw21"])
+def test_partial_arns_name_services_and_functions(server, client):
+    """The SDKs document "full ARN or partial ARN": `services/SVC` and `services/SVC/functions/FN` work like the
+    full ARN they stand for (which the answers name); functions can be tagged too."""
+    raw = raw_for(server, client)
+    svc = new_service(server, "partial")
+    ok(raw.post("/tag", json={"resourceArn": f"services/{svc}", "tags": {"via": "partial"}}))
+    assert tags_of(server, service_arn(server, svc)) == {"via": "partial"}
+    got = ok(raw.get("/tag", params={"resourceArn": f"services/{svc}"}))
+    assert got["resourceArn"] == service_arn(server, svc) and got["tags"] == {"via": "partial"}, got
+    ok(server.raw.post(f"/services/{svc}/functions", json={
+        "functionName": "f", "runtime": "python3.10", "handler": "index.handler",
+        "code": {"zipFile": "UEsFBgAAAAAAAAAAAAAAAAAAAAAAAA=="}}))
+    fn_arn = service_arn(server, svc) + "/functions/f"
+    ok(raw.post("/tag", json={"resourceArn": f"services/{svc}/functions/f", "tags": {"fn": "yes"}}))
+    assert ok(raw.get("/tag", params={"resourceArn": fn_arn}))["tags"] == {"fn": "yes"}
+    assert tags_of(server, service_arn(server, svc)) == {"via": "partial"}, "the function's tags are its own"
+    err(raw.post("/tag", json={"resourceArn": f"services/{svc}/functions/nope", "tags": {"a": "b"}}), 404,
+        "FunctionNotFound")
+    # A deleted function's tags go with it.
+    ok(server.raw.delete(f"/services/{svc}/functions/f"), 204)
+    assert fn_arn not in [r["resourceArn"] for r in walk_tagged(server, "raw16")]
 
 
 @pytest.mark.parametrize("client", ["raw16", "raw21"])
@@ -231,6 +254,7 @@ def test_list_tagged_resources(server, tagged, client, limit):
     ({"env": "prod", "team": "x"}, ["a"]),
     ({"env": "dev"}, ["c"]),
     ({"env": "staging"}, []),
+    ({"env": ""}, ["a", "b", "c"]),
     ({"team": "x", "env": "dev"}, []),
     ({}, ["a", "b", "c", "d"]),
 ])

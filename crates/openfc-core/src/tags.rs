@@ -54,16 +54,43 @@ impl Fc {
         format!("acs:fc:{}:{account}:services/{service}", self.region)
     }
 
-    /// The service an ARN names, which must be one of this account's.
+    /// The full ARN of the service or function `arn` names — a full ARN or, as the SDKs document, a partial one
+    /// (`services/SVC`, `services/SVC/functions/FN`) — which must exist in this account.
     async fn tagged_service(&self, account: &str, arn: Option<&str>) -> CoreResult<String> {
         let arn = arn.filter(|a| !a.is_empty()).ok_or_else(|| CoreError::invalid("resourceArn is required"))?;
-        let prefix = format!("acs:fc:{}:{account}:services/", self.region);
-        let name = arn.strip_prefix(&prefix).ok_or_else(|| {
-            CoreError::invalid(format!("resourceArn '{arn}' is not a service of this account (expected {prefix}NAME)"))
-        })?;
-        let service = ServiceName::parse(name)?;
-        self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(&service))?;
-        Ok(arn.to_owned())
+        let prefix = format!("acs:fc:{}:{account}:", self.region);
+        let path = arn.strip_prefix(&prefix).unwrap_or(arn);
+        let bad = || {
+            CoreError::invalid(format!(
+                "resourceArn '{arn}' names no service or function of this account (expected {prefix}services/NAME, \
+                 services/NAME or services/NAME/functions/FUNCTION)"
+            ))
+        };
+        let rest = path.strip_prefix("services/").ok_or_else(bad)?;
+        let (svc, function) = match rest.split_once("/functions/") {
+            Some((s, f)) => (s, Some(f)),
+            None => (rest, None),
+        };
+        let service = ServiceName::parse(svc).map_err(|_| bad())?;
+        match function {
+            Some(f) => {
+                let function = crate::names::FunctionName::parse(f).map_err(|_| bad())?;
+                self.fresh_function(account, &service, &function).await?;
+            }
+            None => {
+                self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(&service))?;
+            }
+        }
+        Ok(format!("{prefix}{path}"))
+    }
+
+    /// A deleted function's tags go with it (a re-created one starts untagged).
+    pub(crate) async fn forget_function_tags(&self, account: &str, service: &ServiceName, function: &crate::names::FunctionName) {
+        let arn = format!("{}/functions/{function}", self.service_arn(account, service));
+        match self.meta.delete_doc(account, KIND, &arn, None).await {
+            Ok(()) | Err(MetaError::NotFound) => {}
+            Err(e) => tracing::warn!(%arn, error = %e, "could not remove a deleted function's tags"),
+        }
     }
 
     async fn tag_doc(&self, account: &str, arn: &str) -> CoreResult<Option<Document>> {
@@ -153,8 +180,10 @@ impl Fc {
             let more = docs.len() > 100;
             for d in docs.iter().take(100) {
                 let tags = tags_of(d);
-                if filters.iter().all(|(k, v)| tags.get(k) == Some(v)) {
-                    matching.push(d.key[prefix.len()..].to_owned());
+                // `tag_KEY=` with no value matches every service that has the key.
+                let service = &d.key[prefix.len()..];
+                if !service.contains('/') && filters.iter().all(|(k, v)| tags.get(k).is_some_and(|t| v.is_empty() || t == v)) {
+                    matching.push(service.to_owned());
                 }
             }
             match (more, docs.get(100)) {

@@ -457,7 +457,10 @@ impl Fc {
         self.hot.on_demand.invalidate_where(|(a, k)| a == account && k.starts_with(&od_start) && k.ends_with(&od_end));
         self.hot.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&async_start));
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.forget_function_tags(account, service, name).await;
+                Ok(())
+            }
             Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
             Err(e) => Err(Self::function_missing(service, name)(e)),
         }
