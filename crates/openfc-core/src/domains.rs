@@ -197,7 +197,7 @@ impl DomainBody {
         let protocol = self.protocol.as_deref().unwrap_or("HTTP");
         if !["HTTP", "HTTPS", "HTTP,HTTPS"].contains(&protocol) {
             return Err(CoreError::invalid(format!(
-                "protocol is set to an invalid value (allowed: HTTP | HTTPS | HTTP,HTTPS, actual: '{protocol}')"
+                "Protocol is set to an invalid value (allowed: HTTP | HTTPS | HTTP,HTTPS, actual: '{protocol}')"
             )));
         }
         let cert = self.cert_config.as_ref().filter(|c| !c.certificate.is_empty());

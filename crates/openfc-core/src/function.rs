@@ -382,7 +382,7 @@ impl FunctionFields {
         let runtime = self.runtime.as_deref().ok_or_else(|| CoreError::invalid("runtime is required"))?;
         if !RUNTIMES.contains(&runtime) {
             return Err(CoreError::invalid(format!(
-                "runtime is set to an invalid value (allowed: {}, actual: '{runtime}')",
+                "Runtime is set to an invalid value (allowed: {}, actual: '{runtime}')",
                 RUNTIMES.join(" | ")
             )));
         }
@@ -432,7 +432,7 @@ impl FunctionFields {
         let kind = self.instance_type.as_deref().unwrap_or("e1");
         if !INSTANCE_TYPES.contains(&kind) {
             return Err(CoreError::invalid(format!(
-                "instanceType is set to an invalid value (allowed: {}, actual: '{kind}')",
+                "InstanceType is set to an invalid value (allowed: {}, actual: '{kind}')",
                 INSTANCE_TYPES.join(" | ")
             )));
         }
@@ -471,7 +471,7 @@ impl FunctionFields {
             && disk != 512
             && disk != 10240
         {
-            return Err(CoreError::invalid(format!("diskSize is set to an invalid value (allowed: 512 | 10240, actual: {disk})")));
+            return Err(CoreError::invalid(format!("DiskSize is set to an invalid value (allowed: 512 | 10240, actual: {disk})")));
         }
         if let Some(gpu) = self.gpu_memory_size
             && (gpu <= 0 || gpu % 1024 != 0 || gpu > 81920)

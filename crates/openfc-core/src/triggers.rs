@@ -243,7 +243,7 @@ fn validate_config(kind: &str, cfg: &Map<String, Value>, source_arn: Option<&str
         }
         other => {
             return Err(CoreError::invalid(format!(
-                "triggerType is set to an invalid value (allowed: {}, actual: '{other}')",
+                "TriggerType is set to an invalid value (allowed: {}, actual: '{other}')",
                 TYPES.join(" | ")
             )));
         }

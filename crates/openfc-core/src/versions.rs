@@ -289,7 +289,7 @@ impl Fc {
         }
         if !["Random", "Content"].contains(&alias.resolve_policy.as_str()) {
             return Err(CoreError::invalid(format!(
-                "resolvePolicy is set to an invalid value (allowed: Random | Content, actual: '{}')",
+                "ResolvePolicy is set to an invalid value (allowed: Random | Content, actual: '{}')",
                 alias.resolve_policy
             )));
         }
