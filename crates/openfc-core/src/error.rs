@@ -53,6 +53,10 @@ pub enum CoreError {
     /// No instance capacity within the wait (concurrency or instance limits).
     #[error("{0}")]
     Throttled(String),
+    #[error("vpc binding '{vpc_id}' does not exist in service '{service}'")]
+    VpcBindingNotFound { service: String, vpc_id: String },
+    #[error("event source '{source_arn}' is not registered for function '{function}' of service '{service}' (qualifier {qualifier})")]
+    EventSourceNotFound { service: String, function: String, qualifier: String, source_arn: String },
     #[error("{0}")]
     StatefulAsyncInvocationNotFound(String),
     #[error("{0}")]

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod asyncq;
+pub mod bindings;
 pub mod cache;
 pub mod code;
 pub mod configs;

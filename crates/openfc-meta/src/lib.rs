@@ -194,10 +194,23 @@ impl MetaStore for SqlMeta {
     }
 
     async fn delete_service(&self, account: &str, name: &str, if_match: Option<&str>) -> Result<(), MetaError> {
-        let done = on_pool!(self, p => match if_match {
-            Some(etag) => sqlx::query(sql::DELETE_SERVICE_IF).bind(account).bind(name).bind(etag).execute(p).await,
-            None => sqlx::query(sql::DELETE_SERVICE).bind(account).bind(name).execute(p).await,
-        }.map_err(map_err)?.rows_affected());
+        // The documents under the service go with it, in the same transaction.
+        let prefix = format!("{name}/");
+        let prefix_len = prefix.chars().count() as i32;
+        let done = on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            let done = match if_match {
+                Some(etag) => sqlx::query(sql::DELETE_SERVICE_IF).bind(account).bind(name).bind(etag)
+                    .execute(&mut *tx).await,
+                None => sqlx::query(sql::DELETE_SERVICE).bind(account).bind(name).execute(&mut *tx).await,
+            }.map_err(map_err)?.rows_affected();
+            if done == 1 {
+                sqlx::query(sql::DELETE_SERVICE_DOCS).bind(account).bind(prefix_len).bind(&prefix)
+                    .execute(&mut *tx).await.map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)?;
+            done
+        });
         if done == 1 {
             return Ok(());
         }

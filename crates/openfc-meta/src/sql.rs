@@ -21,6 +21,9 @@ pub const UPDATE_SERVICE: &str = "UPDATE services SET config = $1, etag = $2, mo
      WHERE account_id = $4 AND name = $5 AND etag = $6";
 pub const DELETE_SERVICE: &str = "DELETE FROM services WHERE account_id = $1 AND name = $2";
 pub const DELETE_SERVICE_IF: &str = "DELETE FROM services WHERE account_id = $1 AND name = $2 AND etag = $3";
+/// The documents that live under a service and go with it (its VPC bindings, keyed `SVC/...`).
+pub const DELETE_SERVICE_DOCS: &str = "DELETE FROM documents WHERE account_id = $1 AND kind = 'vpcBinding' \
+     AND substr(key, 1, $2) = $3";
 pub const LIST_SERVICES: &str = "SELECT * FROM services WHERE account_id = $1 AND name >= $2 \
      AND substr(name, 1, $3) = $4 ORDER BY name LIMIT $5";
 pub const COUNT_FUNCTIONS: &str =
@@ -38,7 +41,7 @@ pub const DELETE_FUNCTION_IF: &str =
 /// The per-function configs (async-invoke, on-demand, provision) of a deleted function: their keys are
 /// `{svc}/{fn}/{q}`, `services/{svc}.{q}/functions/{fn}` and `{svc}#{q}#{fn}`.
 pub const DELETE_FUNCTION_CONFIGS: &str = "DELETE FROM documents WHERE account_id = $1 AND ( \
-     (kind = 'asyncConfig' AND substr(key, 1, $2) = $3) \
+     (kind IN ('asyncConfig', 'eventSource') AND substr(key, 1, $2) = $3) \
      OR (kind = 'onDemand' AND substr(key, 1, $4) = $5 AND substr(key, length(key) - $6 + 1) = $7) \
      OR (kind = 'provision' AND substr(key, 1, $8) = $9 AND substr(key, length(key) - $10 + 1) = $11))";
 pub const LIST_FUNCTIONS: &str = "SELECT * FROM functions WHERE account_id = $1 AND service_name = $2 \

@@ -263,15 +263,37 @@ async fn conformance_resources(meta: &dyn MetaStore) {
         meta.put_doc(&cfg("asyncConfig", &format!("vs/{fname}/prod"))).await.unwrap();
         meta.put_doc(&cfg("onDemand", &format!("services/vs.LATEST/functions/{fname}"))).await.unwrap();
         meta.put_doc(&cfg("provision", &format!("vs#prod#{fname}"))).await.unwrap();
+        meta.put_doc(&cfg("eventSource", &format!("vs/{fname}/LATEST/acs:mns:r:1:/topics/t"))).await.unwrap();
+        meta.put_doc(&cfg("eventSource", &format!("vs/{fname}/prod/acs:oss:r:1:b"))).await.unwrap();
     }
     meta.delete_function("1", "vs", "f1", None).await.unwrap();
     for (kind, k) in [("asyncConfig", "vs/f1/LATEST"), ("asyncConfig", "vs/f1/prod"), ("onDemand", "services/vs.LATEST/functions/f1"),
-        ("provision", "vs#prod#f1")] {
+        ("provision", "vs#prod#f1"), ("eventSource", "vs/f1/LATEST/acs:mns:r:1:/topics/t"),
+        ("eventSource", "vs/f1/prod/acs:oss:r:1:b")] {
         assert_eq!(meta.get_doc("1", kind, k).await, Err(MetaError::NotFound), "{kind} {k} outlived its function");
     }
     for (kind, k) in [("asyncConfig", "vs/f1_b/LATEST"), ("onDemand", "services/vs.LATEST/functions/f1_b"), ("provision", "vs#prod#f1_b")] {
         assert!(meta.get_doc("1", kind, k).await.is_ok(), "{kind} {k} of another function was removed");
     }
+
+    // A service's VPC bindings go with it (and stay when the delete is refused); another service's
+    // (even one whose name extends it) stay.
+    meta.create_service(&service("bs")).await.unwrap();
+    meta.create_service(&service("bs_b")).await.unwrap();
+    for k in ["bs/vpc-1", "bs/vpc-2", "bs_b/vpc-1"] {
+        meta.put_doc(&cfg("vpcBinding", k)).await.unwrap();
+    }
+    meta.create_function(&function("bs", "f", None)).await.unwrap();
+    assert!(matches!(meta.delete_service("1", "bs", None).await, Err(MetaError::Conflict(_))));
+    assert!(meta.get_doc("1", "vpcBinding", "bs/vpc-1").await.is_ok(), "a refused delete removed a binding");
+    assert_eq!(meta.delete_service("1", "bs", Some("wrong")).await, Err(MetaError::PreconditionFailed));
+    meta.delete_function("1", "bs", "f", None).await.unwrap();
+    assert!(meta.get_doc("1", "vpcBinding", "bs/vpc-2").await.is_ok(), "a failed delete removed a binding");
+    meta.delete_service("1", "bs", None).await.unwrap();
+    for k in ["bs/vpc-1", "bs/vpc-2"] {
+        assert_eq!(meta.get_doc("1", "vpcBinding", k).await, Err(MetaError::NotFound), "{k} outlived its service");
+    }
+    assert!(meta.get_doc("1", "vpcBinding", "bs_b/vpc-1").await.is_ok(), "another service's binding was removed");
 }
 
 #[tokio::test]

@@ -31,6 +31,10 @@ pub enum ErrorCode {
     OnDemandConfigNotFound,
     LayerNotFound,
     LayerVersionNotFound,
+    /// DeleteVpcBinding of a VPC the service is not bound to (FC's code is not documented).
+    VpcBindingNotFound,
+    /// DeregisterEventSource of a source that is not registered (FC's code is not documented).
+    EventSourceNotFound,
     PreconditionFailed,
     InvalidRange,
     FunctionNotStarted,
@@ -74,6 +78,8 @@ impl ErrorCode {
             OnDemandConfigNotFound => ("OnDemandConfigNotFound", 404),
             LayerNotFound => ("LayerNotFound", 404),
             LayerVersionNotFound => ("LayerVersionNotFound", 404),
+            VpcBindingNotFound => ("VpcBindingNotFound", 404),
+            EventSourceNotFound => ("EventSourceNotFound", 404),
             PreconditionFailed => ("PreconditionFailed", 412),
             InvalidRange => ("InvalidRange", 416),
             FunctionNotStarted => ("FunctionNotStarted", 412),

@@ -75,6 +75,15 @@ pub enum Endpoint {
     UntagResource,
     GetResourceTags,
     ListTaggedResources,
+    /// openfc has no reserved capacity: always an empty list.
+    ListReservedCapacities,
+    /// VPC bindings and event sources are stored and listed, with no effect (see `openfc_core::bindings`).
+    CreateVpcBinding { service: ServiceName },
+    ListVpcBindings { service: ServiceName },
+    DeleteVpcBinding { service: ServiceName, vpc_id: String },
+    RegisterEventSource { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    ListEventSources { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    DeregisterEventSource { service: ServiceName, function: FunctionName, qualifier: Qualifier, source_arn: String },
 }
 
 /// Why a path names no operation.
@@ -236,6 +245,26 @@ pub fn parse(method: &str, path: &str, query: &Query) -> Result<(ApiVersion, End
             let (service, qualifier) = service_segment(s, query)?;
             RedriveStatefulAsyncInvocation { service, function: FunctionName::parse(f)?, qualifier, id: (*id).to_owned() }
         }
+        ("GET", ["reservedCapacities" | "reserved-capacities"]) => ListReservedCapacities,
+        ("POST", ["services", s, "bindings"]) => CreateVpcBinding { service: unqualified(s, query)? },
+        ("GET", ["services", s, "bindings"]) => ListVpcBindings { service: unqualified(s, query)? },
+        ("DELETE", ["services", s, "bindings", v]) => {
+            DeleteVpcBinding { service: unqualified(s, query)?, vpc_id: (*v).to_owned() }
+        }
+        (m @ ("POST" | "GET"), ["services", s, "functions", f, "event-sources"]) => {
+            let (service, qualifier) = service_segment(s, query)?;
+            let function = FunctionName::parse(f)?;
+            if m == "POST" {
+                RegisterEventSource { service, function, qualifier }
+            } else {
+                ListEventSources { service, function, qualifier }
+            }
+        }
+        // The ARN is one URL-encoded segment as the SDKs send it; an unencoded one (its `/`s) is rejoined.
+        ("DELETE", ["services", s, "functions", f, "event-sources", arn @ ..]) if !arn.is_empty() => {
+            let (service, qualifier) = service_segment(s, query)?;
+            DeregisterEventSource { service, function: FunctionName::parse(f)?, qualifier, source_arn: arn.join("/") }
+        }
         ("GET", ["provision-configs"]) => ListProvisionConfigs,
         ("GET", ["on-demand-configs"]) => ListOnDemandConfigs,
         (m @ ("GET" | "PUT" | "DELETE"), ["services", s, "functions", f, config]) => {
@@ -337,6 +366,13 @@ impl Endpoint {
             UntagResource => "UntagResource",
             GetResourceTags => "GetResourceTags",
             ListTaggedResources => "ListTaggedResources",
+            ListReservedCapacities => "ListReservedCapacities",
+            CreateVpcBinding { .. } => "CreateVpcBinding",
+            ListVpcBindings { .. } => "ListVpcBindings",
+            DeleteVpcBinding { .. } => "DeleteVpcBinding",
+            RegisterEventSource { .. } => "RegisterEventSource",
+            ListEventSources { .. } => "ListEventSources",
+            DeregisterEventSource { .. } => "DeregisterEventSource",
         }
     }
 
@@ -347,6 +383,7 @@ impl Endpoint {
         match self {
             GetAccountSettings | CreateService | ListServices | ListProvisionConfigs | ListOnDemandConfigs
             | ListStatefulAsyncInvocationFunctions
+            | ListReservedCapacities
             | TagResource | UntagResource | GetResourceTags | ListTaggedResources => format!("{base}:services/*"),
             GetService { service, .. }
             | UpdateService { service }
@@ -356,7 +393,10 @@ impl Endpoint {
             | ListAliases { service }
             | CreateAlias { service }
             | ListServiceVersions { service }
-            | PublishServiceVersion { service } => format!("{base}:services/{service}"),
+            | PublishServiceVersion { service }
+            | CreateVpcBinding { service }
+            | ListVpcBindings { service } => format!("{base}:services/{service}"),
+            DeleteVpcBinding { service, vpc_id } => format!("{base}:services/{service}/bindings/{vpc_id}"),
             DeleteServiceVersion { service, version } => format!("{base}:services/{service}/versions/{version}"),
             GetAlias { service, alias } | UpdateAlias { service, alias } | DeleteAlias { service, alias } => {
                 format!("{base}:services/{service}/aliases/{alias}")
@@ -380,7 +420,10 @@ impl Endpoint {
             | PutFunctionAsyncInvokeConfig { service, function, qualifier }
             | GetFunctionAsyncInvokeConfig { service, function, qualifier }
             | DeleteFunctionAsyncInvokeConfig { service, function, qualifier }
-            | ListStatefulAsyncInvocations { service, function, qualifier } => {
+            | ListStatefulAsyncInvocations { service, function, qualifier }
+            | RegisterEventSource { service, function, qualifier }
+            | ListEventSources { service, function, qualifier }
+            | DeregisterEventSource { service, function, qualifier, .. } => {
                 format!("{base}:services/{service}.{qualifier}/functions/{function}")
             }
             GetStatefulAsyncInvocation { service, function, qualifier, id }
@@ -491,6 +534,27 @@ mod tests {
             check("PUT", &format!("/{v}/tag"), Some(("UntagResource", "")));
             check("GET", &format!("/{v}/tag?resourceArn=x"), Some(("GetResourceTags", "")));
             check("GET", &format!("/{v}/tags"), Some(("ListTaggedResources", "")));
+            check("GET", &format!("/{v}/reservedCapacities?limit=5"), Some(("ListReservedCapacities", "")));
+            check("GET", &format!("/{v}/reserved-capacities?nextToken=x"), Some(("ListReservedCapacities", "")));
+            check("POST", &format!("/{v}/reserved-capacities"), None);
+            check("POST", &format!("/{v}/services/s/bindings"), Some(("CreateVpcBinding", "\"s\"")));
+            check("GET", &format!("/{v}/services/s/bindings"), Some(("ListVpcBindings", "")));
+            check("DELETE", &format!("/{v}/services/s/bindings/vpc-1"), Some(("DeleteVpcBinding", "vpc-1")));
+            check("PUT", &format!("/{v}/services/s/bindings/vpc-1"), None);
+            check("POST", &format!("/{v}/services/s/functions/f/event-sources"), Some(("RegisterEventSource", "Latest")));
+            check("POST", &format!("/{v}/services/s.prod/functions/f/event-sources"), Some(("RegisterEventSource", "prod")));
+            check("GET", &format!("/{v}/services/s/functions/f/event-sources?qualifier=2"), Some(("ListEventSources", "Version(2)")));
+            check(
+                "DELETE",
+                &format!("/{v}/services/s/functions/f/event-sources/acs%3Amns%3Acn-hangzhou%3A1%3A%2Ftopics%2Ft?qualifier=prod"),
+                Some(("DeregisterEventSource", "acs:mns:cn-hangzhou:1:/topics/t")),
+            );
+            check(
+                "DELETE",
+                &format!("/{v}/services/s/functions/f/event-sources/acs:mns:cn-hangzhou:1:/topics/t"),
+                Some(("DeregisterEventSource", "acs:mns:cn-hangzhou:1:/topics/t")),
+            );
+            check("DELETE", &format!("/{v}/services/s/functions/f/event-sources"), None);
             check("PUT", &format!("/{v}/services/s/functions/f/bogus-config"), None);
             check("PATCH", &format!("/{v}/services/s"), None);
             check("GET", &format!("/{v}/nothing"), None);

@@ -60,6 +60,8 @@ impl From<CoreError> for ApiError {
             CoreError::OnDemandConfigNotFound(_) => ErrorCode::OnDemandConfigNotFound,
             CoreError::LayerNotFound(_) => ErrorCode::LayerNotFound,
             CoreError::LayerVersionNotFound { .. } => ErrorCode::LayerVersionNotFound,
+            CoreError::VpcBindingNotFound { .. } => ErrorCode::VpcBindingNotFound,
+            CoreError::EventSourceNotFound { .. } => ErrorCode::EventSourceNotFound,
             CoreError::FunctionNotStarted(_) => ErrorCode::FunctionNotStarted,
             CoreError::PullImageFailed(_) => ErrorCode::PullImageFailed,
             CoreError::Throttled(_) => ErrorCode::ResourceThrottled,

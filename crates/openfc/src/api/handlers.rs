@@ -308,5 +308,29 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
             let (items, next) = fc.list_tagged_resources(acct, &paging).await?;
             list("resources", items, next)
         }
+        ListReservedCapacities => {
+            // Checked like the other `limit,nextToken` lists, then always empty: openfc reserves nothing.
+            PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
+            list("reservedCapacities", Vec::new(), None)
+        }
+        CreateVpcBinding { service } => {
+            fc.create_vpc_binding(acct, &service, &body).await?;
+            json(json!({}))
+        }
+        ListVpcBindings { service } => json(json!({ "vpcIds": fc.list_vpc_bindings(acct, &service).await? })),
+        DeleteVpcBinding { service, vpc_id } => {
+            fc.delete_vpc_binding(acct, &service, &vpc_id).await?;
+            no_content()
+        }
+        RegisterEventSource { service, function, qualifier } => {
+            json(fc.register_event_source(acct, &service, &function, &qualifier, &body).await?)
+        }
+        ListEventSources { service, function, qualifier } => {
+            json(json!({ "eventSources": fc.list_event_sources(acct, &service, &function, &qualifier).await? }))
+        }
+        DeregisterEventSource { service, function, qualifier, source_arn } => {
+            fc.deregister_event_source(acct, &service, &function, &qualifier, &source_arn).await?;
+            no_content()
+        }
     })
 }

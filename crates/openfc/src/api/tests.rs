@@ -330,3 +330,43 @@ async fn signed_create_get_and_list_services_round_trip_on_both_prefixes() {
         h.create_service(reader, &name).await.error(409, "ServiceAlreadyExists");
     }
 }
+
+#[tokio::test]
+async fn vpc_bindings_are_stored_listed_and_go_with_their_service() {
+    let h = Harness::new().await;
+    for prefix in PREFIXES {
+        let name = unique("bind");
+        h.create_service(prefix, &name).await.ok(200);
+        let uri = format!("{prefix}/services/{name}/bindings");
+        let bind = |vpc: &str| serde_json::to_vec(&json!({"vpcId": vpc})).unwrap();
+        h.send(h.signed("POST", &uri, Some(bind("vpc-b")))).await.ok(200);
+        h.send(h.signed("POST", &uri, Some(bind("vpc-a")))).await.ok(200);
+        h.send(h.signed("POST", &uri, Some(bind("vpc-a")))).await.ok(200);
+        assert_eq!(h.send(h.signed("GET", &uri, None)).await.ok(200), json!({"vpcIds": ["vpc-a", "vpc-b"]}));
+        let bad = h.send(h.signed("POST", &uri, Some(b"{}".to_vec()))).await.error(400, "InvalidArgument");
+        assert_eq!(bad["ErrorMessage"], "vpcId is required");
+        let missing = h.send(h.signed("DELETE", &format!("{uri}/vpc-zz"), None)).await.error(404, "VpcBindingNotFound");
+        assert!(missing["ErrorMessage"].as_str().unwrap().contains("vpc-zz"), "{missing}");
+        let answer = h.send(h.signed("DELETE", &format!("{uri}/vpc-b"), None)).await;
+        assert_eq!(answer.status, StatusCode::NO_CONTENT);
+        assert_eq!(h.send(h.signed("GET", &uri, None)).await.ok(200), json!({"vpcIds": ["vpc-a"]}));
+        // Deleting the service takes its bindings: a re-created one starts with none.
+        let answer = h.send(h.signed("DELETE", &format!("{prefix}/services/{name}"), None)).await;
+        assert_eq!(answer.status, StatusCode::NO_CONTENT);
+        h.send(h.signed("GET", &uri, None)).await.error(404, "ServiceNotFound");
+        h.create_service(prefix, &name).await.ok(200);
+        assert_eq!(h.send(h.signed("GET", &uri, None)).await.ok(200), json!({"vpcIds": []}));
+    }
+}
+
+#[tokio::test]
+async fn reserved_capacities_are_an_empty_list_on_both_spellings() {
+    let h = Harness::new().await;
+    for prefix in PREFIXES {
+        for path in ["reservedCapacities", "reserved-capacities"] {
+            let got = h.send(h.signed("GET", &format!("{prefix}/{path}?limit=10"), None)).await.ok(200);
+            assert_eq!(got, json!({"reservedCapacities": []}));
+        }
+        h.send(h.signed("GET", &format!("{prefix}/reserved-capacities?limit=abc"), None)).await.error(400, "InvalidArgument");
+    }
+}
