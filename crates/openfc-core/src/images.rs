@@ -97,6 +97,8 @@ pub struct ImagePullRecord {
     pub reference: String,
     /// The function sets `customContainerConfig.command` or `args`: an image without ENTRYPOINT or CMD can run.
     pub has_command: bool,
+    /// The function naming it was written (until then, no user does not make it garbage).
+    pub named: bool,
     pub status: PullStatus,
     pub reason: String,
     pub image: Option<PulledImage>,
@@ -119,6 +121,8 @@ pub struct PullFailure {
 pub trait ImageMeta: Send + Sync {
     async fn create_image_pull(&self, rec: &ImagePullRecord) -> Result<(), MetaError>;
     async fn get_image_pull(&self, id: &str) -> Result<ImagePullRecord, MetaError>;
+    /// Records that the function naming the pull was written.
+    async fn mark_image_pull_named(&self, id: &str) -> Result<(), MetaError>;
     /// Extends the lease of a `Preparing` pull `owner` holds; false when it no longer holds it.
     async fn renew_image_pull(&self, id: &str, owner: &str, until_ms: i64) -> Result<bool, MetaError>;
     /// Settles a `Preparing` pull `owner` holds; false (nothing written) when it no longer holds it.
@@ -311,6 +315,7 @@ impl Images {
             account_id: account.to_owned(),
             reference: reference.to_owned(),
             has_command,
+            named: false,
             status: PullStatus::Preparing,
             reason: String::new(),
             image: None,
@@ -323,7 +328,11 @@ impl Images {
         Ok(rec)
     }
 
-    pub fn launch(self: &Arc<Self>, rec: ImagePullRecord) {
+    pub async fn launch(self: &Arc<Self>, rec: ImagePullRecord) {
+        if let Err(e) = self.meta.mark_image_pull_named(&rec.id).await {
+            // Only garbage collection reads it: an unmarked pull is merely kept longer.
+            tracing::warn!(pull = %rec.id, error = %e, "could not mark an image pull as named");
+        }
         tokio::spawn(self.clone().run(rec));
     }
 
@@ -509,12 +518,14 @@ impl PullInventory {
         self.pulls.iter().filter(|(_, u)| !u.is_empty()).filter_map(|(p, _)| p.image.clone()).collect()
     }
 
-    /// Pulls no function or version names, older than `grace_ms` (a pull is recorded just before the function
-    /// that names it is written, and may settle before that write lands).
-    pub fn unused(&self, now_ms: i64, grace_ms: i64) -> Vec<String> {
+    /// Pulls no function or version names any more: named once and no longer, or never named for ten minutes
+    /// (a pull is recorded just before the function that names it is written, and may settle before that write
+    /// lands; one whose write failed is removed at once).
+    pub fn unused(&self, now_ms: i64) -> Vec<String> {
+        const UNNAMED_GRACE_MS: i64 = 10 * 60 * 1000;
         self.pulls
             .iter()
-            .filter(|(p, u)| u.is_empty() && now_ms - p.created_ms > grace_ms)
+            .filter(|(p, u)| u.is_empty() && (p.named || now_ms - p.created_ms > UNNAMED_GRACE_MS))
             .map(|(p, _)| p.id.clone())
             .collect()
     }

@@ -288,7 +288,7 @@ impl Fc {
     /// Starts the pull once the function naming it is written, or drops it when the write failed.
     async fn settle_new_pull(&self, pull: Option<crate::images::ImagePullRecord>, written: bool) {
         if let (Some(images), Some(pull)) = (&self.images, pull) {
-            if written { images.launch(pull) } else { images.abandon(&pull).await }
+            if written { images.launch(pull).await } else { images.abandon(&pull).await }
         }
     }
 
@@ -389,6 +389,30 @@ impl Fc {
         // An update carrying customContainerConfig resolves the tag again (containers.md §1.3), even unchanged.
         let repull = patch.custom_container_config.is_some();
         let mut pull: Option<crate::images::ImagePullRecord> = None;
+        let result = self.write_function_update(account, service, name, if_match, &patch, new_code.as_ref(), repull, &mut pull).await;
+        // A pull recorded for this update starts only if the function that was written names it; any other end
+        // (an error, a retry that no longer needed it) drops it.
+        let named = match (&result, &pull) {
+            (Ok(rec), Some(p)) => crate::images::pull_of(&rec.config) == Some(p.id.as_str()),
+            _ => false,
+        };
+        self.settle_new_pull(pull, named).await;
+        result
+    }
+
+    /// UpdateFunction's conditional write, retried while concurrent writers win (without If-Match).
+    #[allow(clippy::too_many_arguments)]
+    async fn write_function_update(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        name: &FunctionName,
+        if_match: Option<&str>,
+        patch: &FunctionFields,
+        new_code: Option<&CodeRef>,
+        repull: bool,
+        pull: &mut Option<crate::images::ImagePullRecord>,
+    ) -> CoreResult<FunctionRecord> {
         for _ in 0..UPDATE_ATTEMPTS {
             let mut rec = self
                 .meta
@@ -401,39 +425,29 @@ impl Fc {
             let mut fields: FunctionFields = from_config(&rec.config)?;
             fields.apply(patch.clone());
             fields.validate()?;
-            if let Some(code) = &new_code {
+            if let Some(code) = new_code {
                 rec.code = Some(code.clone());
             }
             let expected = std::mem::replace(&mut rec.etag, new_etag());
             let old_pull = crate::images::pull_of(&rec.config).map(str::to_owned);
             rec.config = to_config(&fields)?;
             if fields.is_container() {
-                match (&pull, old_pull) {
+                match (pull.as_ref(), old_pull) {
                     (Some(p), _) => crate::images::set_pull(&mut rec.config, &p.id),
                     (None, Some(old)) if !repull => crate::images::set_pull(&mut rec.config, &old),
-                    (None, _) => pull = self.new_pull(account, &fields, &mut rec.config).await?,
+                    (None, _) => *pull = self.new_pull(account, &fields, &mut rec.config).await?,
                 }
             }
             rec.modified_time = self.timestamp();
             let result = self.meta.update_function(&rec, &expected).await;
             self.hot.functions.invalidate(&function_key(account, service, name));
             match result {
-                Ok(()) => {
-                    self.settle_new_pull(pull, true).await;
-                    return Ok(rec);
-                }
+                Ok(()) => return Ok(rec),
                 Err(MetaError::PreconditionFailed) if if_match.is_none() => continue,
-                Err(MetaError::PreconditionFailed) => {
-                    self.settle_new_pull(pull, false).await;
-                    return Err(CoreError::PreconditionFailed);
-                }
-                Err(e) => {
-                    self.settle_new_pull(pull, false).await;
-                    return Err(Self::function_missing(service, name)(e));
-                }
+                Err(MetaError::PreconditionFailed) => return Err(CoreError::PreconditionFailed),
+                Err(e) => return Err(Self::function_missing(service, name)(e)),
             }
         }
-        self.settle_new_pull(pull, false).await;
         Err(CoreError::Internal(format!("function '{name}' kept changing during the update")))
     }
 

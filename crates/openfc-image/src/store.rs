@@ -138,7 +138,17 @@ impl ImageStore {
     }
 
     pub fn tree_path(&self, chain_id: &str) -> Result<PathBuf, ImageError> {
-        Ok(self.cfg.dir.join("trees").join(hex_of(chain_id)?))
+        Ok(self.cfg.dir.join("trees").join(self.tree_name(chain_id)?))
+    }
+
+    /// A tree's directory name: its ChainID and the owners its files were written with (another
+    /// `--image-uid-base`, or none when not root, needs a tree of its own: the ids must match the instance's map).
+    fn tree_name(&self, chain_id: &str) -> Result<String, ImageError> {
+        let hex = hex_of(chain_id)?;
+        Ok(match self.cfg.owner_base {
+            Some(base) => format!("{hex}-u{base}"),
+            None => format!("{hex}-ids"),
+        })
     }
 
     fn tmp_path(&self, what: &str) -> PathBuf {
@@ -342,7 +352,8 @@ impl ImageStore {
         self.trees()
             .into_iter()
             .filter_map(|(p, info)| {
-                let hex = p.file_name()?.to_string_lossy().into_owned();
+                let name = p.file_name()?.to_string_lossy().into_owned();
+                let hex = name.split('-').next().unwrap_or_default().to_owned();
                 let info = info?;
                 Some((format!("sha256:{hex}"), info.reference, info.digest, info.bytes))
             })
@@ -366,7 +377,7 @@ impl ImageStore {
     /// Removes the trees pulled as `reference` that no image in `keep` uses, and their blobs no other tree or
     /// kept image needs. Returns the bytes freed.
     pub fn remove_reference(&self, reference: &str, keep: &[PulledImage]) -> Result<u64, ImageError> {
-        let kept_trees: HashSet<&str> = keep.iter().filter_map(|i| hex_of(&i.chain_id).ok()).collect();
+        let kept_trees: HashSet<String> = keep.iter().filter_map(|i| self.tree_name(&i.chain_id).ok()).collect();
         let mut needed: HashSet<String> = keep.iter().flat_map(|i| i.layers.iter().map(|l| l.digest.clone())).collect();
         let mut doomed = Vec::new();
         for (tree, info) in self.trees() {
@@ -393,8 +404,9 @@ impl ImageStore {
 
     /// Removes trees and blobs no image in `keep` uses. `all`: every such one; else only least recently used
     /// ones until the store is within its budget. Returns the bytes freed.
-    pub fn collect(&self, keep: &[PulledImage], in_use: &HashSet<PathBuf>, all: bool) -> Result<u64, ImageError> {
-        let keep_trees: HashSet<String> = keep.iter().filter_map(|i| hex_of(&i.chain_id).ok().map(str::to_owned)).collect();
+    /// Files changed within `grace` are kept: a blob stored moments ago may belong to a pull still running.
+    pub fn collect(&self, keep: &[PulledImage], in_use: &HashSet<PathBuf>, all: bool, grace: Duration) -> Result<u64, ImageError> {
+        let keep_trees: HashSet<String> = keep.iter().filter_map(|i| self.tree_name(&i.chain_id).ok()).collect();
         let keep_blobs: HashSet<String> =
             keep.iter().flat_map(|i| i.layers.iter()).filter_map(|l| hex_of(&l.digest).ok().map(str::to_owned)).collect();
         let usage = self.usage();
@@ -420,7 +432,7 @@ impl ImageStore {
         candidates.sort();
         // A blob stored or a tree built moments ago may belong to a pull about to settle; a tree a live instance
         // shows is never removed under it.
-        let fresh = SystemTime::now() - GRACE;
+        let fresh = SystemTime::now() - grace;
         candidates.retain(|(used, path, _)| *used < fresh && !in_use.contains(path));
         let mut freed = 0;
         for (_, path, size) in candidates {
@@ -441,8 +453,8 @@ fn shared_key(digest: &str) -> Result<String, ImageError> {
     Ok(format!("images/blobs/sha256/{}", hex_of(digest)?))
 }
 
-/// How long a new blob or a used tree is safe from collection.
-const GRACE: Duration = Duration::from_secs(600);
+/// How long a new blob or a used tree is safe from the budget's collection.
+pub const GRACE: Duration = Duration::from_secs(600);
 
 fn read_info(path: &Path) -> Option<TreeInfo> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()

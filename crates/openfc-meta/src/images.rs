@@ -12,6 +12,7 @@ use crate::{SqlMeta, map_err};
 const INSERT: &str = "INSERT INTO image_pulls (id, account_id, reference, status, reason, image, owner, lease_until_ms, \
      created_ms, updated_ms, has_command) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const GET: &str = "SELECT * FROM image_pulls WHERE id = $1";
+const NAMED: &str = "UPDATE image_pulls SET named = 1 WHERE id = $1";
 const RENEW: &str = "UPDATE image_pulls SET lease_until_ms = $1 WHERE id = $2 AND owner = $3 AND status = 'Preparing'";
 const SETTLE: &str = "UPDATE image_pulls SET status = $1, reason = $2, image = $3, updated_ms = $4 \
      WHERE id = $5 AND owner = $6 AND status = 'Preparing'";
@@ -41,6 +42,7 @@ fn pull_from_row(r: &impl Cols) -> Result<ImagePullRecord, MetaError> {
         account_id: r.text("account_id")?,
         reference: r.text("reference")?,
         has_command: r.int("has_command")? != 0,
+        named: r.int("named")? != 0,
         status: PullStatus::parse(&status).ok_or_else(|| MetaError::Backend(format!("bad pull status {status}")))?,
         reason: r.text("reason")?,
         image,
@@ -80,6 +82,10 @@ impl ImageMeta for SqlMeta {
             let row = sqlx::query(GET).bind(id).fetch_optional(p).await.map_err(map_err)?;
             pull_from_row(&row.ok_or(MetaError::NotFound)?)
         })
+    }
+
+    async fn mark_image_pull_named(&self, id: &str) -> Result<(), MetaError> {
+        on_pool!(self, p => sqlx::query(NAMED).bind(id).execute(p).await.map(|_| ()).map_err(map_err))
     }
 
     async fn renew_image_pull(&self, id: &str, owner: &str, until_ms: i64) -> Result<bool, MetaError> {

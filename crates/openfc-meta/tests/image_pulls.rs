@@ -17,6 +17,7 @@ fn pull(id: &str, reference: &str, owner: &str, lease_until_ms: i64) -> ImagePul
         account_id: "acct".into(),
         reference: reference.into(),
         has_command: id.ends_with("cmd"),
+        named: false,
         status: PullStatus::Preparing,
         reason: String::new(),
         image: None,
@@ -50,6 +51,8 @@ async fn suite(meta: Arc<SqlMeta>) {
     m.create_image_pull(&pull("p2cmd", "reg/b:1", "node-a", 5000)).await.unwrap();
     assert_eq!(m.get_image_pull("p1").await.unwrap(), pull("p1", "reg/a:1", "node-a", 5000));
     assert!(m.get_image_pull("p2cmd").await.unwrap().has_command);
+    m.mark_image_pull_named("p2cmd").await.unwrap();
+    assert!(m.get_image_pull("p2cmd").await.unwrap().named);
     assert!(matches!(m.get_image_pull("nope").await, Err(MetaError::NotFound)));
 
     // Only the owner renews and settles.

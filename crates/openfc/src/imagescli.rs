@@ -21,9 +21,6 @@ pub enum ImagesAction {
     Gc,
 }
 
-/// A pull older than this that no function names is garbage (it is recorded just before its function).
-const UNUSED_GRACE_MS: i64 = 10 * 60 * 1000;
-
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -111,9 +108,12 @@ pub async fn run(store_cfg: StoreConfig, images: ImageConfig, action: ImagesActi
         }
         ImagesAction::Gc => {
             let inv = PullInventory::read(meta.as_ref()).await?;
-            let unused = inv.unused(now_ms(), UNUSED_GRACE_MS);
+            let unused = inv.unused(now_ms());
             meta.delete_image_pulls(&unused).await?;
-            let freed = store.collect(&keep_after(&inv, &unused), &Default::default(), true).map_err(|e| anyhow::anyhow!("{e}"))?;
+            // Nothing pulling anywhere: nothing is half-stored, so everything unused goes now.
+            let pulling = inv.pulls.iter().any(|(p, _)| p.status == PullStatus::Preparing);
+            let grace = if pulling { openfc_image::store::GRACE } else { std::time::Duration::ZERO };
+            let freed = store.collect(&keep_after(&inv, &unused), &Default::default(), true, grace).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("removed {} unused pull(s); {} freed", unused.len(), mib(freed));
         }
     }

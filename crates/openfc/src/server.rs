@@ -260,7 +260,7 @@ async fn collect_garbage(app: Arc<App>, every: Duration) {
             match openfc_core::images::PullInventory::read(images.meta.as_ref()).await {
                 Ok(inv) => {
                     // Pulls nothing names any more (functions updated or deleted) go; their images become cache.
-                    let unused = inv.unused(openfc_core::images::now_ms(), 10 * 60 * 1000);
+                    let unused = inv.unused(openfc_core::images::now_ms());
                     if !unused.is_empty() {
                         match images.meta.delete_image_pulls(&unused).await {
                             Ok(()) => tracing::info!(removed = unused.len(), "removed image pulls no function uses"),
@@ -268,7 +268,7 @@ async fn collect_garbage(app: Arc<App>, every: Duration) {
                         }
                     }
                     let (store, keep, in_use) = (store.clone(), inv.in_use(), app.invoker.paths_in_use());
-                    let freed = tokio::task::spawn_blocking(move || store.collect(&keep, &in_use, false)).await;
+                    let freed = tokio::task::spawn_blocking(move || store.collect(&keep, &in_use, false, openfc_image::store::GRACE)).await;
                     if let Ok(Ok(n)) = freed
                         && n > 0
                     {

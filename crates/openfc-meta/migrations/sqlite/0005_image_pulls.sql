@@ -7,6 +7,8 @@ CREATE TABLE image_pulls (
     reference TEXT NOT NULL,
     -- 1 when the function sets customContainerConfig.command (an image without ENTRYPOINT or CMD can then run).
     has_command BIGINT NOT NULL,
+    -- 1 once the function naming it is written (before that, no user is not proof of garbage).
+    named BIGINT NOT NULL DEFAULT 0,
     status TEXT NOT NULL,
     reason TEXT NOT NULL,
     image TEXT,
