@@ -445,7 +445,18 @@ impl Invoker {
                 }
             }
         };
-        let started = Instance::start(&self.shared, spec, launch, root, pool.log.clone()).await;
+        let fallback = match &root {
+            InstanceRoot::Prestarted { code, layers, .. } => Some((code.clone(), layers.clone())),
+            _ => None,
+        };
+        let mut started = Instance::start(&self.shared, spec, launch, root, pool.log.clone()).await;
+        // A waiting runtime that died just before it got its function: start one afresh rather than fail the
+        // request (the function's own code has not run yet, so this is never a retry of user code).
+        if let (Err(InvokeError::NotStarted(why)), Some((code, layers))) = (&started, fallback) {
+            tracing::warn!(function = %spec.function, error = %why, "a pre-started runtime could not take its function; starting one afresh");
+            let launch = runtime::command(spec, &self.shared.config.interpreters, python_bytecode)?;
+            started = Instance::start(&self.shared, spec, launch, InstanceRoot::Code { code, layers }, pool.log.clone()).await;
+        }
         // Replace the warm launcher (or pre-started runtime) this start used, now that the start no longer
         // competes for the CPU.
         launchers::Launchers::refill(&self.shared);
