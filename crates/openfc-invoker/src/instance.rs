@@ -451,11 +451,15 @@ impl Instance {
         }
         let pid = child.id().ok_or_else(|| InvokeError::internal("sandbox exited at once"))?;
         let deadline = Instant::now() + Duration::from_secs(start_timeout_secs);
+        // `None`: a one-shot (non-web) process that already ran to its end — its exit is the result.
         let init = loop {
             if let Some(p) = init_pid(pid) {
-                break p;
+                break Some(p);
             }
             if let Ok(Some(status)) = child.try_wait() {
+                if one_shot {
+                    break None;
+                }
                 let _ = std::fs::remove_dir(&root);
                 return Err(InvokeError::NotStarted(format!("the sandbox exited ({status}): {}", logs.tail(20).join("\n"))));
             }
@@ -466,8 +470,12 @@ impl Instance {
         };
         metrics::histogram!("openfc_cold_start_seconds", "phase" => "sandbox").record(t0.elapsed().as_secs_f64());
         let t_sandbox = Instant::now();
-        let netns = std::fs::File::open(format!("/proc/{init}/ns/net"))
-            .map_err(|e| InvokeError::internal(format!("opening the instance network namespace: {e}")))?;
+        let netns = match init {
+            Some(init) => std::fs::File::open(format!("/proc/{init}/ns/net")),
+            // Nothing will connect to a process that has ended; the handle is only kept.
+            None => shared.home_netns.try_clone(),
+        }
+        .map_err(|e| InvokeError::internal(format!("opening the instance network namespace: {e}")))?;
         let runtime_api = match launch.runtime.protocol {
             Protocol::Http => None,
             Protocol::RuntimeApi => {
@@ -491,12 +499,17 @@ impl Instance {
                 Some(api)
             }
         };
-        if outbound {
+        // 0: the one-shot process has ended (no namespace to wait for or to give a network stack).
+        let init = init.unwrap_or(0);
+        if outbound && init != 0 {
             // slirp4netns configures tap0 through the address ioctls, which give 10.0.2.100 the classful /8
             // for a moment: started while init still sets its blackhole routes, it races them (EEXIST, or a
             // 10/8 route through tap0). Init forks the runtime only after its routes, so wait for that child.
             while init_pid(init).is_none() {
                 if let Ok(Some(status)) = child.try_wait() {
+                    if one_shot {
+                        break;
+                    }
                     let _ = std::fs::remove_dir(&root);
                     return Err(InvokeError::NotStarted(format!("the sandbox exited ({status}): {}", logs.tail(20).join("\n"))));
                 }
@@ -506,7 +519,8 @@ impl Instance {
                 tokio::time::sleep(Duration::from_micros(200)).await;
             }
         }
-        let slirp = match (&shared.config.slirp4netns, spec.internet_access) {
+        let ended = matches!(child.try_wait(), Ok(Some(_)));
+        let slirp = match (&shared.config.slirp4netns, spec.internet_access && init != 0 && !ended) {
             (Some(bin), true) => Some(
                 tokio::process::Command::new(bin)
                     // Its own mount namespace without capabilities, and a syscall filter: it parses the
