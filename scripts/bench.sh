@@ -4,9 +4,13 @@
 #
 #   api     control plane: openfc and a bare axum handler side by side (throughput, latency, memory and
 #           download figures)
-#   invoke  invocations: a trivial custom runtime through openfc vs the same runtime server called
-#           directly (warm latency pinned with taskset, throughput at concurrency 16), Python and custom
-#           runtime cold starts, 1,000 concurrent invocations. Needs root (function sandboxes) and taskset.
+#   invoke  invocations: the `warm` figures below, Python and custom runtime cold starts, 1,000 concurrent
+#           invocations. Needs root (function sandboxes), taskset and nginx.
+#   warm    warm invocations only (issue 9 items 3-4): a trivial custom runtime through openfc vs the same
+#           runtime server behind Debian's nginx as a keep-alive reverse proxy (private config in a temp dir,
+#           free port; upstream keepalive 64, HTTP/1.1, Connection "") vs called directly: p50 overhead at
+#           concurrency 1 pinned with taskset, throughput at concurrency 16, CPU per invocation (openfc +
+#           instance, from /proc) next to a signed GetFunction's. Installs Debian's nginx if missing.
 #   async   durable async invocations and timers, on SQLite (and on PostgreSQL with --database-url URL, an
 #           empty database): async InvokeFunction accepts/s at concurrency 16 next to synchronous invokes of
 #           the same function, completions/s of a 5,000-event burst, 202 → start latency (p50, p99) idle and
@@ -23,12 +27,29 @@
 #           (20 runs each); RSS per waiting runtime from /health; 50 distinct Python functions invoked cold at
 #           once with a pool of 8 and with none (p50, p99, errors). Needs root, python3 and node.
 #
-# Usage: scripts/bench.sh [api|invoke|async|images|prestart]... [--seconds N] [--database-url URL]   (no part named: all;
+# Usage: scripts/bench.sh [api|invoke|warm|async|images|prestart]... [--seconds N] [--database-url URL]   (no part named: all;
 #        N = measured seconds per load run after a 1 s warm-up; default 5)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+
+# The warm invocation figures compare against Debian's nginx (never its system configuration: the benchmark
+# writes its own). Where policy-rc.d allows it, the package's postinst may start the system service; the
+# benchmark does not use it.
+want_nginx=1
+for arg in "$@"; do
+    case $arg in
+        invoke|warm) want_nginx=1; break ;;
+        api|async|images|prestart) want_nginx=0 ;;
+    esac
+done
+if [[ $want_nginx == 1 ]]; then
+    if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
+        echo "installing Debian's nginx (the keep-alive reverse proxy baseline)" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx >&2 || echo "could not install nginx: its rows will be missing" >&2
+    fi
+fi
 
 cargo build --release -p openfc -p openfc-bench
 exec target/release/openfc-bench --openfc target/release/openfc "$@"

@@ -2,11 +2,9 @@
 //! shipped as a custom runtime's `bootstrap` (see `runtime`), and the baseline is the same binary
 //! serving on the host, called directly, measured in the same run.
 //!
-//! 1. Warm InvokeFunction vs the runtime server called directly. At concurrency 1, openfc (and so its
-//!    instances) and the direct server run under `taskset -c 0` and this load generator on CPU 1, so
-//!    both paths pay the same cross-core wake-ups; the figure is p50(openfc) − p50(direct). At
-//!    concurrency 16 (another openfc, unpinned) one instance with `instanceConcurrency` 16 serves all;
-//!    the figure is the throughput ratio. Also: p50 of invocations with `x-fc-log-type: Tail`.
+//! 1. Warm InvokeFunction vs the runtime server behind nginx and called directly, at concurrency 1 pinned
+//!    and at concurrency 16, with CPU per invocation next to a signed GetFunction's (see `warmbench`, also
+//!    run alone as `scripts/bench.sh warm`).
 //! 2. Cold start of a python3.10 event function, end to end: each UpdateFunction (a new description)
 //!    makes a new instance pool, so the next invocation starts a new instance.
 //! 3. Platform overhead of a custom-runtime cold start: the median cold invocation minus the median
@@ -33,22 +31,19 @@ use hyper::{HeaderMap, Method};
 use zip::write::SimpleFileOptions;
 
 use crate::client::{Conn, Signer, plain_get};
-use crate::load::{self, Call, LoadResult, percentile};
+use crate::load::percentile;
 use crate::procs::{self, Openfc};
 use crate::{Row, check, info, us};
 
 const SERVICES: &str = "/2016-08-15/services";
-const FUNCTIONS: &str = "/2016-08-15/services/bench/functions";
-const EVENT: &[u8] = br#"{"hello":"openfc"}"#;
-/// The same runtime told to compute per request (see `runtime.rs`; about 200 µs of CPU on the project's
-/// machines, shown in the row's server CPU figure): a function that does some work.
-const WORK_EVENT: &[u8] = b"work:200000";
+pub(crate) const FUNCTIONS: &str = "/2016-08-15/services/bench/functions";
+pub(crate) const EVENT: &[u8] = br#"{"hello":"openfc"}"#;
 const PYTHON_CODE: &str = "def handler(event, context):\n    return event\n";
 const COLD_RUNS: usize = 10;
 const TAIL_RUNS: usize = 200;
 const BURST: usize = 1000;
 
-fn invoke_path(function: &str) -> String {
+pub(crate) fn invoke_path(function: &str) -> String {
     format!("{FUNCTIONS}/{function}/invocations")
 }
 
@@ -56,37 +51,25 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-fn load_figure(r: &LoadResult) -> String {
-    format!(
-        "{:.0} req/s, p50 {}, p99 {}, cpu {}+{} µs",
-        r.per_sec,
-        us(r.p50),
-        us(r.p99),
-        r.server_cpu.as_micros(),
-        r.client_cpu.as_micros()
-    )
-}
-
-pub async fn run(openfc_bin: &Path, seconds: Duration) -> anyhow::Result<Vec<Row>> {
-    let zips = Zips {
-        bootstrap: tokio::task::spawn_blocking(bootstrap_zip).await??,
-        python: python_zip()?,
-    };
-    let mut rows = Vec::new();
-    match pinned(openfc_bin, seconds, &zips).await {
-        Ok(r) => rows.extend(r),
-        Err(e) => {
-            eprintln!("pinned invocation benchmark failed: {e:#}");
-            rows.push(check("c=1 invoke (pinned)", "FAILED (see above)", "", false));
-        }
+/// `warm`: only the warm figures (`warmbench`); else all of them.
+pub async fn run(openfc_bin: &Path, seconds: Duration, warm_only: bool) -> anyhow::Result<Vec<Row>> {
+    let zips = Zips::build().await?;
+    let mut rows = crate::warmbench::run(openfc_bin, seconds, &zips).await?;
+    if !warm_only {
+        rows.extend(unpinned(openfc_bin, &zips).await?);
     }
-    rows.extend(unpinned(openfc_bin, seconds, &zips).await?);
     Ok(rows)
 }
 
-struct Zips {
-    bootstrap: Vec<u8>,
+pub(crate) struct Zips {
+    pub bootstrap: Vec<u8>,
     python: Vec<u8>,
+}
+
+impl Zips {
+    async fn build() -> anyhow::Result<Self> {
+        Ok(Zips { bootstrap: tokio::task::spawn_blocking(bootstrap_zip).await??, python: python_zip()? })
+    }
 }
 
 /// A zip whose `bootstrap` (mode 0755) is a copy of this binary.
@@ -106,7 +89,7 @@ fn python_zip() -> anyhow::Result<Vec<u8>> {
     Ok(zip.finish()?.into_inner())
 }
 
-fn create_body(name: &str, runtime: &str, handler: &str, zip: &[u8], concurrency: u32) -> Bytes {
+pub(crate) fn create_body(name: &str, runtime: &str, handler: &str, zip: &[u8], concurrency: u32) -> Bytes {
     serde_json::json!({
         "functionName": name,
         "runtime": runtime,
@@ -120,7 +103,7 @@ fn create_body(name: &str, runtime: &str, handler: &str, zip: &[u8], concurrency
 }
 
 /// Creates the `bench` service on a fresh openfc.
-async fn setup(openfc: &Openfc) -> anyhow::Result<(Arc<Signer>, Conn)> {
+pub(crate) async fn setup(openfc: &Openfc) -> anyhow::Result<(Arc<Signer>, Conn)> {
     let signer = Arc::new(Signer::from_credentials(&openfc.credentials, openfc.addr())?);
     let mut conn = Conn::open(signer.addr).await?;
     conn.call_ok(signer.request(Method::POST, SERVICES, Bytes::from(r#"{"serviceName":"bench"}"#))).await?;
@@ -128,7 +111,7 @@ async fn setup(openfc: &Openfc) -> anyhow::Result<(Arc<Signer>, Conn)> {
 }
 
 /// One synchronous invocation that must succeed and echo the event; returns its latency and instance id.
-async fn invoke_once(conn: &mut Conn, signer: &Signer, function: &str) -> anyhow::Result<(Duration, String)> {
+pub(crate) async fn invoke_once(conn: &mut Conn, signer: &Signer, function: &str) -> anyhow::Result<(Duration, String)> {
     let req = signer.request(Method::POST, &invoke_path(function), Bytes::from_static(EVENT));
     let start = Instant::now();
     let (status, headers, body) = conn.call_full(req).await?;
@@ -156,10 +139,10 @@ fn check_invocation(function: &str, status: u16, headers: &HeaderMap, body: &[u8
 }
 
 /// Pins every thread of this process to some CPUs until dropped.
-struct Pin(String);
+pub(crate) struct Pin(String);
 
 impl Pin {
-    fn to(cpus: &str) -> anyhow::Result<Self> {
+    pub(crate) fn to(cpus: &str) -> anyhow::Result<Self> {
         let restore = procs::allowed_cpus()?;
         procs::set_affinity(std::process::id(), cpus)?;
         Ok(Pin(restore))
@@ -174,61 +157,8 @@ impl Drop for Pin {
     }
 }
 
-/// Figure 1 at concurrency 1: openfc and the direct server on CPU 0, the load generator on CPU 1.
-async fn pinned(openfc_bin: &Path, seconds: Duration, zips: &Zips) -> anyhow::Result<Vec<Row>> {
-    let openfc = Openfc::start(openfc_bin, &[], Some("0")).await?;
-    let direct = procs::start_runtime_server(Some("0")).await?;
-    eprintln!("openfc (CPU 0) on {}, runtime server (CPU 0) on {}, data in {}", openfc.addr(), direct.addr, openfc.dir.path().display());
-    let result = async {
-        let (signer, mut conn) = setup(&openfc).await?;
-        conn.call_ok(signer.request(Method::POST, FUNCTIONS, create_body("echo", "custom", "h", &zips.bootstrap, 1))).await?;
-        let (first, _) = invoke_once(&mut conn, &signer, "echo").await?;
-        eprintln!("first invocation (package unpack + cold start): {}", ms(first));
-        let direct_signer = Arc::new(signer.for_addr(direct.addr));
-
-        let _pin = Pin::to("1")?;
-        let mut rows = Vec::new();
-        let mut p50s = Vec::new();
-        for (name, call, pid) in [
-            ("runtime server called directly", Call::post(&direct_signer, "/invoke", EVENT), direct.pid()),
-            ("invoke through openfc", Call::post(&signer, &invoke_path("echo"), EVENT), openfc.pid()),
-        ] {
-            eprintln!("load: {name}, concurrency 1 (pinned), 1 s warm-up + {} s", seconds.as_secs());
-            let r = load::run(call, 1, pid, Duration::from_secs(1), seconds).await?;
-            if let Some(e) = &r.first_error {
-                eprintln!("  {} errors; first: {e}", r.errors);
-            }
-            rows.push(check(
-                format!("c=1 (pinned) {name}: errors"),
-                r.errors.to_string(),
-                "0",
-                r.errors == 0,
-            ));
-            rows.push(info(format!("c=1 (pinned) {name}"), load_figure(&r)));
-            p50s.push(r.p50);
-        }
-        let overhead = p50s[1].saturating_sub(p50s[0]);
-        rows.push(check("c=1 invoke p50 overhead = p50(openfc) − p50(direct)", us(overhead), "< 150 µs", overhead < Duration::from_micros(150)));
-
-        eprintln!("{TAIL_RUNS} invocations with x-fc-log-type: Tail (pinned)");
-        let (tail_p50, with_log) = tail_sample(&signer, "echo", TAIL_RUNS).await?;
-        rows.push(info(format!("c=1 (pinned) invoke with x-fc-log-type: Tail, p50 of {TAIL_RUNS}"), us(tail_p50)));
-        rows.push(check(
-            "Tail invocations whose x-fc-log-result holds the Start/End markers",
-            format!("{with_log}/{TAIL_RUNS}"),
-            "all",
-            with_log == TAIL_RUNS,
-        ));
-        anyhow::Ok(rows)
-    }
-    .await;
-    let mut rows = result.map_err(|e| e.context(openfc.log_tail()))?;
-    rows.extend(log_rows("pinned openfc", openfc));
-    Ok(rows)
-}
-
 /// Sequential invocations with `x-fc-log-type: Tail`: p50, and how many answers carried the log.
-async fn tail_sample(signer: &Signer, function: &str, runs: usize) -> anyhow::Result<(Duration, usize)> {
+pub(crate) async fn tail_sample(signer: &Signer, function: &str, runs: usize) -> anyhow::Result<(Duration, usize)> {
     let mut conn = Conn::open(signer.addr).await?;
     let (mut times, mut with_log) = (Vec::with_capacity(runs), 0);
     for _ in 0..runs {
@@ -264,22 +194,19 @@ pub(crate) fn log_rows(label: &str, openfc: Openfc) -> Vec<Row> {
     ]
 }
 
-/// Figures 1 (c=16), 2, 3 and 4 on one unpinned openfc with `--max-instances 10 --queue-timeout-ms 30000`.
-async fn unpinned(openfc_bin: &Path, seconds: Duration, zips: &Zips) -> anyhow::Result<Vec<Row>> {
+/// Figures 2, 3 and 4 on one unpinned openfc with `--max-instances 10 --queue-timeout-ms 30000`.
+async fn unpinned(openfc_bin: &Path, zips: &Zips) -> anyhow::Result<Vec<Row>> {
     let openfc = Openfc::start(openfc_bin, &["--max-instances", "10", "--queue-timeout-ms", "30000"], None).await?;
-    let direct = procs::start_runtime_server(None).await?;
-    eprintln!("openfc on {}, runtime server on {}, data in {}", openfc.addr(), direct.addr, openfc.dir.path().display());
+    eprintln!("openfc on {}, data in {}", openfc.addr(), openfc.dir.path().display());
     let (signer, mut conn) = setup(&openfc).await.map_err(|e| e.context(openfc.log_tail()))?;
     let mut rows = Vec::new();
-    let sections: [(&str, Section); 4] = [
-        ("c=16 invoke", Section::Throughput(direct.addr, direct.pid())),
+    let sections: [(&str, Section); 3] = [
         ("python3.10 cold start", Section::PythonCold),
         ("custom runtime cold start", Section::CustomCold),
         ("1000 concurrent invocations", Section::Burst),
     ];
     for (label, section) in sections {
         let r = match section {
-            Section::Throughput(addr, pid) => throughput(&openfc, &signer, &mut conn, zips, addr, pid, seconds).await,
             Section::PythonCold => python_cold(&openfc, &signer, &mut conn, zips).await,
             Section::CustomCold => custom_cold(&openfc, &signer, &mut conn, zips).await,
             Section::Burst => bursts(&signer, &mut conn, zips).await,
@@ -294,61 +221,16 @@ async fn unpinned(openfc_bin: &Path, seconds: Duration, zips: &Zips) -> anyhow::
             }
         }
     }
-    drop((conn, direct));
+    drop(conn);
     rows.extend(log_rows("openfc", openfc));
     Ok(rows)
 }
 
 #[derive(Clone, Copy)]
 enum Section {
-    Throughput(SocketAddr, u32),
     PythonCold,
     CustomCold,
     Burst,
-}
-
-/// Figure 1 at concurrency 16: one instance with `instanceConcurrency` 16 vs the direct server.
-async fn throughput(
-    openfc: &Openfc,
-    signer: &Arc<Signer>,
-    conn: &mut Conn,
-    zips: &Zips,
-    direct: SocketAddr,
-    direct_pid: u32,
-    seconds: Duration,
-) -> anyhow::Result<Vec<Row>> {
-    conn.call_ok(signer.request(Method::POST, FUNCTIONS, create_body("echo", "custom", "h", &zips.bootstrap, 1))).await?;
-    conn.call_ok(signer.request(Method::PUT, &format!("{FUNCTIONS}/echo"), Bytes::from(r#"{"instanceConcurrency":16}"#))).await?;
-    // One instance first: 16 requests arriving at an empty pool would each start one.
-    invoke_once(conn, signer, "echo").await?;
-    let direct_signer = Arc::new(signer.for_addr(direct));
-    let mut rows = Vec::new();
-    let mut rates = Vec::new();
-    for (name, call, pid) in [
-        ("runtime server called directly", Call::post(&direct_signer, "/invoke", EVENT), direct_pid),
-        ("invoke through openfc", Call::post(signer, &invoke_path("echo"), EVENT), openfc.pid()),
-        ("runtime computing per request, called directly", Call::post(&direct_signer, "/invoke", WORK_EVENT), direct_pid),
-        ("runtime computing per request, through openfc", Call::post(signer, &invoke_path("echo"), WORK_EVENT), openfc.pid()),
-    ] {
-        eprintln!("load: {name}, concurrency 16, 1 s warm-up + {} s", seconds.as_secs());
-        let r = load::run(call, 16, pid, Duration::from_secs(1), seconds).await?;
-        if let Some(e) = &r.first_error {
-            eprintln!("  {} errors; first: {e}", r.errors);
-        }
-        rows.push(check(format!("c=16 {name}: errors"), r.errors.to_string(), "0", r.errors == 0));
-        let mut figure = load_figure(&r);
-        if r.instances > 0 {
-            figure.push_str(&format!(", {} instance(s)", r.instances));
-        }
-        rows.push(info(format!("c=16 {name}"), figure));
-        rates.push(r.per_sec);
-    }
-    let ratio = rates[1] / rates[0].max(f64::MIN_POSITIVE);
-    rows.push(check("c=16 invoke throughput / direct", format!("{ratio:.2}"), "≥ 0.70", ratio >= 0.70));
-    // Not the target's measurement: how the same overhead weighs on a function that does some work.
-    let work_ratio = rates[3] / rates[2].max(f64::MIN_POSITIVE);
-    rows.push(info("c=16 throughput / direct, runtime computing per request (not the target's measure)", format!("{work_ratio:.2}")));
-    Ok(rows)
 }
 
 /// Cold invocations of `function`, each after an UpdateFunction that makes a new pool.

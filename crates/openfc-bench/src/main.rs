@@ -10,8 +10,9 @@
 //! package's code URL.
 //!
 //! `invoke`: InvokeFunction against this binary serving as a trivial custom runtime (see `runtime`),
-//! compared with the same runtime server called directly; cold starts of Python and custom-runtime
-//! functions; 1,000 concurrent invocations (see `invoke`).
+//! compared with the same runtime server behind nginx and called directly (`warm` runs only these figures,
+//! see `warmbench`); cold starts of Python and custom-runtime functions; 1,000 concurrent invocations (see
+//! `invoke`).
 //!
 //! `async`: durable asynchronous InvokeFunction against the same runtime, recording what it ran: accepts
 //! per second next to synchronous invocations of the same function, completions per second of a burst,
@@ -37,6 +38,7 @@ mod package;
 mod prestartbench;
 mod procs;
 mod runtime;
+mod warmbench;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,7 +54,7 @@ use load::Call;
 use package::FUNCTIONS;
 use procs::Servers;
 
-const USAGE: &str = "usage: openfc-bench [api|invoke|async|images|prestart]... [--openfc PATH] [--seconds N] [--database-url URL]";
+const USAGE: &str = "usage: openfc-bench [api|invoke|warm|async|images|prestart]... [--openfc PATH] [--seconds N] [--database-url URL]";
 const FUNCTION_PATH: &str = "/2016-08-15/services/bench/functions/f";
 const CODE_PATH: &str = "/2016-08-15/services/bench/functions/f/code";
 /// Shaped and sized like openfc's GetFunctionCode answer (273 bytes).
@@ -87,13 +89,15 @@ fn main() -> anyhow::Result<()> {
     while i < args.len() {
         match args[i].as_str() {
             "--openfc" | "--seconds" | "--database-url" => i += 1,
-            "api" | "invoke" | "async" | "images" | "prestart" => parts.push(args[i].clone()),
+            "api" | "invoke" | "warm" | "async" | "images" | "prestart" => parts.push(args[i].clone()),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
         i += 1;
     }
     let chosen = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     let (run_api, run_invoke, run_async) = (chosen("api"), chosen("invoke"), chosen("async"));
+    // `invoke` includes the warm figures; `warm` alone runs only them.
+    let warm_only = !run_invoke && chosen("warm");
     let database_url = flag("--database-url").cloned();
     let openfc = PathBuf::from(flag("--openfc").map_or("target/release/openfc", String::as_str));
     let seconds: u64 = flag("--seconds").map_or(Ok(5), |s| s.parse()).context(USAGE)?;
@@ -102,7 +106,11 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let run = async {
             let api_rows = if run_api { Some(bench_api(openfc.clone(), Duration::from_secs(seconds)).await?) } else { None };
-            let invoke_rows = if run_invoke { Some(invoke::run(&openfc, Duration::from_secs(seconds)).await?) } else { None };
+            let invoke_rows = if run_invoke || warm_only {
+                Some(invoke::run(&openfc, Duration::from_secs(seconds), warm_only).await?)
+            } else {
+                None
+            };
             let async_rows = if run_async {
                 Some(asyncbench::run(&openfc, Duration::from_secs(seconds), database_url.as_deref()).await?)
             } else {
@@ -122,10 +130,11 @@ fn main() -> anyhow::Result<()> {
             println!("\ncpu S+C µs = server + load-generator CPU time per request; c = concurrent keep-alive connections.");
         }
         if let Some(rows) = invoke_rows {
-            println!("\ninvocation (scripts/bench.sh invoke)");
+            println!("\ninvocation (scripts/bench.sh {})", if warm_only { "warm" } else { "invoke" });
             print_table(&rows);
-            println!("\ncpu S+C µs = server (openfc and its instances) + load-generator CPU time per request; c = concurrent");
-            println!("keep-alive connections; \"direct\" = the same runtime server called without openfc, in the same run.");
+            println!("\ncpu S+C µs = server (openfc with its instances; nginx with the runtime server) + load-generator CPU time per");
+            println!("request; c = concurrent keep-alive connections; \"direct\" = the same runtime server called without openfc, and");
+            println!("\"nginx\" = it behind nginx as a keep-alive reverse proxy, both in the same run.");
         }
         if let Some(rows) = async_rows {
             println!("\nasync invocations and timers (scripts/bench.sh async)");
