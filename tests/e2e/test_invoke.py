@@ -454,10 +454,13 @@ def test_default_limit_is_ten_instances_and_an_eleventh_request_waits_for_one(sr
     from concurrent.futures import ThreadPoolExecutor
     fn = new_function(srv, svc, PY_BEHAVIOURS, timeout=10)
 
+    # One clock for all: the threads start a few ms apart, so each request's own start would let the eleventh
+    # (started last) look up to that much faster than two sleeps in a row.
+    start = time.monotonic()
+
     def one(_):
-        t0 = time.monotonic()
         inv = invoke(srv, svc, fn, b"sleep:1.5")
-        return inv, time.monotonic() - t0
+        return inv, time.monotonic() - start
 
     with ThreadPoolExecutor(11) as ex:
         results = list(ex.map(one, range(11)))
