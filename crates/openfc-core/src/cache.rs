@@ -19,9 +19,10 @@ pub struct HotCache {
     pub layers: ReadCache<(String, String), crate::ports::LayerVersionRecord>,
     /// On-demand configs' maximumInstanceCount by (account, resource); `None` when unset.
     pub on_demand: ReadCache<(String, String), Option<i64>>,
-    /// Invocation specs by function state (`invocation::PreparedKey`): a state's spec never changes, so
-    /// the TTL only bounds how long a gone state's spec is kept.
-    pub specs: ReadCache<crate::invocation::PreparedKey, std::sync::Arc<crate::invocation::FunctionSpec>>,
+    /// Invocation specs by function state (`invocation::PreparedKey`), looked up by the key's hash so a hit
+    /// builds no key (the entry holds the key, compared on a hit): a state's spec never changes, so the TTL
+    /// only bounds how long a gone state's spec is kept.
+    pub specs: ReadCache<u64, (crate::invocation::PreparedKey, std::sync::Arc<crate::invocation::FunctionSpec>)>,
     /// Custom domains by host name, and their compiled routes (`domains`).
     pub domains: crate::domains::DomainCache,
     /// HTTP triggers by (account, "service/function/qualifier").
@@ -66,6 +67,16 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         map.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
     }
 
+    /// What `f` makes of the fresh entry of `key`, under the read lock: nothing of it is cloned but what `f`
+    /// returns.
+    pub fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> Option<R>) -> Option<R> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let map = self.map.read().expect("cache lock");
+        map.get(key).filter(|(at, _)| at.elapsed() < self.ttl).and_then(|(_, v)| f(v))
+    }
+
     pub fn put(&self, key: K, value: V) {
         if self.ttl.is_zero() {
             return;
@@ -99,6 +110,8 @@ mod tests {
         let c = ReadCache::new(Duration::from_millis(50), 2);
         c.put("a", 1);
         assert_eq!(c.get(&"a"), Some(1));
+        assert_eq!(c.get_with(&"a", |v| Some(v + 1)), Some(2));
+        assert_eq!(c.get_with(&"a", |_| None::<i32>), None);
         c.invalidate(&"a");
         assert_eq!(c.get(&"a"), None);
         c.put("a", 1);
@@ -114,5 +127,6 @@ mod tests {
         let off = ReadCache::new(Duration::ZERO, 2);
         off.put("a", 1);
         assert_eq!(off.get(&"a"), None);
+        assert_eq!(off.get_with(&"a", |v| Some(*v)), None);
     }
 }

@@ -8,6 +8,7 @@
 //! is, and those types are not a framework.
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -235,6 +236,9 @@ fn function_spec(
 /// The cache key of a prepared spec: everything `function_spec` reads that can change.
 pub type PreparedKey = (String, String, String, Option<u64>, String, String, String, Option<u32>);
 
+/// Hashes `PreparedKey`s (borrowed) for the spec cache; keyed per process.
+static SPEC_KEYS: std::sync::LazyLock<std::hash::RandomState> = std::sync::LazyLock::new(std::hash::RandomState::new);
+
 impl Fc {
     /// Resolves what a request to (service, function, qualifier) runs — alias weights rolled per call — and
     /// its spec, built once per function state (it parses the stored config). The runtime is checked here,
@@ -284,20 +288,34 @@ impl Fc {
 
     async fn prepared(&self, account: &str, target: &InvokeTarget) -> CoreResult<Prepared> {
         let f = &target.function;
-        let key: PreparedKey = (
-            account.to_owned(),
-            f.service_name.clone(),
-            f.name.clone(),
+        // The key borrowed: a hit (every warm invocation) copies none of its strings.
+        let parts = (
+            account,
+            f.service_name.as_str(),
+            f.name.as_str(),
             target.version,
-            f.etag.clone(),
-            target.service.etag.clone(),
-            target.qualifier.clone(),
+            f.etag.as_str(),
+            target.service.etag.as_str(),
+            target.qualifier.as_str(),
             target.max_instances,
         );
-        let spec = match self.hot.specs.get(&key) {
+        let hash = SPEC_KEYS.hash_one(parts);
+        let cached = self.hot.specs.get_with(&hash, |(key, spec)| {
+            let same = (
+                key.0.as_str(),
+                key.1.as_str(),
+                key.2.as_str(),
+                key.3,
+                key.4.as_str(),
+                key.5.as_str(),
+                key.6.as_str(),
+                key.7,
+            ) == parts;
+            same.then(|| spec.clone())
+        });
+        let spec = match cached {
             Some(spec) => spec,
             None => {
-                let f = &target.function;
                 let fields: FunctionFields = serde_json::from_value(f.config.clone())
                     .map_err(|e| CoreError::Internal(format!("stored function config unreadable: {e}")))?;
                 // Before anything else: a runtime the invoker cannot run.
@@ -307,7 +325,19 @@ impl Fc {
                     None => None,
                 };
                 let spec = Arc::new(function_spec(&self.region, account, target, fields, container)?);
-                self.hot.specs.put(key, spec.clone());
+                let key: PreparedKey = (
+                    account.to_owned(),
+                    f.service_name.clone(),
+                    f.name.clone(),
+                    target.version,
+                    f.etag.clone(),
+                    target.service.etag.clone(),
+                    target.qualifier.clone(),
+                    target.max_instances,
+                );
+                // A key whose hash collides with another's takes its place: both stay correct, the other
+                // is built again at its next use.
+                self.hot.specs.put(hash, (key, spec.clone()));
                 spec
             }
         };

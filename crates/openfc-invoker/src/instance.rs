@@ -84,11 +84,34 @@ pub struct Control {
     pub http: Option<HttpTarget>,
 }
 
+const X_FC_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-fc-request-id");
+const X_FC_CONTROL_PATH: http::HeaderName = http::HeaderName::from_static("x-fc-control-path");
+const X_FC_QUALIFIER: http::HeaderName = http::HeaderName::from_static("x-fc-qualifier");
+
+/// The headers of a function version's control requests, built once per pool.
+pub struct ControlHeaders {
+    /// The `x-fc-*` headers that depend only on the function version (what the Runtime API delivers too).
+    pub fixed: http::HeaderMap,
+    /// `fixed` followed by the per-request ones (request id, control path, qualifier) with empty values: a
+    /// clone of it takes the request's values in place, without the map growing.
+    http: http::HeaderMap,
+}
+
+impl ControlHeaders {
+    pub fn new(fixed: http::HeaderMap) -> Self {
+        let mut http = fixed.clone();
+        for name in [X_FC_REQUEST_ID, X_FC_CONTROL_PATH, X_FC_QUALIFIER] {
+            http.insert(name, http::HeaderValue::from_static(""));
+        }
+        ControlHeaders { fixed, http }
+    }
+}
+
 impl Control {
     /// The custom-runtime contract's request (fc-api.md §8.1): `POST /invoke`, `/http-invoke` (the client's
     /// method, path and headers, marked by `x-fc-control-path`), `/initialize`, `GET /pre-stop`, each with the
     /// function version's fixed `x-fc-*` headers.
-    fn into_http(self, fixed: &http::HeaderMap) -> http::Request<Full<Bytes>> {
+    fn into_http(self, headers: &ControlHeaders) -> http::Request<Full<Bytes>> {
         let path = match (self.hook, self.http.is_some()) {
             (Hook::Invoke, false) => "/invoke",
             (Hook::Invoke, true) => "/http-invoke",
@@ -99,11 +122,11 @@ impl Control {
         *req.method_mut() = if self.hook == Hook::PreStop { http::Method::GET } else { http::Method::POST };
         *req.uri_mut() = http::Uri::from_static(path);
         let h = req.headers_mut();
-        *h = fixed.clone();
+        *h = headers.http.clone();
         let text = |s: &str| http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static(""));
-        h.insert("x-fc-request-id", text(&self.request_id));
-        h.insert("x-fc-control-path", http::HeaderValue::from_static(path));
-        h.insert("x-fc-qualifier", text(&self.qualifier));
+        h.insert(X_FC_REQUEST_ID, text(&self.request_id));
+        h.insert(X_FC_CONTROL_PATH, http::HeaderValue::from_static(path));
+        h.insert(X_FC_QUALIFIER, text(&self.qualifier));
         if let Some(call) = self.http {
             *req.method_mut() = call.method;
             *req.uri_mut() = call.uri;
@@ -659,20 +682,20 @@ impl Instance {
         self.last_used.lock().expect("last used").elapsed()
     }
 
-    /// Sends one request to the runtime and waits at most `limit` for its answer. `fixed`: the function
+    /// Sends one request to the runtime and waits at most `limit` for its answer. `headers`: the function
     /// version's `x-fc-*` headers.
     pub async fn call(
         &self,
         shared: &Shared,
-        fixed: &http::HeaderMap,
+        headers: &ControlHeaders,
         control: Control,
         limit: Duration,
     ) -> Result<RuntimeResponse, CallError> {
         match &self.transport {
             Transport::Exit => Err(CallError::Broken("a non-web container instance takes no requests".into())),
-            Transport::RuntimeApi(api) => api.call(fixed, control, limit).await,
+            Transport::RuntimeApi(api) => api.call(&headers.fixed, control, limit).await,
             Transport::Http { port, idle } => {
-                let req = control.into_http(fixed);
+                let req = control.into_http(headers);
                 match tokio::time::timeout(limit, self.call_http(shared, *port, idle, req)).await {
                     Ok(r) => r,
                     Err(_) => Err(CallError::Timeout),

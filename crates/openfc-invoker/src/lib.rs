@@ -27,7 +27,7 @@ use openfc_core::ports::CodeStore;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use cgroup::CgroupMode;
-use instance::{CallError, Control, Hook, HttpTarget, Instance, InstanceRoot};
+use instance::{CallError, Control, ControlHeaders, Hook, HttpTarget, Instance, InstanceRoot};
 use runtime::{Interpreters, Markers};
 
 #[derive(Debug, Clone)]
@@ -109,9 +109,19 @@ pub(crate) struct Pool {
     /// The pre-stop hook's timeout, when the function has one (its handler is among `fixed_headers`).
     pre_stop: Option<u64>,
     /// The `x-fc-*` headers every control request of this function version carries, built once:
-    /// per request only the request id, path and keys differ.
-    fixed_headers: http::HeaderMap,
+    /// per request only the request id, path and qualifier differ.
+    fixed_headers: ControlHeaders,
+    /// What one instance serves at once: the function's setting, capped by its runtime (PHP: one).
+    concurrency: usize,
+    /// `openfc_invocations_total` of this function by outcome, registered at its first use (a function's
+    /// labels are cloned once, not per request).
+    invocations: [std::sync::OnceLock<metrics::Counter>; 3],
+    service: String,
+    function: String,
 }
+
+const X_FC_STATUS: http::HeaderName = http::HeaderName::from_static("x-fc-status");
+const X_FC_ERROR_TYPE: http::HeaderName = http::HeaderName::from_static("x-fc-error-type");
 
 /// FC's closing line of an invocation's log tail.
 pub(crate) fn report_line(duration: Duration, memory_mb: u64, max_memory_mb: u64) -> String {
@@ -126,6 +136,22 @@ pub(crate) fn report_line(duration: Duration, memory_mb: u64, max_memory_mb: u64
 pub(crate) fn reserved_header(name: &str) -> bool {
     name.starts_with("x-fc-")
         || matches!(name, "connection" | "content-length" | "date" | "keep-alive" | "server" | "transfer-encoding" | "upgrade")
+}
+
+impl Pool {
+    fn count_invocation(&self, error: Option<FunctionError>) {
+        let (i, outcome) = match error {
+            None => (0, "success"),
+            Some(FunctionError::Handled) => (1, "handled_error"),
+            Some(FunctionError::Unhandled) => (2, "unhandled_error"),
+        };
+        self.invocations[i]
+            .get_or_init(|| {
+                metrics::counter!("openfc_invocations_total", "service" => self.service.clone(),
+                    "function" => self.function.clone(), "outcome" => outcome)
+            })
+            .increment(1);
+    }
 }
 
 /// Holds one count of a pool's `starting` or `waiting` and gives it back when dropped, so a request
@@ -313,7 +339,13 @@ impl Invoker {
                     capacity_freed: Notify::new(),
                     one_shots: std::sync::atomic::AtomicUsize::new(0),
                     pre_stop: (!spec.pre_stop_handler.is_empty()).then_some(spec.pre_stop_timeout_secs),
-                    fixed_headers: fixed_headers(spec),
+                    fixed_headers: ControlHeaders::new(fixed_headers(spec)),
+                    concurrency: runtime::lookup(&spec.runtime)
+                        .map_or(1, |r| spec.instance_concurrency.max(1).min(r.max_concurrency.unwrap_or(u32::MAX)))
+                        as usize,
+                    invocations: Default::default(),
+                    service: spec.service.clone(),
+                    function: spec.function.clone(),
                 })
             })
             .clone()
@@ -330,9 +362,7 @@ impl Invoker {
                 spec.function
             )));
         }
-        // What one instance serves at once: the function's setting, capped by its runtime (PHP: one).
-        let concurrency = runtime::lookup(&spec.runtime)
-            .map_or(1, |r| spec.instance_concurrency.max(1).min(r.max_concurrency.unwrap_or(u32::MAX))) as usize;
+        let concurrency = pool.concurrency;
         loop {
             let notified = pool.capacity_freed.notified();
             let start_new = {
@@ -506,13 +536,17 @@ impl Invoker {
         {
             cg.reset_peak();
         }
-        let (start_marker, end_marker) =
-            (format!("FC Invoke Start RequestId: {}", req.request_id), format!("FC Invoke End RequestId: {}", req.request_id));
-        if inst.markers == Markers::Openfc {
+        let want_log = req.want_log;
+        // The markers bound this invocation's lines in the instance's ring, which only a log tail cuts: without
+        // one they are neither formatted nor pushed (a runtime shim prints its own either way).
+        let markers = want_log
+            .then(|| (format!("FC Invoke Start RequestId: {}", req.request_id), format!("FC Invoke End RequestId: {}", req.request_id)));
+        if let Some((start_marker, _)) = &markers
+            && inst.markers == Markers::Openfc
+        {
             inst.logs.push(start_marker.clone());
         }
         let started = Instant::now();
-        let want_log = req.want_log;
         let is_http = req.http.is_some();
         let http = match req.http {
             None => None,
@@ -534,18 +568,21 @@ impl Invoker {
         let outcome = match result {
             Ok(r) => {
                 // Only a log tail needs the shim's end marker in the ring (finding it scans the ring).
-                if want_log && inst.markers == Markers::Runtime {
-                    inst.logs.wait_for(&end_marker, Duration::from_millis(100)).await;
+                if let Some((_, end_marker)) = &markers
+                    && inst.markers == Markers::Runtime
+                {
+                    inst.logs.wait_for(end_marker, Duration::from_millis(100)).await;
                 }
-                let header = |k: &str| r.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let header = |k: &http::HeaderName| r.headers.get(k).and_then(|v| v.to_str().ok());
+                let error_header = header(&X_FC_ERROR_TYPE);
                 // An HTTP function's own 404 is a response; failure is what the runtime marks as one.
                 let failed = (!is_http && r.status != 200)
-                    || header("x-fc-status").is_some_and(|s| s != "200")
-                    || (is_http && header("x-fc-error-type").is_some());
+                    || header(&X_FC_STATUS).is_some_and(|s| s != "200")
+                    || (is_http && error_header.is_some());
                 let error_type = if !failed {
                     None
                 } else {
-                    match header("x-fc-error-type").as_deref() {
+                    match error_header {
                         Some(t) if t.contains("Unhandled") => Some(FunctionError::Unhandled),
                         Some(_) => Some(FunctionError::Handled),
                         // A custom runtime that answers an error as JSON has handled it; anything else has not.
@@ -553,6 +590,7 @@ impl Invoker {
                         None => Some(FunctionError::Unhandled),
                     }
                 };
+                let content_type = header(&http::header::CONTENT_TYPE).map(str::to_owned);
                 let body = if failed && error_type == Some(FunctionError::Unhandled) && serde_json::from_slice::<serde_json::Value>(&r.body).is_err() {
                     error_body("FunctionUnhandledError", &format!("the function failed with status {}: {}", r.status, String::from_utf8_lossy(&r.body)))
                 } else {
@@ -567,7 +605,7 @@ impl Invoker {
                         }
                     }
                 }
-                (status, passed, body, header("content-type"), error_type)
+                (status, passed, body, content_type, error_type)
             }
             Err(CallError::Timeout) => {
                 inst.kill();
@@ -595,31 +633,28 @@ impl Invoker {
                 (200, http::HeaderMap::new(), error_body(kind, &msg), Some("application/json".into()), Some(FunctionError::Unhandled))
             }
         };
-        if inst.markers == Markers::Openfc && !inst.exited() {
-            if want_log {
-                // A custom runtime's output may trail its response by a moment; let the pipe go quiet.
-                inst.logs.wait_quiet(Duration::from_millis(1), Duration::from_millis(5)).await;
-            }
+        if let Some((_, end_marker)) = &markers
+            && inst.markers == Markers::Openfc
+            && !inst.exited()
+        {
+            // A custom runtime's output may trail its response by a moment; let the pipe go quiet.
+            inst.logs.wait_quiet(Duration::from_millis(1), Duration::from_millis(5)).await;
             inst.logs.push(end_marker.clone());
         }
         if oom && !inst.exited() {
             inst.kill();
         }
         drop(slot);
-        let log = if want_log {
-            let mut lines = inst.logs.segment(&start_marker, &end_marker);
-            lines.push(report_line(duration, spec.memory_mb, max_memory_mb));
-            lines.join("\n")
-        } else {
-            String::new()
+        let log = match &markers {
+            Some((start_marker, end_marker)) => {
+                let mut lines = inst.logs.segment(start_marker, end_marker);
+                lines.push(report_line(duration, spec.memory_mb, max_memory_mb));
+                lines.join("\n")
+            }
+            None => String::new(),
         };
         let (status, headers, body, content_type, error_type) = outcome;
-        let result = match error_type {
-            None => "success",
-            Some(FunctionError::Handled) => "handled_error",
-            Some(_) => "unhandled_error",
-        };
-        metrics::counter!("openfc_invocations_total", "service" => spec.service.clone(), "function" => spec.function.clone(), "outcome" => result).increment(1);
+        pool.count_invocation(error_type);
         Ok(InvokeOutcome { status, headers, body, content_type, error: error_type, duration, max_memory_mb, log, instance_id: inst.id.clone() })
     }
 

@@ -104,11 +104,8 @@ pub async fn authenticate(keyring: &Keyring, parts: &Parts) -> Result<Caller, Ap
             format!("the access key '{}' is disabled", auth.access_key_id),
         ));
     }
-    let headers: Vec<(&str, &str)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
-        .collect();
+    let mut headers: Vec<(&str, &str)> = Vec::with_capacity(parts.headers.len());
+    headers.extend(parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v))));
     let head = RequestHead {
         method: parts.method.as_str(),
         raw_path: parts.uri.path(),

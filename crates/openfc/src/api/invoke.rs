@@ -3,7 +3,7 @@
 //! `X-Fc-Error-Type`, never HTTP errors.
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use openfc_core::invocation::InvokeRequest;
@@ -16,6 +16,15 @@ use super::error::ApiError;
 const SYNC_MAX: usize = 32 * 1024 * 1024;
 const ASYNC_MAX: usize = 128 * 1024;
 const LOG_RESULT_MAX: usize = 4096;
+
+// The response headers of every invocation, named once (a name given as a string is parsed at each insert).
+const X_FC_CODE_CHECKSUM: HeaderName = HeaderName::from_static("x-fc-code-checksum");
+const X_FC_INVOCATION_DURATION: HeaderName = HeaderName::from_static("x-fc-invocation-duration");
+const X_FC_MAX_MEMORY_USAGE: HeaderName = HeaderName::from_static("x-fc-max-memory-usage");
+const X_FC_INVOCATION_SERVICE_VERSION: HeaderName = HeaderName::from_static("x-fc-invocation-service-version");
+const X_FC_INSTANCE_ID: HeaderName = HeaderName::from_static("x-fc-instance-id");
+const X_FC_ERROR_TYPE: HeaderName = HeaderName::from_static("x-fc-error-type");
+const X_FC_LOG_RESULT: HeaderName = HeaderName::from_static("x-fc-log-result");
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -79,28 +88,38 @@ pub async fn invoke(
     let outcome = app.fc.invoke(&prepared, req).await?;
     let mut resp = (StatusCode::OK, outcome.body).into_response();
     let h = resp.headers_mut();
-    let content_type = outcome.content_type.unwrap_or_else(|| "application/octet-stream".into());
-    let mut put = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
+    // A function's content type that is no header value leaves the body's default (octet-stream).
+    match outcome.content_type.as_deref().map(HeaderValue::from_str) {
+        Some(Ok(v)) => {
+            h.insert(header::CONTENT_TYPE, v);
         }
-    };
-    put(header::CONTENT_TYPE.as_str(), content_type);
+        Some(Err(_)) => {}
+        None => {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        }
+    }
     // A container image has no code package, so no checksum (containers.md §1.2).
     if prepared.spec.container.is_none() {
-        put("x-fc-code-checksum", prepared.spec.code.checksum.to_string());
+        h.insert(X_FC_CODE_CHECKSUM, HeaderValue::from(prepared.spec.code.checksum));
     }
-    put("x-fc-invocation-duration", outcome.duration.as_millis().to_string());
-    put("x-fc-max-memory-usage", outcome.max_memory_mb.to_string());
-    put("x-fc-invocation-service-version", prepared.version_label());
-    put("x-fc-instance-id", outcome.instance_id.clone());
+    h.insert(X_FC_INVOCATION_DURATION, HeaderValue::from(outcome.duration.as_millis() as u64));
+    h.insert(X_FC_MAX_MEMORY_USAGE, HeaderValue::from(outcome.max_memory_mb));
+    h.insert(
+        X_FC_INVOCATION_SERVICE_VERSION,
+        prepared.version.map_or(HeaderValue::from_static("LATEST"), HeaderValue::from),
+    );
+    if let Ok(v) = HeaderValue::from_str(&outcome.instance_id) {
+        h.insert(X_FC_INSTANCE_ID, v);
+    }
     if let Some(e) = outcome.error {
-        put("x-fc-error-type", e.as_str().to_owned());
+        h.insert(X_FC_ERROR_TYPE, HeaderValue::from_static(e.as_str()));
     }
     if tail {
         let log = outcome.log.as_bytes();
         let cut = log.len().saturating_sub(LOG_RESULT_MAX);
-        put("x-fc-log-result", base64::engine::general_purpose::STANDARD.encode(&log[cut..]));
+        if let Ok(v) = HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(&log[cut..])) {
+            h.insert(X_FC_LOG_RESULT, v);
+        }
     }
     Ok(resp)
 }

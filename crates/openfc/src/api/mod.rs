@@ -23,8 +23,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::BytesMut;
@@ -36,6 +35,32 @@ use openfc_core::wire::ErrorCode;
 use crate::keys::Keyring;
 use endpoint::{ParseError, Query};
 use error::ApiError;
+
+/// `X-Fc-Request-Id`, on every response.
+pub(crate) const X_FC_REQUEST_ID: HeaderName = HeaderName::from_static("x-fc-request-id");
+
+/// A new request id: a random (version 4) UUID, hyphenated and lower-case, as FC's. Drawn from the thread's
+/// generator (ChaCha, seeded from the OS), not from the OS for each request.
+fn new_request_id() -> String {
+    uuid::Builder::from_random_bytes(rand::random()).into_uuid().hyphenated().to_string()
+}
+
+/// Whether a `Host` value could name a custom domain: false for what `domains::host_name` never takes for one
+/// (IP addresses, `localhost`, no alphabetic top-level label), found without allocating, so requests to the
+/// API's own address skip the lookup.
+fn may_be_domain(host: &str) -> bool {
+    let host = host.trim();
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some(_) => return false,
+        None => host,
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    match name.rsplit_once('.') {
+        Some((_, tld)) => tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()),
+        None => false,
+    }
+}
 
 /// Everything a request needs, shared by all of them.
 pub struct App {
@@ -54,33 +79,57 @@ pub struct App {
     pub health: serde_json::Value,
 }
 
+/// The routes: `/health` and `/metrics` (a router of their own, which also answers their HEAD and refused
+/// methods), everything else to [`entry`]; a request to a custom domain goes to its routes first, whatever its
+/// path. One handler in front of them rather than a middleware layer: most requests are API calls, which
+/// then pass no routing table and no boxed middleware future.
 pub fn router(app: Arc<App>) -> Router {
+    let own = Router::new().route("/health", get(health)).route("/metrics", get(metrics)).with_state(app.clone());
     Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .fallback(entry)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), custom_domain))
+        .fallback(move |State(app): State<Arc<App>>, req: Request| dispatch(app, own.clone(), req))
         .with_state(app)
 }
 
-/// Requests to a custom domain go to its routes; every other request on to the API, downloads, `/health` and
-/// `/metrics`. The host lookup is cached (`Fc::custom_domain_for_host`); when it fails, `/health` and
-/// `/metrics` still answer and other requests get an internal error.
-async fn custom_domain(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+async fn dispatch(app: Arc<App>, own: Router, req: Request) -> Response {
+    let host = match req.headers().get(header::HOST) {
+        Some(v) => v.to_str().ok(),
+        None => req.uri().host(),
+    };
+    let req = if host.is_some_and(may_be_domain) {
+        match custom_domain(&app, req).await {
+            Ok(resp) => return resp,
+            Err(req) => req,
+        }
+    } else {
+        req
+    };
+    if matches!(req.uri().path(), "/health" | "/metrics") {
+        return match tower::ServiceExt::oneshot(own, req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        };
+    }
+    entry(app, req).await
+}
+
+/// Requests to a custom domain go to its routes (answered here); every other request is handed back, on to
+/// the API, downloads, `/health` and `/metrics`. The host lookup is cached (`Fc::custom_domain_for_host`);
+/// when it fails, `/health` and `/metrics` still answer and other requests get an internal error.
+async fn custom_domain(app: &App, req: Request) -> Result<Response, Request> {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
-    let found = match domains::lookup(&app, &parts).await {
+    let found = match domains::lookup(app, &parts).await {
         Ok(Some(domain)) => Ok(domain),
         Err(e) if !matches!(parts.uri.path(), "/health" | "/metrics") => Err(e),
-        Ok(None) | Err(_) => return next.run(Request::from_parts(parts, body)).await,
+        Ok(None) | Err(_) => return Err(Request::from_parts(parts, body)),
     };
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = new_request_id();
     let path = parts.uri.path().to_owned();
     let result = match found {
-        Ok(domain) => domains::handle(&app, &request_id, &domain, parts, body).await,
+        Ok(domain) => domains::handle(app, &request_id, &domain, parts, body).await,
         Err(e) => Err(e),
     };
-    finish(&request_id, started, "CustomDomain", &path, result)
+    Ok(finish(&request_id, started, "CustomDomain", &path, result))
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
@@ -112,15 +161,15 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 
 /// `/health` and `/metrics` carry a request id like every other response.
 fn with_request_id(mut resp: Response) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
-        resp.headers_mut().insert("x-fc-request-id", v);
+    if let Ok(v) = HeaderValue::from_str(&new_request_id()) {
+        resp.headers_mut().insert(X_FC_REQUEST_ID, v);
     }
     resp
 }
 
 /// Every request but /health and /metrics comes through here.
-async fn entry(State(app): State<Arc<App>>, req: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+async fn entry(app: Arc<App>, req: Request) -> Response {
+    let request_id = new_request_id();
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
@@ -155,7 +204,7 @@ fn finish(
         }
     };
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        resp.headers_mut().insert("x-fc-request-id", v);
+        resp.headers_mut().insert(X_FC_REQUEST_ID, v);
     }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
