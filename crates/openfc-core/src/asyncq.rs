@@ -329,6 +329,7 @@ impl Fc {
         if let Some(p) = self.hot.async_policies.get(&key) {
             return p;
         }
+        let since = self.hot.async_policies.epoch();
         let mut policy = AsyncPolicy::default();
         for q in [qualifier, "LATEST"] {
             match self.meta.get_doc(account, crate::configs::ASYNC, &format!("{service}/{function}/{q}")).await {
@@ -344,7 +345,7 @@ impl Fc {
                 }
             }
         }
-        self.hot.async_policies.put(key, policy.clone());
+        self.hot.async_policies.put(since, key, policy.clone());
         policy
     }
 }

@@ -1,10 +1,17 @@
 //! A node-local read cache for the hot read paths (GetFunction, GetFunctionCode). This node's writes
-//! invalidate it at once; writes made by other nodes sharing the database become visible within the TTL.
+//! invalidate it at once; other nodes' writes arrive as `cluster::Change`s (PostgreSQL LISTEN/NOTIFY),
+//! applied by `HotCache::apply`, and the TTL bounds how long a lost message can leave an entry stale.
 //! Mutations never read through it: their ETag checks always see the database.
+//!
+//! A read that missed stores what it read only if nothing was invalidated meanwhile (`ReadCache::epoch`):
+//! otherwise a read that began before a write could put the old value back after the write's invalidation.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cluster::Change;
 use std::time::{Duration, Instant};
 
 /// The caches of the hot paths (GetFunction, GetFunctionCode, InvokeFunction), sharing one TTL.
@@ -48,15 +55,71 @@ impl HotCache {
     }
 }
 
+impl HotCache {
+    /// Drops what `change` made stale (this node's own writes and, through the cluster, other nodes').
+    pub fn apply(&self, change: &Change) {
+        match change {
+            Change::Service { account, service } => self.services.invalidate(&(account.clone(), service.clone())),
+            Change::Function { account, service, function } => {
+                self.functions.invalidate(&(account.clone(), service.clone(), function.clone()));
+                let (od_start, od_end) = (format!("services/{service}."), format!("/functions/{function}"));
+                self.on_demand.invalidate_where(|(a, k)| a == account && k.starts_with(&od_start) && k.ends_with(&od_end));
+                self.forget_function_parts(account, service, function);
+            }
+            Change::Version { account, service, version } => {
+                self.versions.invalidate_where(|k| k.0 == *account && k.1 == *service && k.3 == *version)
+            }
+            Change::Alias { account, service, alias } => {
+                self.aliases.invalidate(&(account.clone(), service.clone(), alias.clone()))
+            }
+            Change::OnDemand { account, key } => self.on_demand.invalidate(&(account.clone(), key.clone())),
+            Change::AsyncConfigs { account, service, function } => {
+                let prefix = format!("{service}/{function}/");
+                self.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
+            }
+            Change::HttpTriggers { account, service, function } => {
+                let prefix = format!("{service}/{function}/");
+                self.http_triggers.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
+            }
+            Change::Domain { key } => self.domains.invalidate(key),
+            // Not cached here: the keyring lives in the binary, which applies it.
+            Change::Keys => {}
+            Change::All => {
+                self.functions.clear();
+                self.versions.clear();
+                self.services.clear();
+                self.aliases.clear();
+                self.on_demand.clear();
+                self.domains.clear();
+                self.http_triggers.clear();
+                self.async_policies.clear();
+            }
+        }
+    }
+
+    fn forget_function_parts(&self, account: &str, service: &str, function: &str) {
+        let prefix = format!("{service}/{function}/");
+        self.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
+        self.http_triggers.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
+    }
+}
+
 pub struct ReadCache<K, V> {
     ttl: Duration,
     max_entries: usize,
     map: RwLock<HashMap<K, (Instant, V)>>,
+    /// Bumped by every invalidation; see the module doc.
+    epoch: AtomicU64,
 }
 
 impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
     pub fn new(ttl: Duration, max_entries: usize) -> Self {
-        ReadCache { ttl, max_entries, map: RwLock::new(HashMap::new()) }
+        ReadCache { ttl, max_entries, map: RwLock::new(HashMap::new()), epoch: AtomicU64::new(0) }
+    }
+
+    /// Read before the database read whose result is then `put`.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
@@ -77,11 +140,16 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         map.get(key).filter(|(at, _)| at.elapsed() < self.ttl).and_then(|(_, v)| f(v))
     }
 
-    pub fn put(&self, key: K, value: V) {
+    /// Stores what a read that began at `since` (an `epoch()`) found, unless something was invalidated
+    /// since then.
+    pub fn put(&self, since: u64, key: K, value: V) {
         if self.ttl.is_zero() {
             return;
         }
         let mut map = self.map.write().expect("cache lock");
+        if self.epoch.load(Ordering::Acquire) != since {
+            return;
+        }
         if map.len() >= self.max_entries {
             let ttl = self.ttl;
             map.retain(|_, (at, _)| at.elapsed() < ttl);
@@ -93,11 +161,21 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
     }
 
     pub fn invalidate(&self, key: &K) {
-        self.map.write().expect("cache lock").remove(key);
+        let mut map = self.map.write().expect("cache lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        map.remove(key);
     }
 
     pub fn invalidate_where(&self, pred: impl Fn(&K) -> bool) {
-        self.map.write().expect("cache lock").retain(|k, _| !pred(k));
+        let mut map = self.map.write().expect("cache lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        map.retain(|k, _| !pred(k));
+    }
+
+    pub fn clear(&self) {
+        let mut map = self.map.write().expect("cache lock");
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        map.clear();
     }
 }
 
@@ -108,25 +186,51 @@ mod tests {
     #[test]
     fn expiry_invalidation_and_bounds() {
         let c = ReadCache::new(Duration::from_millis(50), 2);
-        c.put("a", 1);
+        c.put(c.epoch(), "a", 1);
         assert_eq!(c.get(&"a"), Some(1));
         assert_eq!(c.get_with(&"a", |v| Some(v + 1)), Some(2));
         assert_eq!(c.get_with(&"a", |_| None::<i32>), None);
         c.invalidate(&"a");
         assert_eq!(c.get(&"a"), None);
-        c.put("a", 1);
-        c.put("b", 2);
-        c.put("c", 3);
+        c.put(c.epoch(), "a", 1);
+        c.put(c.epoch(), "b", 2);
+        c.put(c.epoch(), "c", 3);
         assert_eq!(c.get(&"c"), Some(3));
         assert!(c.get(&"a").is_none() || c.get(&"b").is_none(), "bounded");
         c.invalidate_where(|k| *k == "c");
         assert_eq!(c.get(&"c"), None);
-        c.put("d", 4);
+        c.put(c.epoch(), "d", 4);
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(c.get(&"d"), None);
         let off = ReadCache::new(Duration::ZERO, 2);
-        off.put("a", 1);
+        off.put(off.epoch(), "a", 1);
         assert_eq!(off.get(&"a"), None);
         assert_eq!(off.get_with(&"a", |v| Some(*v)), None);
+    }
+
+    #[test]
+    fn a_read_older_than_an_invalidation_is_not_stored() {
+        let c = ReadCache::new(Duration::from_secs(60), 10);
+        let before_read = c.epoch();
+        c.invalidate(&"b");
+        c.put(before_read, "a", "old");
+        assert_eq!(c.get(&"a"), None);
+        c.put(c.epoch(), "a", "new");
+        assert_eq!(c.get(&"a"), Some("new"));
+    }
+
+    #[test]
+    fn a_change_drops_what_it_names_and_no_more() {
+        let hot = HotCache::new(Duration::from_secs(60));
+        let key = |fun: &str| ("1".to_owned(), format!("services/s.LATEST/functions/{fun}"));
+        hot.on_demand.put(hot.on_demand.epoch(), key("a"), Some(1));
+        hot.on_demand.put(hot.on_demand.epoch(), key("b"), Some(2));
+        hot.apply(&Change::Function { account: "1".into(), service: "s".into(), function: "a".into() });
+        assert_eq!(hot.on_demand.get(&key("a")), None);
+        assert_eq!(hot.on_demand.get(&key("b")), Some(Some(2)));
+        hot.apply(&Change::Function { account: "2".into(), service: "s".into(), function: "b".into() });
+        assert_eq!(hot.on_demand.get(&key("b")), Some(Some(2)), "another account's function");
+        hot.apply(&Change::All);
+        assert_eq!(hot.on_demand.get(&key("b")), None);
     }
 }

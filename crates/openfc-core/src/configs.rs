@@ -152,7 +152,7 @@ impl Fc {
         }
         let doc = new_doc(account, ON_DEMAND, key, json!({"maximumInstanceCount": max}), self.timestamp());
         let doc = self.meta.put_doc(&doc).await?;
-        self.hot.on_demand.invalidate(&(account.to_owned(), doc.key.clone()));
+        self.changed(crate::cluster::Change::OnDemand { account: account.to_owned(), key: doc.key.clone() }).await;
         Ok(on_demand_json(&doc))
     }
 
@@ -182,7 +182,7 @@ impl Fc {
         let if_match = if_match.map(|m| m.trim_matches('"'));
         let deleted = self.meta.delete_doc(account, ON_DEMAND, &key, if_match).await;
         // After the delete, as `put` does: an invocation reading meanwhile cannot put the old value back.
-        self.hot.on_demand.invalidate(&(account.to_owned(), key.clone()));
+        self.changed(crate::cluster::Change::OnDemand { account: account.to_owned(), key: key.clone() }).await;
         deleted.map_err(meta_err(|| CoreError::OnDemandConfigNotFound(key.clone())))
     }
 
@@ -223,8 +223,8 @@ impl Fc {
         let doc = new_doc(account, ASYNC, key.clone(), to_body(&cfg)?, self.timestamp());
         let doc = self.meta.put_doc(&doc).await?;
         // Every qualifier of the function may have fallen back to this config (LATEST's): forget them all.
-        let prefix = format!("{service}/{function}/");
-        self.hot.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
+        self.changed(crate::cluster::Change::AsyncConfigs { account: account.to_owned(), service: service.to_string(), function: function.to_string() })
+            .await;
         Ok(async_json(&doc))
     }
 
@@ -254,8 +254,8 @@ impl Fc {
         let missing = || CoreError::AsyncConfigNotExists(format!("{service}:{function}:{q}"));
         self.meta.delete_doc(account, ASYNC, &key, None).await.map_err(meta_err(missing))?;
         // Every qualifier of the function may have fallen back to this config (LATEST's): forget them all.
-        let prefix = format!("{service}/{function}/");
-        self.hot.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
+        self.changed(crate::cluster::Change::AsyncConfigs { account: account.to_owned(), service: service.to_string(), function: function.to_string() })
+            .await;
         Ok(())
     }
 

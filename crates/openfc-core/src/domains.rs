@@ -545,9 +545,14 @@ impl DomainCache {
         DomainCache { lookups: ReadCache::new(ttl, 100_000), compiled: Mutex::new(HashMap::new()) }
     }
 
-    fn invalidate(&self, key: &str) {
+    pub(crate) fn invalidate(&self, key: &str) {
         self.lookups.invalidate(&key.to_owned());
         self.compiled.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.lookups.clear();
+        self.compiled.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 
     fn compiled(&self, doc: &Document) -> CoreResult<Arc<DomainRoutes>> {
@@ -609,7 +614,7 @@ impl Fc {
             let _ = self.meta.delete_doc(account, DOMAIN, &key, Some(&doc.etag)).await;
             return Err(taken());
         }
-        self.hot.domains.invalidate(&key);
+        self.changed(crate::cluster::Change::Domain { key: key.clone() }).await;
         Ok(doc)
     }
 
@@ -648,7 +653,7 @@ impl Fc {
         if self.owner(&doc.key).await?.is_none() {
             let _ = self.meta.create_doc(&self.claim_doc(account, &doc.key)).await;
         }
-        self.hot.domains.invalidate(&doc.key);
+        self.changed(crate::cluster::Change::Domain { key: doc.key.clone() }).await;
         Ok(doc)
     }
 
@@ -663,7 +668,7 @@ impl Fc {
         {
             self.release_domain(account, &key, &claim.etag).await;
         }
-        self.hot.domains.invalidate(&key);
+        self.changed(crate::cluster::Change::Domain { key: key.clone() }).await;
         Ok(())
     }
 
@@ -767,6 +772,7 @@ impl Fc {
         if let Some(hit) = self.hot.domains.lookups.get(&key.to_owned()) {
             return Ok(hit);
         }
+        let since = self.hot.domains.lookups.epoch();
         let found = match self.owner(key).await? {
             None => None,
             Some(claim) => match self.meta.get_doc(owner_of(&claim), DOMAIN, key).await {
@@ -775,7 +781,7 @@ impl Fc {
                 Err(e) => return Err(e.into()),
             },
         };
-        self.hot.domains.lookups.put(key.to_owned(), found.clone());
+        self.hot.domains.lookups.put(since, key.to_owned(), found.clone());
         Ok(found)
     }
 }

@@ -337,7 +337,8 @@ impl Fc {
                 );
                 // A key whose hash collides with another's takes its place: both stay correct, the other
                 // is built again at its next use.
-                self.hot.specs.put(hash, (key, spec.clone()));
+                // Specs are never invalidated (a state's spec never changes): the epoch does not move.
+                self.hot.specs.put(self.hot.specs.epoch(), hash, (key, spec.clone()));
                 spec
             }
         };
@@ -402,7 +403,10 @@ impl Fc {
             let mut now = std::collections::HashMap::new();
             for t in targets {
                 let Ok(p) = self.prepare_main(&account, &t.service, &t.function, &t.qualifier).await else { continue };
-                if let Err(e) = self.invoker.ensure_warm(&p.spec, t.target as usize).await {
+                // The target is cluster-wide: this node keeps its share.
+                let salt = crate::cluster::salt(&[&account, t.service.as_str(), t.function.as_str(), &t.qualifier.to_string()]);
+                let target = self.cluster.share(t.target as usize, salt);
+                if let Err(e) = self.invoker.ensure_warm(&p.spec, target).await {
                     tracing::warn!(function = %t.function, error = %e, "could not start provisioned instances");
                 }
                 now.insert(p.spec.key.clone(), p.spec);

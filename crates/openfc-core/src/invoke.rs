@@ -42,8 +42,9 @@ impl Fc {
         if let Some(s) = self.hot.services.get(&key) {
             return Ok(s);
         }
+        let since = self.hot.services.epoch();
         let rec = Arc::new(self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?);
-        self.hot.services.put(key, rec.clone());
+        self.hot.services.put(since, key, rec.clone());
         Ok(rec)
     }
 
@@ -88,10 +89,11 @@ impl Fc {
             let layer = match self.hot.layers.get(&key) {
                 Some(l) => l,
                 None => {
+                    let since = self.hot.layers.epoch();
                     let l = self.get_layer_version_by_arn(account, &arn).await.map_err(|_| {
                         CoreError::invalid(format!("layer '{arn}' of function '{function}' no longer exists"))
                     })?;
-                    self.hot.layers.put(key, l.clone());
+                    self.hot.layers.put(since, key, l.clone());
                     l
                 }
             };
@@ -102,12 +104,13 @@ impl Fc {
         let max = match self.hot.on_demand.get(&key) {
             Some(m) => m,
             None => {
+                let since = self.hot.on_demand.epoch();
                 let m = match self.meta.get_doc(account, crate::configs::ON_DEMAND, &resource).await {
                     Ok(d) => d.body.get("maximumInstanceCount").and_then(|v| v.as_i64()),
                     Err(crate::ports::MetaError::NotFound) => None,
                     Err(e) => return Err(e.into()),
                 };
-                self.hot.on_demand.put(key, m);
+                self.hot.on_demand.put(since, key, m);
                 m
             }
         };

@@ -8,6 +8,7 @@
 pub mod asyncq;
 pub mod bindings;
 pub mod cache;
+pub mod cluster;
 pub mod code;
 pub mod configs;
 pub mod domains;

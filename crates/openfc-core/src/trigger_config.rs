@@ -102,16 +102,21 @@ impl Fc {
         if let Some(t) = self.hot.http_triggers.get(&key) {
             return Ok(t);
         }
+        let since = self.hot.http_triggers.epoch();
         let doc = self.http_trigger(account, service, function, qualifier).await?;
         let t = Trigger::from_doc(&doc);
-        self.hot.http_triggers.put(key, t.clone());
+        self.hot.http_triggers.put(since, key, t.clone());
         Ok(t)
     }
 
-    /// Forgets this node's cached HTTP triggers of a function (after its triggers changed).
-    pub(crate) fn forget_http_triggers(&self, account: &str, service: &ServiceName, function: &FunctionName) {
-        let prefix = format!("{service}/{function}/");
-        self.hot.http_triggers.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
+    /// Forgets the cached HTTP triggers of a function, here and on the other nodes (after its triggers changed).
+    pub(crate) async fn forget_http_triggers(&self, account: &str, service: &ServiceName, function: &FunctionName) {
+        let change = crate::cluster::Change::HttpTriggers {
+            account: account.to_owned(),
+            service: service.to_string(),
+            function: function.to_string(),
+        };
+        self.changed(change).await;
     }
 }
 

@@ -372,7 +372,7 @@ impl Fc {
             },
             other => other.into(),
         })?;
-        self.forget_http_triggers(account, service, function);
+        self.forget_http_triggers(account, service, function).await;
         Ok(doc)
     }
 
@@ -422,7 +422,7 @@ impl Fc {
         let expected = std::mem::replace(&mut doc.etag, new_etag());
         doc.modified_time = self.timestamp();
         self.meta.update_doc(&doc, &expected).await.map_err(meta_err(|| trigger_not_found(service, function, name)))?;
-        self.forget_http_triggers(account, service, function);
+        self.forget_http_triggers(account, service, function).await;
         Ok(doc)
     }
 
@@ -439,7 +439,7 @@ impl Fc {
             return Err(CoreError::PreconditionFailed);
         }
         self.meta.delete_doc(account, KIND, &doc.key, Some(&doc.etag)).await.map_err(meta_err(|| trigger_not_found(service, function, name)))?;
-        self.forget_http_triggers(account, service, function);
+        self.forget_http_triggers(account, service, function).await;
         Ok(())
     }
 

@@ -41,6 +41,8 @@ pub struct Fc {
     pub events: Option<Arc<crate::asyncq::Events>>,
     /// Custom-container image pulls (see `images`); `None`: container functions cannot run.
     pub images: Option<Arc<crate::images::Images>>,
+    /// The other nodes sharing the database (see `cluster`).
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// (account, service, function)
@@ -48,6 +50,18 @@ pub type FunctionKey = (String, String, String);
 
 fn function_key(account: &str, service: &ServiceName, name: &FunctionName) -> FunctionKey {
     (account.to_owned(), service.to_string(), name.to_string())
+}
+
+fn function_change(account: &str, service: &ServiceName, name: &FunctionName) -> crate::cluster::Change {
+    crate::cluster::Change::Function { account: account.to_owned(), service: service.to_string(), function: name.to_string() }
+}
+
+impl Fc {
+    /// After a write committed: drops what it made stale from this node's caches, then tells the other nodes.
+    pub(crate) async fn changed(&self, change: crate::cluster::Change) {
+        self.hot.apply(&change);
+        self.cluster.publish(&change).await;
+    }
 }
 
 pub(crate) fn new_etag() -> String {
@@ -159,7 +173,7 @@ impl Fc {
             rec.config = to_config(&fields)?;
             rec.modified_time = self.timestamp();
             let result = self.meta.update_service(&rec, &expected).await;
-            self.hot.services.invalidate(&(account.to_owned(), name.to_string()));
+            self.changed(crate::cluster::Change::Service { account: account.to_owned(), service: name.to_string() }).await;
             match result {
                 Ok(()) => return Ok(rec),
                 Err(MetaError::PreconditionFailed) if if_match.is_none() => continue,
@@ -177,7 +191,7 @@ impl Fc {
         }
         self.check_service_empty(account, name).await?;
         let result = self.meta.delete_service(account, name.as_str(), if_match.map(|m| m.trim_matches('"'))).await;
-        self.hot.services.invalidate(&(account.to_owned(), name.to_string()));
+        self.changed(crate::cluster::Change::Service { account: account.to_owned(), service: name.to_string() }).await;
         match result {
             Ok(()) => {
                 // Tags die with their service; a failure here leaves only an orphaned tag document.
@@ -321,21 +335,23 @@ impl Fc {
             if let Some(rec) = self.hot.versions.get(&key) {
                 return Ok(rec);
             }
+            let since = self.hot.versions.epoch();
             let rec = Arc::new(
                 self.meta
                     .get_version_function(account, service.as_str(), v, name.as_str())
                     .await
                     .map_err(Self::function_missing(service, name))?,
             );
-            self.hot.versions.put(key, rec.clone());
+            self.hot.versions.put(since, key, rec.clone());
             return Ok(rec);
         }
         let key = function_key(account, service, name);
         if let Some(rec) = self.hot.functions.get(&key) {
             return Ok(rec);
         }
+        let since = self.hot.functions.epoch();
         let rec = Arc::new(self.fresh_function(account, service, name).await?);
-        self.hot.functions.put(key, rec.clone());
+        self.hot.functions.put(since, key, rec.clone());
         Ok(rec)
     }
 
@@ -440,7 +456,7 @@ impl Fc {
             }
             rec.modified_time = self.timestamp();
             let result = self.meta.update_function(&rec, &expected).await;
-            self.hot.functions.invalidate(&function_key(account, service, name));
+            self.changed(function_change(account, service, name)).await;
             match result {
                 Ok(()) => return Ok(rec),
                 Err(MetaError::PreconditionFailed) if if_match.is_none() => continue,
@@ -464,12 +480,8 @@ impl Fc {
         }
         self.check_no_triggers(account, service, name).await?;
         let result = self.meta.delete_function(account, service.as_str(), name.as_str(), Some(&rec.etag)).await;
-        self.hot.functions.invalidate(&function_key(account, service, name));
-        // Its configs went with it (same transaction): forget this node's cached copies too.
-        let (od_end, async_start) = (format!("/functions/{name}"), format!("{service}/{name}/"));
-        let od_start = format!("services/{service}.");
-        self.hot.on_demand.invalidate_where(|(a, k)| a == account && k.starts_with(&od_start) && k.ends_with(&od_end));
-        self.hot.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&async_start));
+        // Its configs went with it (same transaction): the change drops the cached copies too.
+        self.changed(function_change(account, service, name)).await;
         match result {
             Ok(()) => {
                 self.forget_function_tags(account, service, name).await;

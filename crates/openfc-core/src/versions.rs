@@ -186,8 +186,9 @@ impl Fc {
         if let Some(a) = self.hot.aliases.get(&key) {
             return Ok(a);
         }
+        let since = self.hot.aliases.epoch();
         let alias = self.alias(account, service, name).await?;
-        self.hot.aliases.put(key, alias.clone());
+        self.hot.aliases.put(since, key, alias.clone());
         Ok(alias)
     }
 
@@ -263,7 +264,7 @@ impl Fc {
         self.version(account, service, id).await?;
         let deleted = self.meta.delete_version(account, service.as_str(), id).await;
         // This node's cached snapshots of the version go with it (`shared_function` answers from them).
-        self.hot.versions.invalidate_where(|k| k.0 == account && k.1 == service.as_str() && k.3 == id);
+        self.changed(crate::cluster::Change::Version { account: account.to_owned(), service: service.to_string(), version: id }).await;
         deleted.map_err(meta_err(|| CoreError::VersionNotFound { service: service.to_string(), qualifier: id.to_string() }))
     }
 
@@ -374,7 +375,7 @@ impl Fc {
         doc.body = serde_json::to_value(&alias).map_err(|e| CoreError::Internal(e.to_string()))?;
         doc.modified_time = self.timestamp();
         let result = self.meta.update_doc(&doc, &expected).await;
-        self.hot.aliases.invalidate(&(account.to_owned(), service.to_string(), name.to_owned()));
+        self.changed(crate::cluster::Change::Alias { account: account.to_owned(), service: service.to_string(), alias: name.to_owned() }).await;
         match result {
             Ok(()) => Ok(doc),
             Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),
@@ -397,7 +398,7 @@ impl Fc {
             return Err(CoreError::PreconditionFailed);
         }
         let result = self.meta.delete_doc(account, ALIAS, &doc.key, Some(&doc.etag)).await;
-        self.hot.aliases.invalidate(&(account.to_owned(), service.to_string(), name.to_owned()));
+        self.changed(crate::cluster::Change::Alias { account: account.to_owned(), service: service.to_string(), alias: name.to_owned() }).await;
         match result {
             Ok(()) => Ok(()),
             Err(MetaError::PreconditionFailed) => Err(CoreError::PreconditionFailed),

@@ -62,6 +62,8 @@ pub struct InvokerConfig {
     pub image_owner_base: Option<u32>,
     /// How long a container's server has to listen on caPort (containers.md §4.5).
     pub container_start_timeout_secs: u64,
+    /// The nodes sharing the database: a function's maximumInstanceCount is split between them.
+    pub cluster: Arc<openfc_core::cluster::Cluster>,
 }
 
 /// What instances need from the invoker.
@@ -84,6 +86,21 @@ pub struct Shared {
     pub java_shim_built: std::sync::atomic::AtomicBool,
     /// The start-up work on the shims (compiling the Python one) is over: runtimes may be pre-started.
     pub shims_ready: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// Most instances of `spec` on this node: its maximumInstanceCount is cluster-wide, so this node takes
+    /// its share (at least one); `--max-instances` is this node's own limit.
+    fn instance_cap(&self, spec: &FunctionSpec) -> usize {
+        let node_max = self.config.max_instances as usize;
+        match spec.max_instances {
+            None => node_max,
+            Some(m) => {
+                let salt = openfc_core::cluster::salt(&[&spec.account_id, &spec.service, &spec.function]);
+                self.config.cluster.cap(m as usize, salt).min(node_max)
+            }
+        }
+    }
 }
 
 pub struct Invoker {
@@ -355,7 +372,7 @@ impl Invoker {
     /// up within the queue timeout.
     async fn acquire(&self, spec: &FunctionSpec, pool: &Arc<Pool>) -> Result<(Arc<Instance>, Slot), InvokeError> {
         let deadline = tokio::time::Instant::now() + self.shared.config.queue_timeout;
-        let max = spec.max_instances.unwrap_or(self.shared.config.max_instances).min(self.shared.config.max_instances) as usize;
+        let max = self.shared.instance_cap(spec);
         if max == 0 {
             return Err(InvokeError::Throttled(format!(
                 "function '{}' may run no instances (its maximumInstanceCount is 0)",

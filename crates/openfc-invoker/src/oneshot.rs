@@ -26,7 +26,7 @@ impl Invoker {
     /// events running at once; more wait up to the queue timeout, then are throttled.
     async fn one_shot_slot(&self, spec: &FunctionSpec, pool: &Arc<crate::Pool>) -> Result<OneShotSlot, InvokeError> {
         use std::sync::atomic::Ordering;
-        let max = spec.max_instances.unwrap_or(self.shared.config.max_instances).min(self.shared.config.max_instances) as usize;
+        let max = self.shared.instance_cap(spec);
         let deadline = tokio::time::Instant::now() + self.shared.config.queue_timeout;
         loop {
             let freed = pool.capacity_freed.notified();

@@ -47,6 +47,7 @@ macro_rules! on_pool {
 }
 
 // After the macro: textual scope.
+mod cluster;
 mod images;
 mod queue;
 

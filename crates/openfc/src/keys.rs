@@ -177,6 +177,11 @@ impl Keyring {
         Keyring { meta, master, ttl, cache: RwLock::new(HashMap::new()) }
     }
 
+    /// Forgets every cached key (another node or `openfc keys` changed keys or policies).
+    pub fn forget_all(&self) {
+        self.cache.write().expect("keyring lock").clear();
+    }
+
     pub async fn lookup(&self, id: &str) -> Result<ActiveKey, KeyLookup> {
         if let Some((at, key)) = self.cache.read().expect("keyring lock").get(id)
             && at.elapsed() < self.ttl

@@ -122,7 +122,9 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     };
     // This node's name in leases (async events, image pulls): unique per process, so a restarted node never
     // settles what its previous life claimed (those run again when their leases end).
+    // It is also this node's id in the node table (see openfc-core::cluster).
     let node = format!("{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let cluster = openfc_core::cluster::Cluster::new(node.clone(), Some(meta.clone()));
     let images = Arc::new(openfc_core::images::Images::new(
         meta.clone(),
         image_store.clone(),
@@ -154,6 +156,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             images: Some(image_store.clone()),
             image_owner_base: cfg.images.owner_base,
             container_start_timeout_secs: cfg.images.container_start_timeout,
+            cluster: cluster.clone(),
         },
         code.clone(),
     )
@@ -169,6 +172,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         invoker: invoker.clone(),
         events: Some(Arc::new(openfc_core::asyncq::Events::new(meta.clone(), cfg.async_settings.clone()))),
         images: Some(images.clone()),
+        cluster: cluster.clone(),
     });
     openfc_core::triggers::set_min_timer_interval(cfg.async_settings.min_timer_interval.as_secs());
     let isolation = invoker.isolation();
@@ -208,6 +212,18 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             }
         });
     }
+    let heartbeat = tokio::spawn(cluster.clone().run(public_url.clone(), env!("CARGO_PKG_VERSION").to_owned(), openfc_core::images::now_ms));
+    let changes = {
+        let app = app.clone();
+        let apply = move |change: openfc_core::cluster::Change| {
+            use openfc_core::cluster::Change;
+            if matches!(change, Change::Keys | Change::All) {
+                app.keyring.forget_all();
+            }
+            app.fc.hot.apply(&change);
+        };
+        tokio::spawn(meta.clone().listen(node.clone(), Arc::new(apply)))
+    };
     let provision = tokio::spawn(app.fc.clone().keep_provisioned(account.clone()));
     let image_pulls = tokio::spawn(images.clone().reconcile());
     let async_workers = tokio::spawn(app.fc.clone().run_async_workers(node));
@@ -222,6 +238,9 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     });
     axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
     gc.abort();
+    heartbeat.abort();
+    changes.abort();
+    cluster.leave(openfc_core::images::now_ms()).await;
     provision.abort();
     async_workers.abort();
     image_pulls.abort();
@@ -368,6 +387,10 @@ pub async fn keys(store: StoreConfig, action: KeyAction) -> anyhow::Result<()> {
                 meta.delete_access_key(&access_key_id).await.with_context(|| format!("deleting {access_key_id}"))?;
                 println!("deleted {access_key_id}");
             }
+        }
+        // Running nodes drop their cached keys now rather than after the key cache's TTL.
+        if let Err(e) = openfc_core::cluster::ClusterStore::publish(meta.as_ref(), "openfc keys", &openfc_core::cluster::Change::Keys).await {
+            eprintln!("warning: running nodes were not told ({e}); they see the change within --key-cache-ttl");
         }
         anyhow::Ok(())
     }

@@ -140,6 +140,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     health["warm_sandboxes"] = serde_json::json!(app.invoker.warm_sandboxes());
     health["prestarted_runtimes"] = app.invoker.prestarted_health();
     health["async"] = app.fc.async_health().await;
+    health["node"] = serde_json::json!({"id": app.fc.cluster.id, "liveNodes": app.fc.cluster.live().len()});
     if let Some(store) = app.invoker.image_store() {
         let usage = store.usage();
         health["images"] = serde_json::json!({

@@ -117,6 +117,7 @@ impl Harness {
                 images: None,
                 image_owner_base: None,
                 container_start_timeout_secs: 10,
+                cluster: openfc_core::cluster::Cluster::single(),
             },
             code.clone(),
         )
@@ -131,7 +132,8 @@ impl Harness {
             hot: openfc_core::cache::HotCache::new(Duration::from_secs(1)),
             invoker: invoker.clone(),
             events: Some(Arc::new(openfc_core::asyncq::Events::new(meta.clone(), Default::default()))),
-        images: None,
+            images: None,
+            cluster: openfc_core::cluster::Cluster::single(),
         });
         let app = Arc::new(App {
             fc,

@@ -76,6 +76,7 @@ pub async fn core(dir: &std::path::Path, gc_grace: Duration, invoker: Arc<dyn In
         invoker,
         events: Some(Arc::new(openfc_core::asyncq::Events::new(meta.clone(), Default::default()))),
         images: None,
+        cluster: openfc_core::cluster::Cluster::single(),
     });
     (fc, code)
 }

@@ -1,0 +1,108 @@
+//! `ClusterStore` on the same SQL (openfc-core::cluster): the node table, and the change feed. On
+//! PostgreSQL a change is a `NOTIFY` on one channel, heard by every node's `LISTEN` connection
+//! (`SqlMeta::listen`); SQLite is one process's, so there is nobody to tell.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use openfc_core::cluster::{Change, ClusterStore, NodeRecord};
+use openfc_core::ports::MetaError;
+use sqlx::postgres::PgListener;
+
+use crate::rows::Cols;
+use crate::{Pool, SqlMeta, map_err};
+
+/// The channel every node listens on.
+const CHANNEL: &str = "openfc_changes";
+
+const HEARTBEAT: &str = "INSERT INTO nodes (id, address, version, started_ms, heartbeat_ms) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (id) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms, address = excluded.address";
+const LIVE: &str = "SELECT * FROM nodes WHERE heartbeat_ms >= $1 ORDER BY id";
+const LEAVE: &str = "DELETE FROM nodes WHERE id = $1 OR heartbeat_ms < $2";
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
+/// What travels on the channel: the change, and who made it (a node ignores its own).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Message {
+    origin: String,
+    change: Change,
+}
+
+fn node_from_row(r: &impl Cols) -> Result<NodeRecord, MetaError> {
+    Ok(NodeRecord {
+        id: r.text("id")?,
+        address: r.text("address")?,
+        version: r.text("version")?,
+        started_ms: r.int("started_ms")?,
+        heartbeat_ms: r.int("heartbeat_ms")?,
+    })
+}
+
+#[async_trait]
+impl ClusterStore for SqlMeta {
+    async fn heartbeat(&self, n: &NodeRecord) -> Result<(), MetaError> {
+        on_pool!(self, p => sqlx::query(HEARTBEAT).bind(&n.id).bind(&n.address).bind(&n.version).bind(n.started_ms)
+            .bind(n.heartbeat_ms).execute(p).await.map(|_| ()).map_err(map_err))
+    }
+
+    async fn nodes(&self, since_ms: i64) -> Result<Vec<NodeRecord>, MetaError> {
+        on_pool!(self, p => sqlx::query(LIVE).bind(since_ms).fetch_all(p).await.map_err(map_err)?.iter().map(node_from_row).collect())
+    }
+
+    async fn leave(&self, id: &str, before_ms: i64) -> Result<(), MetaError> {
+        on_pool!(self, p => sqlx::query(LEAVE).bind(id).bind(before_ms).execute(p).await.map(|_| ()).map_err(map_err))
+    }
+
+    async fn publish(&self, origin: &str, change: &Change) -> Result<(), MetaError> {
+        let Pool::Postgres(p) = &self.pool else { return Ok(()) };
+        let text = serde_json::to_string(&Message { origin: origin.to_owned(), change: change.clone() })
+            .map_err(|e| MetaError::Backend(e.to_string()))?;
+        sqlx::query(NOTIFY).bind(CHANNEL).bind(text).execute(p).await.map(|_| ()).map_err(map_err)
+    }
+}
+
+impl SqlMeta {
+    /// Hears the other nodes' changes until the process ends, handing each to `apply`; after the listening
+    /// connection was lost (messages may have been missed meanwhile) `apply` gets `Change::All`. Returns at
+    /// once on SQLite.
+    pub async fn listen(self: Arc<Self>, me: String, apply: Arc<dyn Fn(Change) + Send + Sync>) {
+        let Pool::Postgres(pool) = &self.pool else { return };
+        loop {
+            let mut listener = match PgListener::connect_with(pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for other nodes' changes; retrying (the cache TTL bounds staleness)");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "LISTEN failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            // Whatever was missed before this connection listened.
+            apply(Change::All);
+            loop {
+                match listener.try_recv().await {
+                    Ok(Some(n)) => match serde_json::from_str::<Message>(n.payload()) {
+                        Ok(m) if m.origin != me => apply(m.change),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, payload = n.payload(), "unreadable change message"),
+                    },
+                    // The connection dropped; the listener reconnects and re-listens at the next call.
+                    Ok(None) => {
+                        tracing::warn!("lost the change feed's connection; reconnecting");
+                        apply(Change::All);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change feed failed; reconnecting");
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
