@@ -184,11 +184,13 @@ pub struct ServeArgs {
     /// Seconds an unreferenced package is kept before it may be collected [default: 600].
     #[arg(long, env = "OPENFC_GC_GRACE")]
     pub gc_grace: Option<u64>,
-    /// Seconds an AccessKey lookup is cached (disabling a key takes effect after at most this) [default: 1].
+    /// Seconds an AccessKey lookup is cached (a key disabled by `openfc keys` is dropped by every node at once
+    /// on PostgreSQL; this bounds it if the notification is lost) [default: 1].
     #[arg(long, env = "OPENFC_KEY_CACHE_TTL")]
     pub key_cache_ttl: Option<u64>,
-    /// Milliseconds a function read may be served from this node's cache; other nodes' writes become visible
-    /// after at most this long (this node's own writes at once). 0 disables the cache [default: 1000].
+    /// Milliseconds a function read may be served from this node's cache. This node's writes show at once,
+    /// other nodes' within milliseconds on PostgreSQL (they notify), or after at most this long if a
+    /// notification is lost. 0 disables the cache [default: 1000].
     #[arg(long, env = "OPENFC_META_CACHE_TTL_MS")]
     pub meta_cache_ttl_ms: Option<u64>,
     /// Most instances per function version [default: 10].
