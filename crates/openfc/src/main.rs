@@ -10,6 +10,7 @@ mod config;
 mod imagescli;
 mod keys;
 mod metrics;
+mod migrate;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,8 @@ enum Command {
         #[command(subcommand)]
         action: imagescli::ImagesAction,
     },
+    /// Copy an embedded data directory (SQLite, local code) into PostgreSQL and an S3 bucket, for many nodes.
+    Migrate(Box<migrate::MigrateArgs>),
     /// Manage AccessKeys.
     Keys {
         #[command(flatten)]
@@ -82,6 +85,7 @@ fn main() -> anyhow::Result<()> {
             let image_cfg = config::ImageConfig::from_args(&store, &images)?;
             runtime.block_on(imagescli::run(config::StoreConfig::resolve(&store)?, image_cfg, action))
         }
+        Command::Migrate(args) => runtime.block_on(migrate::run(*args)),
         Command::Keys { store, action } => runtime.block_on(server::keys(config::StoreConfig::resolve(&store)?, action)),
     }
 }
