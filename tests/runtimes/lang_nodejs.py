@@ -117,7 +117,8 @@ ERROR_CASES = [
     # handler, kind, errorType, errorMessage substring, substring expected in the stack trace (or None)
     ("index.cbError", "Handled", "TypeError", "bad type", "index.js"),
     ("index.cbCustom", "Handled", "MyError", "custom boom", "index.js"),
-    ("index.cbString", "Handled", "Error", "plain string error", None),
+    # FC: callback('msg') answers {"errorMessage": "msg"} alone (no errorType, no stackTrace).
+    ("index.cbString", "Handled", None, "plain string error", None),
     ("index.asyncReject", "Handled", "Error", "async boom", "index.js"),
     ("index.throwSync", "Unhandled", "RangeError", "sync boom", "index.js"),
     ("index.throwLater", "Unhandled", "Error", "later boom", "index.js"),

@@ -258,6 +258,19 @@ WSGI = {
 
         def forgets_start_response(environ, start_response):
             return [b"x"]
+
+        # FC's runtime serves a bare bytes or str (not a list of chunks) as the body.
+        def bare_bytes(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return b"bare bytes"
+
+        def bare_str(environ, start_response):
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return "bare str \u00e9"
+
+        def bare_bytearray(environ, start_response):
+            start_response("200 OK", [])
+            return bytearray(b"bare bytearray")
     ''',
 }
 
@@ -266,6 +279,9 @@ WSGI_CASES = [
     ("index.not_found", "GET", 404, b"no such page", None),
     ("index.generator", "GET", 200, b"abc", None),
     ("index.write_callable", "PUT", 202, b"written-returned", None),
+    ("index.bare_bytes", "GET", 200, b"bare bytes", None),
+    ("index.bare_str", "GET", 200, "bare str \u00e9".encode("utf-8"), None),
+    ("index.bare_bytearray", "GET", 200, b"bare bytearray", None),
     ("index.crashes", "GET", 404, None, {"errorType": "KeyError"}),
     ("index.forgets_start_response", "GET", 404, None, {"errorType": "RuntimeError"}),
     ("index.nosuch", "GET", 404, None, {"errorType": "HandlerNotFound"}),

@@ -282,7 +282,8 @@ def check(resp, status=200, body=_MISSING, json=_MISSING, headers=None, absent=(
     absent    header names that must not be present
     contains  substrings (str) the decoded body must contain
     error     {"errorType": ..., "errorMessage": ..., "kind": "Handled"|"Unhandled"} for a failed invocation:
-              checks status 404, x-fc-status, x-fc-error-type, JSON content type and the error body shape;
+              checks status 404, x-fc-status, x-fc-error-type, JSON content type and the error body shape
+              (errorType None: the body is {"errorMessage"} alone);
               errorMessage is matched as a substring
     """
     problems = []
@@ -328,9 +329,13 @@ def check(resp, status=200, body=_MISSING, json=_MISSING, headers=None, absent=(
             payload = None
             problems.append("error body is not JSON: %r" % resp.content[:300])
         if payload is not None:
-            if set(payload) != {"errorMessage", "errorType", "stackTrace"}:
+            # errorType None: an error that is no exception object (Node's callback('msg')), which FC answers
+            # with {"errorMessage"} alone.
+            bare = "errorType" in error and error["errorType"] is None
+            keys = {"errorMessage"} if bare else {"errorMessage", "errorType", "stackTrace"}
+            if set(payload) != keys:
                 problems.append("error keys %r" % sorted(payload))
-            if not isinstance(payload.get("stackTrace"), list):
+            if not bare and not isinstance(payload.get("stackTrace"), list):
                 problems.append("stackTrace is not a list")
             if "errorType" in error and payload.get("errorType") != error["errorType"]:
                 problems.append("errorType %r != %r" % (payload.get("errorType"), error["errorType"]))

@@ -16,7 +16,7 @@
  * The dispatch key is the x-fc-control-path header when present, else the request path.
  * Failures answer 404 with `x-fc-status: 404`, `x-fc-error-type: HandledInvocationError` (callback(err), rejected
  * promise) or `UnhandledInvocationError` (synchronous throw, uncaught exception, load failure) and a JSON body
- * {"errorMessage", "errorType", "stackTrace"}.
+ * {"errorMessage", "errorType", "stackTrace"} (just {"errorMessage"} for an error that is no Error object).
  *
  * No npm dependencies; syntax kept to what Node 12 accepts.
  */
@@ -297,10 +297,13 @@ function callUser(scope, fn, args, withCallback) {
   });
 }
 
+// FC's error bodies: an Error gives {errorMessage, errorType, stackTrace} with the lines of err.stack as they are
+// ("Error: oops", "    at exports.handler (/code/index.js:2:12)"); anything else (callback('msg')) gives just
+// {errorMessage} (FC's Node.js "Error handling" pages). openfc's own frames are left out.
 function errorPayload(err) {
   if (err instanceof Error || (err && typeof err === 'object' && 'message' in err)) {
-    const stack = err.stack ? String(err.stack).split('\n').map(function (l) { return l.trim(); }) : [];
-    const clean = stack.filter(function (l) { return l.indexOf(__filename) < 0 && !/\(node:internal/.test(l) && !/^at node:internal/.test(l); });
+    const stack = err.stack ? String(err.stack).split('\n') : [];
+    const clean = stack.filter(function (l) { return l.indexOf(__filename) < 0 && !/\(node:internal/.test(l) && !/^\s*at node:internal/.test(l); });
     return {
       errorMessage: String(err.message),
       errorType: err.name || (err.constructor && err.constructor.name) || 'Error',
@@ -313,7 +316,7 @@ function errorPayload(err) {
     try { message = JSON.stringify(err); } catch (e) { message = String(err); }
     if (message === undefined) message = String(err);
   }
-  return { errorMessage: message, errorType: typeof err === 'string' ? 'Error' : typeof err, stackTrace: [] };
+  return { errorMessage: message };
 }
 
 function sendError(res, err, kind) {

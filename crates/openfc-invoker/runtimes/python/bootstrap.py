@@ -781,6 +781,12 @@ def _call_wsgi(app, req, context):
         return written.append
 
     result = app(environ, start_response)
+    # FC's runtime serves a bare bytes/str return as the whole body; iterating it would send it one byte or
+    # character at a time (bytes iterate as ints).
+    if isinstance(result, (bytes, bytearray, memoryview)):
+        result = [bytes(result)]
+    elif isinstance(result, str):
+        result = [result.encode("utf-8")]
     try:
         for chunk in result:
             if chunk:
