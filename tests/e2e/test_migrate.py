@@ -264,10 +264,12 @@ def test_verification_fails_when_a_package_is_gone(source):
 def test_dialects_are_converted_and_sequences_advanced(source, tmp_path):
     """A table both sides have beyond openfc's own (as a later migration might add): SQLite's 0/1, JSON text and
     blobs become PostgreSQL's boolean, jsonb and bytea; the serial id's sequence ends past the copied ids. A
-    table only the source has is skipped and named."""
+    table only the source has is skipped and named. An object above 8 MiB goes up as a multipart upload."""
     src, _ = source
     data = tmp_path / "data"
     shutil.copytree(src.data_dir, data)
+    big = os.urandom(9 << 20)
+    (data / "code" / "packages" / "sha256" / "big.zip").write_bytes(big)
     with sqlite3.connect(data / "meta.db") as con:
         con.execute("CREATE TABLE extra (id INTEGER PRIMARY KEY, flag INTEGER NOT NULL, doc TEXT, raw BLOB)")
         con.execute("INSERT INTO extra VALUES (1, 1, '{\"a\":  1}', x'00ff'), (41, 0, NULL, NULL)")
@@ -279,6 +281,9 @@ def test_dialects_are_converted_and_sequences_advanced(source, tmp_path):
     assert re.search(r"^  only_here +skipped: not in the target's schema$", out, re.M), out
     assert psql(db, "SELECT id, flag, doc->>'a', encode(raw, 'hex') FROM extra ORDER BY id") == "1|t|1|00ff\n41|f||"
     assert psql(db, "SELECT nextval(pg_get_serial_sequence('extra', 'id'))") == "42"
+    r = requests.get(f"{os.environ['OPENFC_TEST_S3_ENDPOINT']}/{bucket}/packages/sha256/big.zip", headers=S3_AUTH,
+                     timeout=60)
+    assert r.status_code == 200 and r.content == big, (r.status_code, len(r.content))
     # jsonb keeps no spelling ('{"a":  1}' is stored as {"a": 1}): the re-run still finds the rows equal.
     again = migrate(data, db, bucket).stdout
     assert re.search(r"^  extra +0 copied, 2 already there$", again, re.M), again

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+
 use anyhow::{Context, bail};
 use futures::TryStreamExt;
 use indicatif::ProgressBar;
@@ -111,8 +112,8 @@ async fn source_columns(src: &mut SqliteConnection, table: &str) -> anyhow::Resu
 const PG_TABLES: &str = "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema()";
 
-const PG_COLUMNS: &str = "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.attidentity::text, \
-    COALESCE(pg_get_expr(d.adbin, d.adrelid), '') \
+const PG_COLUMNS: &str = "SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS ty, \
+    a.attidentity::text AS identity, COALESCE(pg_get_expr(d.adbin, d.adrelid), '') AS default_expr \
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
     WHERE c.relname = $1 AND n.nspname = current_schema() AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum";
@@ -127,9 +128,25 @@ const PG_FOREIGN_KEYS: &str = "SELECT c1.relname::text, c2.relname::text FROM pg
     JOIN pg_class c1 ON c1.oid = k.conrelid JOIN pg_class c2 ON c2.oid = k.confrelid \
     JOIN pg_namespace n ON n.oid = c1.relnamespace WHERE k.contype = 'f' AND n.nspname = current_schema()";
 
+/// A column as the target's catalog describes it.
+#[derive(sqlx::FromRow)]
+struct PgColumn {
+    name: String,
+    ty: String,
+    /// `a` (always), `d` (by default) or empty.
+    identity: String,
+    default_expr: String,
+}
+
+impl PgColumn {
+    fn sequenced(&self) -> bool {
+        !self.identity.is_empty() || self.default_expr.starts_with("nextval(")
+    }
+}
+
 /// Reads both schemas and decides what is copied, in which order.
 pub async fn plan(src: &mut SqliteConnection, dst: &mut PgConnection) -> anyhow::Result<Plan> {
-    let target: BTreeSet<String> = sqlx::query_scalar(PG_TABLES).fetch_all(&mut *dst).await.context("listing the target's tables")?.into_iter().collect();
+    let target: Vec<String> = sqlx::query_scalar(PG_TABLES).fetch_all(&mut *dst).await.context("listing the target's tables")?;
     let mut skipped = Vec::new();
     let mut names = Vec::new();
     for name in source_tables(src).await? {
@@ -141,30 +158,33 @@ pub async fn plan(src: &mut SqliteConnection, dst: &mut PgConnection) -> anyhow:
             names.push(name);
         }
     }
-    let fks: Vec<(String, String)> = sqlx::query_as(PG_FOREIGN_KEYS).fetch_all(&mut *dst).await.context("reading the target's foreign keys")?;
+    let fks: Vec<(String, String)> =
+        sqlx::query_as(PG_FOREIGN_KEYS).fetch_all(&mut *dst).await.context("reading the target's foreign keys")?;
     let mut tables = Vec::new();
     for name in order(&names, &fks)? {
-        let cols: Vec<(String, String, String, String)> =
-            sqlx::query_as(PG_COLUMNS).bind(&name).fetch_all(&mut *dst).await.with_context(|| format!("reading the target's columns of {name}"))?;
-        let key: Vec<String> = sqlx::query_scalar(PG_PRIMARY_KEY).bind(&name).fetch_all(&mut *dst).await?;
+        let context = || format!("reading the target's schema of table {name}");
+        let cols: Vec<PgColumn> = sqlx::query_as(PG_COLUMNS).bind(&name).fetch_all(&mut *dst).await.with_context(context)?;
+        let key: Vec<String> = sqlx::query_scalar(PG_PRIMARY_KEY).bind(&name).fetch_all(&mut *dst).await.with_context(context)?;
         if key.is_empty() {
             // Without a key a re-run could not tell a copied row from a new one.
             bail!("table {name}: the target has no primary key, so it cannot be copied idempotently");
         }
         let source = source_columns(src, &name).await?;
-        if let Some(c) = source.iter().find(|c| !cols.iter().any(|t| &t.0 == *c)) {
+        if let Some(c) = source.iter().find(|c| !cols.iter().any(|t| &t.name == *c)) {
             bail!("table {name}: the target has no column {c} (is the target's openfc older than the data directory's?)");
         }
         // Columns only the target has keep their defaults.
-        let columns: Vec<Column> = cols
+        let copied: Vec<&PgColumn> = cols.iter().filter(|c| source.contains(&c.name)).collect();
+        let columns: Vec<Column> =
+            copied.iter().map(|c| Column { name: c.name.clone(), ty: c.ty.clone(), kind: Kind::of(&c.ty) }).collect();
+        let key = key
             .iter()
-            .filter(|c| source.contains(&c.0))
-            .map(|(n, ty, _, _)| Column { name: n.clone(), ty: ty.clone(), kind: Kind::of(ty) })
-            .collect();
-        let key = key.iter().map(|k| columns.iter().position(|c| &c.name == k).with_context(|| format!("table {name}: the source has no key column {k}"))).collect::<anyhow::Result<_>>()?;
-        let sequenced = cols.iter().filter(|(n, _, ident, default)| source.contains(n) && (!ident.is_empty() || default.starts_with("nextval("))).map(|c| c.0.clone()).collect();
-        let always_identity = cols.iter().any(|c| c.2 == "a");
-        let rows: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {}", quote(&name)))).fetch_one(&mut *src).await?;
+            .map(|k| columns.iter().position(|c| &c.name == k).with_context(|| format!("table {name}: the source has no key column {k}")))
+            .collect::<anyhow::Result<_>>()?;
+        let sequenced = copied.iter().filter(|c| c.sequenced()).map(|c| c.name.clone()).collect();
+        let always_identity = copied.iter().any(|c| c.identity == "a");
+        let count = AssertSqlSafe(format!("SELECT count(*) FROM {}", quote(&name)));
+        let rows: i64 = sqlx::query_scalar(count).fetch_one(&mut *src).await.with_context(|| format!("counting source table {name}"))?;
         tables.push(Table { name, columns, key, sequenced, always_identity, rows: rows as u64 });
     }
     Ok(Plan { tables, skipped })
