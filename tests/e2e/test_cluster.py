@@ -361,3 +361,19 @@ def test_nodes_started_at_once_on_a_fresh_database_all_come_up(server_factory, t
     finally:
         for s in servers:
             s.stop()
+
+
+def test_list_instances_on_any_node_shows_every_nodes_instances(nodes):
+    a, b, c = nodes
+    svc = new_service(a, "cll")
+    fn = new_function(a, svc, ECHO)
+    started = {invoke_ok(n, svc, fn).instance_id for n in (b, c)}
+    assert len(started) == 2
+
+    def listed(n):
+        r = n.raw.get(f"/services/{svc}.LATEST/functions/{fn}/instances")
+        assert r.status_code == 200, r.text
+        return {i["instanceId"] for i in r.json()["instances"]}
+
+    wait_until(lambda: listed(a) == started, 5, what="node A lists B's and C's instances")
+    assert listed(b) == listed(c) == started

@@ -50,6 +50,17 @@ pub struct NodeRecord {
     pub version: String,
 }
 
+/// A running function instance, as ListInstances reports it on any node.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InstanceInfo {
+    pub id: String,
+    pub account_id: String,
+    pub service: String,
+    pub function: String,
+    /// The version it runs: `LATEST` or a published version's id.
+    pub version: String,
+}
+
 /// The database side of the cluster. SQLite implements it for one process (nothing to tell anyone).
 #[async_trait]
 pub trait ClusterStore: Send + Sync {
@@ -61,6 +72,16 @@ pub trait ClusterStore: Send + Sync {
     async fn leave(&self, id: &str, before_ms: i64) -> Result<(), MetaError>;
     /// Tells every other node (best effort: a lost message costs at most the cache TTL).
     async fn publish(&self, origin: &str, change: &Change) -> Result<(), MetaError>;
+    /// Replaces what this node last said runs on it.
+    async fn replace_instances(&self, node: &str, instances: &[InstanceInfo]) -> Result<(), MetaError>;
+    /// The instances of a function on nodes whose heartbeat is at or after `since_ms`, by id.
+    async fn function_instances(
+        &self,
+        account: &str,
+        service: &str,
+        function: &str,
+        since_ms: i64,
+    ) -> Result<Vec<InstanceInfo>, MetaError>;
 }
 
 /// How often a node heartbeats, and after how long without one it is dead.
@@ -122,19 +143,49 @@ impl Cluster {
         }
     }
 
-    /// Registers this node, then heartbeats and refreshes the live view until the process ends.
-    pub async fn run(self: Arc<Self>, address: String, version: String, now_ms: impl Fn() -> i64 + Send) {
+    /// The instances of a function on the live nodes (as each last reported them, at most a heartbeat ago).
+    pub async fn function_instances(
+        &self,
+        account: &str,
+        service: &str,
+        function: &str,
+        now_ms: i64,
+    ) -> Result<Vec<InstanceInfo>, MetaError> {
+        match &self.store {
+            Some(store) => store.function_instances(account, service, function, now_ms - DEAD_AFTER.as_millis() as i64).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Registers this node, then heartbeats, refreshes the live view and reports this node's instances (when
+    /// they changed) until the process ends.
+    pub async fn run(
+        self: Arc<Self>,
+        address: String,
+        version: String,
+        now_ms: impl Fn() -> i64 + Send,
+        instances: impl Fn() -> Vec<InstanceInfo> + Send,
+    ) {
         let Some(store) = self.store.clone() else { return };
         let mut node = NodeRecord { id: self.id.clone(), address, started_ms: now_ms(), heartbeat_ms: 0, version };
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut known = 0usize;
+        let mut reported: Option<Vec<InstanceInfo>> = None;
         loop {
             tick.tick().await;
             node.heartbeat_ms = now_ms();
             if let Err(e) = store.heartbeat(&node).await {
                 tracing::warn!(error = %e, "node heartbeat failed");
                 continue;
+            }
+            let mut now = instances();
+            now.sort();
+            if reported.as_ref() != Some(&now) {
+                match store.replace_instances(&self.id, &now).await {
+                    Ok(()) => reported = Some(now),
+                    Err(e) => tracing::warn!(error = %e, "reporting this node's instances failed"),
+                }
             }
             match store.nodes(node.heartbeat_ms - DEAD_AFTER.as_millis() as i64).await {
                 Ok(nodes) => {

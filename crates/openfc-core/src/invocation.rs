@@ -167,6 +167,10 @@ pub trait Invoker: Send + Sync {
     async fn ensure_warm(&self, spec: &FunctionSpec, target: usize) -> Result<usize, InvokeError>;
     /// How many instances of this spec are alive.
     fn alive(&self, key: &SpecKey) -> usize;
+    /// Every instance alive on this node (what ListInstances reports through the cluster).
+    fn instances(&self) -> Vec<crate::cluster::InstanceInfo> {
+        Vec::new()
+    }
 }
 
 /// What a caller's target resolved to, ready to run.

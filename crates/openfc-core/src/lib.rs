@@ -15,6 +15,7 @@ pub mod domains;
 pub mod error;
 pub mod function;
 pub mod images;
+pub mod instances;
 pub mod invocation;
 pub mod invoke;
 pub mod layers;

@@ -133,8 +133,11 @@ pub(crate) struct Pool {
     /// `openfc_invocations_total` of this function by outcome, registered at its first use (a function's
     /// labels are cloned once, not per request).
     invocations: [std::sync::OnceLock<metrics::Counter>; 3],
+    account: String,
     service: String,
     function: String,
+    /// `LATEST` or the published version this pool runs (ListInstances' `versionId`).
+    version: String,
 }
 
 const X_FC_STATUS: http::HeaderName = http::HeaderName::from_static("x-fc-status");
@@ -361,8 +364,10 @@ impl Invoker {
                         .map_or(1, |r| spec.instance_concurrency.max(1).min(r.max_concurrency.unwrap_or(u32::MAX)))
                         as usize,
                     invocations: Default::default(),
+                    account: spec.account_id.clone(),
                     service: spec.service.clone(),
                     function: spec.function.clone(),
+                    version: if spec.version_id.is_empty() { "LATEST".to_owned() } else { spec.version_id.clone() },
                 })
             })
             .clone()
@@ -877,5 +882,22 @@ impl openfc_core::invocation::Invoker for Invoker {
 
     fn alive(&self, key: &SpecKey) -> usize {
         Invoker::alive(self, key)
+    }
+
+    fn instances(&self) -> Vec<openfc_core::cluster::InstanceInfo> {
+        let pools = self.pools.lock().expect("pools");
+        let mut out = Vec::new();
+        for p in pools.values() {
+            for i in p.instances.lock().expect("instances").iter().filter(|i| !i.exited()) {
+                out.push(openfc_core::cluster::InstanceInfo {
+                    id: i.id.clone(),
+                    account_id: p.account.clone(),
+                    service: p.service.clone(),
+                    function: p.function.clone(),
+                    version: p.version.clone(),
+                });
+            }
+        }
+        out
     }
 }

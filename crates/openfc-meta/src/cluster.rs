@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use openfc_core::cluster::{Change, ClusterStore, NodeRecord};
+use openfc_core::cluster::{Change, ClusterStore, InstanceInfo, NodeRecord};
 use openfc_core::ports::MetaError;
 use sqlx::postgres::PgListener;
 
@@ -20,6 +20,13 @@ const HEARTBEAT: &str = "INSERT INTO nodes (id, address, version, started_ms, he
      ON CONFLICT (id) DO UPDATE SET heartbeat_ms = excluded.heartbeat_ms, address = excluded.address";
 const LIVE: &str = "SELECT * FROM nodes WHERE heartbeat_ms >= $1 ORDER BY id";
 const LEAVE: &str = "DELETE FROM nodes WHERE id = $1 OR heartbeat_ms < $2";
+const LEAVE_INSTANCES: &str = "DELETE FROM node_instances WHERE node_id = $1 \
+     OR node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_ms >= $2)";
+const FORGET_INSTANCES: &str = "DELETE FROM node_instances WHERE node_id = $1";
+const ADD_INSTANCE: &str = "INSERT INTO node_instances (node_id, id, account_id, service_name, function_name, version) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+const FUNCTION_INSTANCES: &str = "SELECT i.* FROM node_instances i JOIN nodes n ON n.id = i.node_id \
+     WHERE i.account_id = $1 AND i.service_name = $2 AND i.function_name = $3 AND n.heartbeat_ms >= $4 ORDER BY i.id";
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
 /// What travels on the channel: the change, and who made it (a node ignores its own).
@@ -51,7 +58,39 @@ impl ClusterStore for SqlMeta {
     }
 
     async fn leave(&self, id: &str, before_ms: i64) -> Result<(), MetaError> {
-        on_pool!(self, p => sqlx::query(LEAVE).bind(id).bind(before_ms).execute(p).await.map(|_| ()).map_err(map_err))
+        on_pool!(self, p => {
+            sqlx::query(LEAVE_INSTANCES).bind(id).bind(before_ms).execute(p).await.map_err(map_err)?;
+            sqlx::query(LEAVE).bind(id).bind(before_ms).execute(p).await.map(|_| ()).map_err(map_err)
+        })
+    }
+
+    async fn replace_instances(&self, node: &str, instances: &[InstanceInfo]) -> Result<(), MetaError> {
+        on_pool!(self, p => {
+            let mut tx = p.begin().await.map_err(map_err)?;
+            sqlx::query(FORGET_INSTANCES).bind(node).execute(&mut *tx).await.map_err(map_err)?;
+            for i in instances {
+                sqlx::query(ADD_INSTANCE).bind(node).bind(&i.id).bind(&i.account_id).bind(&i.service).bind(&i.function)
+                    .bind(&i.version).execute(&mut *tx).await.map_err(map_err)?;
+            }
+            tx.commit().await.map_err(map_err)
+        })
+    }
+
+    async fn function_instances(
+        &self,
+        account: &str,
+        service: &str,
+        function: &str,
+        since_ms: i64,
+    ) -> Result<Vec<InstanceInfo>, MetaError> {
+        on_pool!(self, p => sqlx::query(FUNCTION_INSTANCES).bind(account).bind(service).bind(function).bind(since_ms)
+            .fetch_all(p).await.map_err(map_err)?.iter().map(|r| Ok(InstanceInfo {
+                id: r.text("id")?,
+                account_id: r.text("account_id")?,
+                service: r.text("service_name")?,
+                function: r.text("function_name")?,
+                version: r.text("version")?,
+            })).collect())
     }
 
     async fn publish(&self, origin: &str, change: &Change) -> Result<(), MetaError> {

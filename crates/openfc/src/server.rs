@@ -212,7 +212,11 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             }
         });
     }
-    let heartbeat = tokio::spawn(cluster.clone().run(public_url.clone(), env!("CARGO_PKG_VERSION").to_owned(), openfc_core::images::now_ms));
+    let heartbeat = {
+        let invoker = invoker.clone();
+        let instances = move || openfc_core::invocation::Invoker::instances(invoker.as_ref());
+        tokio::spawn(cluster.clone().run(public_url.clone(), env!("CARGO_PKG_VERSION").to_owned(), openfc_core::images::now_ms, instances))
+    };
     let changes = {
         let app = app.clone();
         let apply = move |change: openfc_core::cluster::Change| {

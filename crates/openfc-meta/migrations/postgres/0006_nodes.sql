@@ -9,3 +9,16 @@ CREATE TABLE nodes (
     heartbeat_ms BIGINT NOT NULL
 );
 CREATE INDEX nodes_heartbeat ON nodes(heartbeat_ms);
+
+-- The function instances each node runs, as it last reported them (ListInstances answers from here, counting
+-- only live nodes).
+CREATE TABLE node_instances (
+    node_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    service_name TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (node_id, id)
+);
+CREATE INDEX node_instances_function ON node_instances(account_id, service_name, function_name);

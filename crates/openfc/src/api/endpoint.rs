@@ -49,6 +49,7 @@ pub enum Endpoint {
     DeleteCustomDomain { domain: String },
     PutProvisionConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     GetProvisionConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    ListInstances { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     ListProvisionConfigs,
     PutFunctionOnDemandConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     GetFunctionOnDemandConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
@@ -121,6 +122,17 @@ impl Query {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// A list parameter sent repeated (`k=a&k=b`) or numbered (`k.1=a&k.2=b`, as the 2021 SDK sends lists).
+    pub fn list(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| {
+                k == key || k.strip_prefix(key).and_then(|r| r.strip_prefix('.')).is_some_and(|n| n.parse::<u32>().is_ok())
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// ListServices' `tag_<key>=<value>` filters.
@@ -273,6 +285,7 @@ pub fn parse(method: &str, path: &str, query: &Query) -> Result<(ApiVersion, End
             match (m, *config) {
                 ("PUT", "provision-config") => PutProvisionConfig { service, function, qualifier },
                 ("GET", "provision-config") => GetProvisionConfig { service, function, qualifier },
+                ("GET", "instances") => ListInstances { service, function, qualifier },
                 ("PUT", "on-demand-config") => PutFunctionOnDemandConfig { service, function, qualifier },
                 ("GET", "on-demand-config") => GetFunctionOnDemandConfig { service, function, qualifier },
                 ("DELETE", "on-demand-config") => DeleteFunctionOnDemandConfig { service, function, qualifier },
@@ -341,6 +354,7 @@ impl Endpoint {
             DeleteCustomDomain { .. } => "DeleteCustomDomain",
             PutProvisionConfig { .. } => "PutProvisionConfig",
             GetProvisionConfig { .. } => "GetProvisionConfig",
+            ListInstances { .. } => "ListInstances",
             ListProvisionConfigs => "ListProvisionConfigs",
             PutFunctionOnDemandConfig { .. } => "PutFunctionOnDemandConfig",
             GetFunctionOnDemandConfig { .. } => "GetFunctionOnDemandConfig",
@@ -414,6 +428,7 @@ impl Endpoint {
             PutProvisionConfig { service, function, qualifier }
             | InvokeFunction { service, function, qualifier }
             | GetProvisionConfig { service, function, qualifier }
+            | ListInstances { service, function, qualifier }
             | PutFunctionOnDemandConfig { service, function, qualifier }
             | GetFunctionOnDemandConfig { service, function, qualifier }
             | DeleteFunctionOnDemandConfig { service, function, qualifier }
@@ -512,6 +527,7 @@ mod tests {
             check("DELETE", &format!("/{v}/custom-domains/a.com"), Some(("DeleteCustomDomain", "")));
             check("PUT", &format!("/{v}/services/s.prod/functions/f/provision-config"), Some(("PutProvisionConfig", "prod")));
             check("GET", &format!("/{v}/services/s/functions/f/provision-config?qualifier=prod"), Some(("GetProvisionConfig", "prod")));
+            check("GET", &format!("/{v}/services/s.prod/functions/f/instances?limit=5"), Some(("ListInstances", "prod")));
             check("GET", &format!("/{v}/provision-configs?serviceName=s"), Some(("ListProvisionConfigs", "")));
             check("PUT", &format!("/{v}/services/s.LATEST/functions/f/on-demand-config"), Some(("PutFunctionOnDemandConfig", "")));
             check("GET", &format!("/{v}/services/s/functions/f/on-demand-config"), Some(("GetFunctionOnDemandConfig", "")));

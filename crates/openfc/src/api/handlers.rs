@@ -217,6 +217,19 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
             out["current"] = app.fc.provisioned_now(acct, &service, &function, &qualifier).await.into();
             json(out)
         }
+        ListInstances { service, function, qualifier } => {
+            let max = openfc_core::instances::MAX_LIMIT;
+            let limit = match query.get("limit").filter(|v| !v.is_empty()) {
+                None => max,
+                Some(v) => v.parse::<usize>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                    openfc_core::CoreError::invalid(format!("limit must be an integer from 0 to {max}, actual: '{v}'"))
+                })?,
+            };
+            let ids = query.list("instanceIds");
+            let found = fc.list_instances(acct, &service, &function, &qualifier, &ids, limit).await?;
+            let items: Vec<_> = found.iter().map(|i| json!({"instanceId": i.id, "versionId": i.version})).collect();
+            json(json!({ "instances": items }))
+        }
         ListProvisionConfigs => {
             let paging = PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
             let (items, next) =

@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Column as _, PgConnection, Row, SqliteConnection, Type
 /// Tables never copied: sqlx's bookkeeping (each side has its own dialect's migrations) and what describes one
 /// node of a cluster rather than the data (a laptop's node row means nothing to the new nodes).
 const NOT_COPIED: &[(&str, &str)] =
-    &[("_sqlx_migrations", "migration bookkeeping, applied to the target by openfc itself"), ("nodes", "per-node runtime state")];
+    &[("_sqlx_migrations", "migration bookkeeping, applied to the target by openfc itself"), ("nodes", "per-node runtime state"), ("node_instances", "per-node runtime state")];
 
 /// Rows copied in one target transaction: a kill loses at most this many, which the next run copies again.
 const BATCH: usize = 500;
