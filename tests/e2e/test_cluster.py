@@ -377,3 +377,19 @@ def test_list_instances_on_any_node_shows_every_nodes_instances(nodes):
 
     wait_until(lambda: listed(a) == started, 5, what="node A lists B's and C's instances")
     assert listed(b) == listed(c) == started
+
+
+def test_a_request_replayed_to_another_node_is_refused(nodes):
+    """Signatures of accepted mutating requests are shared by the nodes: a captured ACS3 DeleteService sent
+    again to another node (through a load balancer, with the same Host) is refused there."""
+    from helpers import assert_fc_error
+    from test_auth_hardening import acs3_headers
+    a, b, _ = nodes
+    svc = new_service(a, "clx")
+    path = f"/2021-04-06/services/{svc}"
+    headers = acs3_headers(a, "DELETE", path, action="DeleteService")
+    assert requests.delete(a.endpoint + path, headers=headers, timeout=30).status_code == 204
+    assert a.raw.post("/services", json={"serviceName": svc}).status_code == 200
+    body = assert_fc_error(requests.delete(b.endpoint + path, headers=headers, timeout=30), 403, "AccessDenied")
+    assert "replay" in body["ErrorMessage"].lower(), body
+    assert b.raw.get(f"/services/{svc}").status_code == 200

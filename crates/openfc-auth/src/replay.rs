@@ -31,6 +31,11 @@ use crate::{AuthError, ParsedAuthorization, Scheme};
 pub struct ReplayKey(u128);
 
 impl ReplayKey {
+    /// 32 hex digits, the same on every node (the shared ledger's key).
+    pub fn hex(&self) -> String {
+        format!("{:032x}", self.0)
+    }
+
     pub(crate) fn of(auth: &ParsedAuthorization) -> Self {
         let scheme: u8 = match auth.scheme {
             Scheme::Fc => 1,

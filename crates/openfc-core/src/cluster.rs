@@ -84,6 +84,27 @@ pub trait ClusterStore: Send + Sync {
     ) -> Result<Vec<InstanceInfo>, MetaError>;
 }
 
+/// Whether a signature was seen before, cluster-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sighting {
+    /// Never, or only as an expired signature: now held by the caller's `holder`.
+    First,
+    /// Already, first at this time (ms).
+    SeenAt(i64),
+}
+
+/// The signatures of mutating requests every node has accepted, so that a request replayed to another node
+/// is refused there too (each node also keeps its own memory, checked first: `openfc_auth::ReplayCache`).
+#[async_trait]
+pub trait SignatureLedger: Send + Sync {
+    /// Records `key` as first seen now, held by `holder`, until `expires_ms`, unless a live record exists.
+    async fn sight(&self, key: &str, now_ms: i64, expires_ms: i64, holder: &str) -> Result<Sighting, MetaError>;
+    /// Forgets `key` if `holder` still holds it (its request did not take effect; an honest retry may follow).
+    async fn forget(&self, key: &str, holder: &str) -> Result<(), MetaError>;
+    /// Drops records expired by `now_ms`.
+    async fn prune(&self, now_ms: i64) -> Result<u64, MetaError>;
+}
+
 /// How often a node heartbeats, and after how long without one it is dead.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const DEAD_AFTER: Duration = Duration::from_secs(5);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use openfc_core::cluster::{Change, ClusterStore, InstanceInfo, NodeRecord};
+use openfc_core::cluster::{Change, ClusterStore, InstanceInfo, NodeRecord, SignatureLedger, Sighting};
 use openfc_core::ports::MetaError;
 use sqlx::postgres::PgListener;
 
@@ -143,5 +143,43 @@ impl SqlMeta {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// A live record wins; an expired one is taken over (the signature's window has passed, so this is a new
+/// request that happens to sign the same — practically never, but never refused for it).
+const SIGHT: &str = "INSERT INTO seen_signatures (key, first_seen_ms, expires_ms, holder) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (key) DO UPDATE SET first_seen_ms = excluded.first_seen_ms, expires_ms = excluded.expires_ms, \
+     holder = excluded.holder WHERE seen_signatures.expires_ms < excluded.first_seen_ms \
+     RETURNING holder";
+const SEEN: &str = "SELECT first_seen_ms FROM seen_signatures WHERE key = $1";
+const FORGET: &str = "DELETE FROM seen_signatures WHERE key = $1 AND holder = $2";
+const PRUNE: &str = "DELETE FROM seen_signatures WHERE expires_ms < $1";
+
+#[async_trait]
+impl SignatureLedger for SqlMeta {
+    async fn sight(&self, key: &str, now_ms: i64, expires_ms: i64, holder: &str) -> Result<Sighting, MetaError> {
+        on_pool!(self, p => {
+            let won = sqlx::query(SIGHT).bind(key).bind(now_ms).bind(expires_ms).bind(holder)
+                .fetch_optional(p).await.map_err(map_err)?;
+            if won.is_some() {
+                return Ok(Sighting::First);
+            }
+            let first = sqlx::query(SEEN).bind(key).fetch_optional(p).await.map_err(map_err)?;
+            // Gone between the two statements (its holder's request failed and released it): taken as seen
+            // just now, so only a tolerated repeat passes; the client's own retry later finds it free.
+            Ok(match first {
+                Some(row) => Sighting::SeenAt(row.int("first_seen_ms")?),
+                None => Sighting::SeenAt(now_ms),
+            })
+        })
+    }
+
+    async fn forget(&self, key: &str, holder: &str) -> Result<(), MetaError> {
+        on_pool!(self, p => sqlx::query(FORGET).bind(key).bind(holder).execute(p).await.map(|_| ()).map_err(map_err))
+    }
+
+    async fn prune(&self, now_ms: i64) -> Result<u64, MetaError> {
+        on_pool!(self, p => Ok(sqlx::query(PRUNE).bind(now_ms).execute(p).await.map_err(map_err)?.rows_affected()))
     }
 }

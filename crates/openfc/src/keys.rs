@@ -170,11 +170,23 @@ pub struct Keyring {
     master: Arc<MasterKey>,
     ttl: Duration,
     cache: RwLock<HashMap<String, (Instant, ActiveKey)>>,
+    /// Where nodes sharing a database record accepted signatures (see `api::auth`); `None` on SQLite.
+    ledger: Option<Arc<dyn openfc_core::cluster::SignatureLedger>>,
 }
 
 impl Keyring {
     pub fn new(meta: Arc<dyn MetaStore>, master: Arc<MasterKey>, ttl: Duration) -> Self {
-        Keyring { meta, master, ttl, cache: RwLock::new(HashMap::new()) }
+        Keyring { meta, master, ttl, cache: RwLock::new(HashMap::new()), ledger: None }
+    }
+
+    /// Replays are refused across the nodes sharing `ledger`.
+    pub fn with_ledger(mut self, ledger: Arc<dyn openfc_core::cluster::SignatureLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    pub fn ledger(&self) -> Option<&Arc<dyn openfc_core::cluster::SignatureLedger>> {
+        self.ledger.as_ref()
     }
 
     /// Forgets every cached key (another node or `openfc keys` changed keys or policies).

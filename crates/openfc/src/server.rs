@@ -184,7 +184,11 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         fc,
         invoker: invoker.clone(),
         default_account: account.clone(),
-        keyring: Keyring::new(meta_dyn, master.clone(), Duration::from_secs(cfg.key_cache_ttl)),
+        keyring: {
+            let keyring = Keyring::new(meta_dyn, master.clone(), Duration::from_secs(cfg.key_cache_ttl));
+            // One process owns a SQLite file: its own memory of signatures is enough there.
+            if meta.dialect() == "postgres" { keyring.with_ledger(meta.clone()) } else { keyring }
+        },
         region: cfg.region.clone(),
         public_url: public_url.clone(),
         url_key: master.derive("openfc code url v1"),
@@ -277,6 +281,11 @@ async fn collect_garbage(app: Arc<App>, every: Duration) {
                 tracing::info!(deleted = n, "garbage-collected unreferenced code packages");
             }
             Err(e) => tracing::warn!(error = %e, "code package collection failed; will retry"),
+        }
+        if let Some(ledger) = app.keyring.ledger()
+            && let Err(e) = ledger.prune(openfc_core::images::now_ms()).await
+        {
+            tracing::warn!(error = %e, "pruning expired signatures failed; will retry");
         }
         // Images no function uses stay cached until the store is over its budget (least recently used first).
         if let (Some(images), Some(store)) = (&app.fc.images, app.invoker.image_store()) {

@@ -22,3 +22,13 @@ CREATE TABLE node_instances (
     PRIMARY KEY (node_id, id)
 );
 CREATE INDEX node_instances_function ON node_instances(account_id, service_name, function_name);
+
+-- Signatures of mutating requests accepted by any node, until the clock-skew window would refuse them anyway:
+-- a request replayed to another node is refused there too (openfc-core::cluster::SignatureLedger).
+CREATE TABLE seen_signatures (
+    key TEXT PRIMARY KEY,
+    first_seen_ms BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    holder TEXT NOT NULL
+);
+CREATE INDEX seen_signatures_expiry ON seen_signatures(expires_ms);

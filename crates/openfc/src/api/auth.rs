@@ -7,7 +7,7 @@
 //! [`Caller::read_body`] checks the body against that claim as it arrives. An unsigned or badly signed
 //! request is answered without its body ever being buffered.
 
-use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -17,6 +17,7 @@ use axum::response::Response;
 use openfc_auth::{
     AuthError, BodyCheck, ReplayCache, ReplayClaim, RequestHead, parse_authorization, verify_head,
 };
+use openfc_core::cluster::{Sighting, SignatureLedger};
 use openfc_core::ports::KeyStatus;
 use openfc_core::wire::ErrorCode;
 
@@ -31,10 +32,9 @@ const REPLAY_GRACE: Duration = Duration::from_secs(5);
 
 /// Signatures of the mutating requests accepted within their clock-skew window (see `openfc_auth::ReplayCache`).
 ///
-/// Limitation: the cache is per process. Several openfc processes sharing one database each keep their own,
-/// so a request replayed to another node is not recognised there; closing that needs a store shared by the
-/// nodes (e.g. a table of signature hashes with an expiry, one conditional INSERT per mutating request).
-/// A restart also forgets it (the replay window is 15 minutes).
+/// Checked first; on PostgreSQL (several nodes) a first sighting here is then recorded in the database
+/// (`Keyring::ledger`, one conditional INSERT), so a request replayed to another node, or after a restart, is
+/// refused there too. SQLite is one process's: this memory is enough (a restart forgets it).
 static REPLAYS: LazyLock<Mutex<ReplayCache>> =
     LazyLock::new(|| Mutex::new(ReplayCache::new(REPLAY_CAPACITY, REPLAY_GRACE)));
 
@@ -51,6 +51,8 @@ pub struct Caller {
     body: BodyCheck,
     /// Held when this request was the first with its signature (mutating requests only).
     claim: Option<ReplayClaim>,
+    /// The same, in the nodes' shared ledger: (ledger, key, holder).
+    shared: Option<(Arc<dyn SignatureLedger>, String, String)>,
 }
 
 impl Caller {
@@ -80,6 +82,14 @@ impl Caller {
     fn release(&mut self) {
         if let Some(claim) = self.claim.take() {
             replays().release(claim);
+        }
+        if let Some((ledger, key, holder)) = self.shared.take() {
+            // Off the response path; if it fails, the client's retry is refused as a replay until the window ends.
+            tokio::spawn(async move {
+                if let Err(e) = ledger.forget(&key, &holder).await {
+                    tracing::warn!(error = %e, "could not release a signature in the shared ledger");
+                }
+            });
         }
     }
 }
@@ -113,18 +123,51 @@ pub async fn authenticate(keyring: &Keyring, parts: &Parts) -> Result<Caller, Ap
         headers: &headers,
     };
     let verified = verify_head(&auth, &head, &key.secret, time::OffsetDateTime::now_utc()).map_err(map_auth_error)?;
-    let claim = if is_mutating(&parts.method) {
+    let refused = |e| {
+        tracing::warn!(access_key_id = %auth.access_key_id, method = %parts.method, path = %parts.uri.path(),
+            "replayed request refused");
+        map_auth_error(e)
+    };
+    let (claim, shared) = if is_mutating(&parts.method) {
         let admitted =
             replays().admit(verified.replay_key, verified.nonce_signed, verified.valid_for, Instant::now());
-        admitted.map_err(|e| {
-            tracing::warn!(access_key_id = %auth.access_key_id, method = %parts.method, path = %parts.uri.path(),
-                "replayed request refused");
-            map_auth_error(e)
-        })?
+        match (admitted.map_err(refused)?, keyring.ledger()) {
+            (Some(claim), Some(ledger)) => match shared_sighting(ledger, &verified).await {
+                Ok(shared) => (Some(claim), shared),
+                Err(e) => {
+                    replays().release(claim);
+                    return Err(refused(e));
+                }
+            },
+            (claim, _) => (claim, None),
+        }
     } else {
-        None
+        (None, None)
     };
-    Ok(Caller { account: key.account_id, policy: key.policy, body: verified.body, claim })
+    Ok(Caller { account: key.account_id, policy: key.policy, body: verified.body, claim, shared })
+}
+
+/// Records a first local sighting in the nodes' shared ledger: the claim to release, `None` for a tolerated
+/// repeat (nonce-less, within the grace), or `Replayed`. A ledger that cannot be reached lets the request
+/// through (this node's memory still refused what it saw): refusing every write while the database hiccups
+/// would be worse, and the write itself needs the database anyway.
+async fn shared_sighting(
+    ledger: &Arc<dyn SignatureLedger>,
+    verified: &openfc_auth::Verified,
+) -> Result<Option<(Arc<dyn SignatureLedger>, String, String)>, AuthError> {
+    let now = openfc_core::images::now_ms();
+    let expires = now + verified.valid_for.as_millis() as i64 + 1000;
+    let key = verified.replay_key.hex();
+    let holder = uuid::Uuid::new_v4().simple().to_string();
+    match ledger.sight(&key, now, expires, &holder).await {
+        Ok(Sighting::First) => Ok(Some((ledger.clone(), key, holder))),
+        Ok(Sighting::SeenAt(first)) if !verified.nonce_signed && now - first <= REPLAY_GRACE.as_millis() as i64 => Ok(None),
+        Ok(Sighting::SeenAt(_)) => Err(AuthError::Replayed),
+        Err(e) => {
+            tracing::warn!(error = %e, "the shared signature ledger is unreachable; only this node's memory refuses replays");
+            Ok(None)
+        }
+    }
 }
 
 /// The authorization step: may this caller perform `action` (an endpoint's RAM action, without `fc:`) on
