@@ -183,19 +183,28 @@ def test_migrated_node_reads_back_the_same(source, tmp_path):
     assert copied(again.stdout) == (0, rows, 0, objs), again.stdout
     assert "nothing new" in again.stdout, again.stdout
 
+    # A cluster of two nodes on the migrated database and bucket: each reads back the same.
     node = node_on(src, db, bucket, tmp_path / "node")
+    other = node_on(src, db, bucket, tmp_path / "node-b")
     try:
-        health = requests.get(f"{node.endpoint}/health", timeout=10).json()
-        assert (health["database"], health["codeStore"]) == ("postgres", f"s3://{bucket}"), health
-        got = snapshot(node, m)
-        assert got == m["expected"]
+        for n in (node, other):
+            health = requests.get(f"{n.endpoint}/health", timeout=10).json()
+            assert (health["database"], health["codeStore"]) == ("postgres", f"s3://{bucket}"), health
+            got = snapshot(n, m)
+            assert got == m["expected"]
         # The code lives in the bucket now: the node's data dir holds none.
         assert not (node.data_dir / "code").exists() or not any((node.data_dir / "code").rglob("*.zip"))
-        # The migrated root AccessKey signs writes too (its sealed secret was opened with the same master key).
+        # The migrated root AccessKey signs writes too (its sealed secret was opened with the same master key),
+        # and the other node sees the write.
         node.fc2.update_function(m["services"][0], "other", description="after")
         assert node.fc2.get_function(m["services"][0], "other").data["description"] == "after"
+        deadline = time.time() + 2
+        while other.fc2.get_function(m["services"][0], "other").data["description"] != "after":
+            assert time.time() < deadline, "the other node did not see the write"
+            time.sleep(0.01)
     finally:
         node.close()
+        other.close()
 
 
 def test_a_killed_migrate_is_resumed(source):
