@@ -8,6 +8,7 @@ mod instance;
 mod launchers;
 pub mod logs;
 mod oneshot;
+mod outcome;
 pub mod network;
 pub mod logstore;
 mod package;
@@ -29,6 +30,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 use cgroup::CgroupMode;
 use instance::{CallError, Control, ControlHeaders, Hook, HttpTarget, Instance, InstanceRoot};
 use runtime::{Interpreters, Markers};
+// The body of failures openfc reports itself, shared with the per-event container path (`oneshot`).
+pub(crate) use outcome::error_body;
 
 #[derive(Debug, Clone)]
 pub struct InvokerConfig {
@@ -140,9 +143,6 @@ pub(crate) struct Pool {
     version: String,
 }
 
-const X_FC_STATUS: http::HeaderName = http::HeaderName::from_static("x-fc-status");
-const X_FC_ERROR_TYPE: http::HeaderName = http::HeaderName::from_static("x-fc-error-type");
-
 /// FC's closing line of an invocation's log tail.
 pub(crate) fn report_line(duration: Duration, memory_mb: u64, max_memory_mb: u64) -> String {
     format!(
@@ -211,10 +211,6 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.pool.capacity_freed.notify_one();
     }
-}
-
-fn error_body(error_type: &str, message: &str) -> Bytes {
-    Bytes::from(serde_json::json!({"errorMessage": message, "errorType": error_type, "stackTrace": []}).to_string())
 }
 
 impl Invoker {
@@ -595,45 +591,13 @@ impl Invoker {
                 {
                     inst.logs.wait_for(end_marker, Duration::from_millis(100)).await;
                 }
-                let header = |k: &http::HeaderName| r.headers.get(k).and_then(|v| v.to_str().ok());
-                let error_header = header(&X_FC_ERROR_TYPE);
-                // An HTTP function's own 404 is a response; failure is what the runtime marks as one.
-                let failed = (!is_http && r.status != 200)
-                    || header(&X_FC_STATUS).is_some_and(|s| s != "200")
-                    || (is_http && error_header.is_some());
-                let error_type = if !failed {
-                    None
-                } else {
-                    match error_header {
-                        Some(t) if t.contains("Unhandled") => Some(FunctionError::Unhandled),
-                        Some(_) => Some(FunctionError::Handled),
-                        // A custom runtime that answers an error as JSON has handled it; anything else has not.
-                        None if serde_json::from_slice::<serde_json::Value>(&r.body).is_ok() => Some(FunctionError::Handled),
-                        None => Some(FunctionError::Unhandled),
-                    }
-                };
-                let content_type = header(&http::header::CONTENT_TYPE).map(str::to_owned);
-                let body = if failed && error_type == Some(FunctionError::Unhandled) && serde_json::from_slice::<serde_json::Value>(&r.body).is_err() {
-                    error_body("FunctionUnhandledError", &format!("the function failed with status {}: {}", r.status, String::from_utf8_lossy(&r.body)))
-                } else {
-                    r.body
-                };
-                let status = if failed { 200 } else { r.status };
-                let mut passed = http::HeaderMap::new();
-                if is_http && !failed {
-                    for (k, v) in r.headers.iter() {
-                        if !reserved_header(k.as_str()) {
-                            passed.append(k.clone(), v.clone());
-                        }
-                    }
-                }
-                (status, passed, body, content_type, error_type)
+                outcome::answered(r, is_http)
             }
             Err(CallError::Timeout) => {
                 inst.kill();
-                let msg = format!("Function timed out after {} seconds (maxMemoryUsage: {max_memory_mb}MB)", spec.timeout_secs);
+                let msg = outcome::timeout_message(spec.timeout_secs, max_memory_mb);
                 inst.logs.push(format!("FC Invoke End RequestId: {}, Error: {msg}", req.request_id));
-                (200, http::HeaderMap::new(), error_body("FunctionTimeoutError", &msg), Some("application/json".into()), Some(FunctionError::Unhandled))
+                outcome::failure("FunctionTimeoutError", &msg)
             }
             Err(CallError::Broken(e)) => {
                 // Let the process finish dying and its output drain, then say what happened.
@@ -641,18 +605,9 @@ impl Invoker {
                 let oom = oom || inst.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0);
                 let code = inst.exit_code();
                 inst.kill();
-                let msg = if oom {
-                    format!("Function ran out of memory: the instance exceeded its memory size of {} MB and was stopped", spec.memory_mb)
-                } else {
-                    format!(
-                        "Process exited unexpectedly before completing request (exit code {}; {e}). Last output:\n{}",
-                        code.map_or("unknown".into(), |c| c.to_string()),
-                        inst.logs.tail(10).join("\n")
-                    )
-                };
+                let (kind, msg) = outcome::crash(oom, spec.memory_mb, code, &e, &inst.logs.tail(10));
                 inst.logs.push(format!("FC Invoke End RequestId: {}, Error: {msg}", req.request_id));
-                let kind = if oom { "FunctionOOMError" } else { "FunctionExitedError" };
-                (200, http::HeaderMap::new(), error_body(kind, &msg), Some("application/json".into()), Some(FunctionError::Unhandled))
+                outcome::failure(kind, &msg)
             }
         };
         if let Some((_, end_marker)) = &markers
@@ -675,9 +630,9 @@ impl Invoker {
             }
             None => String::new(),
         };
-        let (status, headers, body, content_type, error_type) = outcome;
-        pool.count_invocation(error_type);
-        Ok(InvokeOutcome { status, headers, body, content_type, error: error_type, duration, max_memory_mb, log, instance_id: inst.id.clone() })
+        let outcome::Answer { status, headers, body, content_type, error } = outcome;
+        pool.count_invocation(error);
+        Ok(InvokeOutcome { status, headers, body, content_type, error, duration, max_memory_mb, log, instance_id: inst.id.clone() })
     }
 
     /// Keeps `target` instances of `spec` running (capped by the instance limit); returns how many run.
