@@ -332,7 +332,8 @@ impl Fc {
         let since = self.hot.async_policies.epoch();
         let mut policy = AsyncPolicy::default();
         for q in [qualifier, "LATEST"] {
-            match self.meta.get_doc(account, crate::configs::ASYNC, &format!("{service}/{function}/{q}")).await {
+            let key = crate::dockey::DocKey::AsyncConfig { service, function, qualifier: &q }.key();
+            match self.meta.get_doc(account, crate::configs::ASYNC, &key).await {
                 Ok(doc) => {
                     policy = policy_from(&doc.body, account);
                     break;

@@ -16,8 +16,8 @@ use crate::ports::{Document, MetaError};
 use crate::usecase::{Fc, new_etag};
 use crate::wire::lenient::{Field, Shape, parse_body};
 
-pub const VPC_BINDING: &str = "vpcBinding";
-pub const EVENT_SOURCE: &str = "eventSource";
+pub use crate::dockey::{EVENT_SOURCE, VPC_BINDING};
+use crate::dockey::{DocKey, prefix};
 
 /// Listing reads at most this many records of one service or function.
 const MAX_LISTED: usize = 1000;
@@ -73,11 +73,11 @@ pub fn validate_source_arn(arn: &str) -> CoreResult<()> {
 }
 
 fn binding_prefix(service: &ServiceName) -> String {
-    format!("{service}/")
+    prefix::vpc_bindings(service.as_str())
 }
 
 fn source_prefix(service: &ServiceName, function: &FunctionName, q: &Qualifier) -> String {
-    format!("{service}/{function}/{q}/")
+    prefix::event_sources(service.as_str(), function.as_str(), q)
 }
 
 fn source_json(doc: &Document) -> Value {
@@ -125,7 +125,7 @@ impl Fc {
         let req: VpcBody = parse_body(body, &VPC_SHAPE)?;
         let vpc_id = required_string("vpcId", req.vpc_id)?;
         validate_vpc_id(&vpc_id)?;
-        let key = format!("{}{vpc_id}", binding_prefix(service));
+        let key = DocKey::VpcBinding { service: service.as_str(), vpc_id: &vpc_id }.key();
         let doc = self.new_document(account, VPC_BINDING, key, json!({ "vpcId": vpc_id }));
         self.meta.put_doc(&doc).await?;
         // A DeleteService that ran between the check and the write would leave this binding behind.
@@ -144,7 +144,7 @@ impl Fc {
 
     pub async fn delete_vpc_binding(&self, account: &str, service: &ServiceName, vpc_id: &str) -> CoreResult<()> {
         self.existing_service(account, service).await?;
-        let key = format!("{}{vpc_id}", binding_prefix(service));
+        let key = DocKey::VpcBinding { service: service.as_str(), vpc_id }.key();
         match self.meta.delete_doc(account, VPC_BINDING, &key, None).await {
             Ok(()) => Ok(()),
             Err(MetaError::NotFound) => {
@@ -169,7 +169,7 @@ impl Fc {
         let req: SourceBody = parse_body(body, &SOURCE_SHAPE)?;
         let arn = required_string("sourceArn", req.source_arn)?;
         validate_source_arn(&arn)?;
-        let key = format!("{}{arn}", source_prefix(service, function, q));
+        let key = DocKey::EventSource { service: service.as_str(), function: function.as_str(), qualifier: q, source: &arn }.key();
         let doc = self.new_document(account, EVENT_SOURCE, key, json!({ "sourceArn": arn }));
         let stored = self.meta.put_doc(&doc).await?;
         // A DeleteFunction that ran between the check and the write would leave this source behind.
@@ -201,7 +201,7 @@ impl Fc {
         source_arn: &str,
     ) -> CoreResult<()> {
         self.source_target(account, service, function, q).await?;
-        let key = format!("{}{source_arn}", source_prefix(service, function, q));
+        let key = DocKey::EventSource { service: service.as_str(), function: function.as_str(), qualifier: q, source: source_arn }.key();
         match self.meta.delete_doc(account, EVENT_SOURCE, &key, None).await {
             Ok(()) => Ok(()),
             Err(MetaError::NotFound) => Err(CoreError::EventSourceNotFound {

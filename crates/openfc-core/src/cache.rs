@@ -62,6 +62,7 @@ impl HotCache {
             Change::Service { account, service } => self.services.invalidate(&(account.clone(), service.clone())),
             Change::Function { account, service, function } => {
                 self.functions.invalidate(&(account.clone(), service.clone(), function.clone()));
+                // The on-demand layout (`DocKey::OnDemand`) with any qualifier.
                 let (od_start, od_end) = (format!("services/{service}."), format!("/functions/{function}"));
                 self.on_demand.invalidate_where(|(a, k)| a == account && k.starts_with(&od_start) && k.ends_with(&od_end));
                 self.forget_function_parts(account, service, function);
@@ -74,11 +75,11 @@ impl HotCache {
             }
             Change::OnDemand { account, key } => self.on_demand.invalidate(&(account.clone(), key.clone())),
             Change::AsyncConfigs { account, service, function } => {
-                let prefix = format!("{service}/{function}/");
+                let prefix = crate::dockey::prefix::function_parts(service, function);
                 self.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
             }
             Change::HttpTriggers { account, service, function } => {
-                let prefix = format!("{service}/{function}/");
+                let prefix = crate::dockey::prefix::function_parts(service, function);
                 self.http_triggers.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
             }
             Change::Domain { key } => self.domains.invalidate(key),
@@ -98,7 +99,7 @@ impl HotCache {
     }
 
     fn forget_function_parts(&self, account: &str, service: &str, function: &str) {
-        let prefix = format!("{service}/{function}/");
+        let prefix = crate::dockey::prefix::function_parts(service, function);
         self.async_policies.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
         self.http_triggers.invalidate_where(|(a, k)| a == account && k.starts_with(&prefix));
     }

@@ -14,9 +14,8 @@ use crate::wire::lenient::{Field, Shape, parse_body};
 /// Custom domains moved to `domains`; these stay reachable here for existing callers.
 pub use crate::domains::{DOMAIN, domain_json};
 
-pub const PROVISION: &str = "provision";
-pub const ON_DEMAND: &str = "onDemand";
-pub const ASYNC: &str = "asyncConfig";
+pub use crate::dockey::{ASYNC_CONFIG as ASYNC, ON_DEMAND, PROVISION};
+use crate::dockey::DocKey;
 
 fn to_body<T: Serialize>(v: &T) -> CoreResult<Value> {
     serde_json::to_value(v).map_err(|e| CoreError::Internal(e.to_string()))
@@ -54,7 +53,7 @@ impl Fc {
         }
         self.config_target(account, service, function, q).await?;
         let req: ProvisionBody = parse_body(body, &PROVISION_SHAPE)?;
-        let key = format!("{service}#{q}#{function}");
+        let key = DocKey::Provision { service: service.as_str(), qualifier: q, function: function.as_str() }.key();
         let mut cfg = match self.meta.get_doc(account, PROVISION, &key).await {
             Ok(d) => serde_json::from_value(d.body).map_err(|e| CoreError::Internal(e.to_string()))?,
             Err(MetaError::NotFound) => ProvisionConfig::default(),
@@ -94,7 +93,7 @@ impl Fc {
         q: &Qualifier,
     ) -> CoreResult<Value> {
         self.config_target(account, service, function, q).await?;
-        let key = format!("{service}#{q}#{function}");
+        let key = DocKey::Provision { service: service.as_str(), qualifier: q, function: function.as_str() }.key();
         let cfg = match self.meta.get_doc(account, PROVISION, &key).await {
             Ok(d) => serde_json::from_value(d.body).map_err(|e| CoreError::Internal(e.to_string()))?,
             Err(MetaError::NotFound) => ProvisionConfig::default(),
@@ -111,8 +110,7 @@ impl Fc {
         page: &PageQuery,
     ) -> CoreResult<(Vec<Value>, Option<String>)> {
         let parent = match (service.filter(|s| !s.is_empty()), qualifier.filter(|q| !q.is_empty())) {
-            (Some(s), Some(q)) => format!("{s}#{q}#"),
-            (Some(s), None) => format!("{s}#"),
+            (Some(s), q) => crate::dockey::prefix::provision(s, q),
             (None, Some(_)) => return Err(CoreError::invalid("qualifier needs serviceName")),
             (None, None) => String::new(),
         };
@@ -396,7 +394,7 @@ struct OnDemandBody {
 
 /// Also the on-demand cache's key (`invoke`): one format, so invalidation always hits.
 pub(crate) fn on_demand_key(service: &ServiceName, q: &Qualifier, function: &FunctionName) -> String {
-    format!("services/{service}.{q}/functions/{function}")
+    DocKey::OnDemand { service: service.as_str(), qualifier: q, function: function.as_str() }.key()
 }
 
 fn on_demand_json(doc: &Document) -> Value {
@@ -434,7 +432,7 @@ struct AsyncConfig {
 }
 
 fn async_key(service: &ServiceName, function: &FunctionName, q: &Qualifier) -> String {
-    format!("{service}/{function}/{q}")
+    DocKey::AsyncConfig { service: service.as_str(), function: function.as_str(), qualifier: q }.key()
 }
 
 fn async_json(doc: &Document) -> Value {

@@ -36,7 +36,7 @@ use crate::ports::{Document, MetaError};
 use crate::usecase::{Fc, new_etag};
 use crate::wire::lenient::{Field, Shape, parse_body};
 
-pub const DOMAIN: &str = "customDomain";
+pub use crate::dockey::CUSTOM_DOMAIN as DOMAIN;
 /// Kind of the documents naming the owner of each domain name (`{"accountId": ...}`), keyed by name.
 const OWNER: &str = "customDomainOwner";
 /// The account id the owner documents live under: no real account has it (ids are 16 digits).
@@ -243,7 +243,7 @@ fn to_body<T: Serialize>(v: &T) -> CoreResult<Value> {
 
 /// Where a domain name is stored and looked up.
 fn key_of(name: &str) -> String {
-    name.to_ascii_lowercase()
+    crate::dockey::DocKey::CustomDomain { name }.key()
 }
 
 fn owner_of(claim: &Document) -> &str {

@@ -11,6 +11,7 @@ pub mod cache;
 pub mod cluster;
 pub mod code;
 pub mod configs;
+pub mod dockey;
 pub mod domains;
 pub mod error;
 pub mod function;

@@ -13,7 +13,7 @@ use crate::ports::{Document, MetaError, ServiceRecord};
 use crate::usecase::{Fc, new_etag};
 use crate::wire::lenient::{Field, Shape, parse_body};
 
-pub const KIND: &str = "tags";
+pub use crate::dockey::TAGS as KIND;
 const MAX_TAGS: usize = 20;
 
 static TAG_SHAPE: Shape = Shape::Object(&[

@@ -13,7 +13,7 @@ use crate::ports::{Document, MetaError};
 use crate::usecase::{Fc, etag_matches, new_etag};
 use crate::wire::lenient::{Field, Shape, parse_body};
 
-pub const KIND: &str = "trigger";
+pub use crate::dockey::TRIGGER as KIND;
 
 pub const TYPES: &[&str] =
     &["http", "timer", "oss", "log", "mns_topic", "tablestore", "cdn_events", "eventbridge", "rds"];
@@ -252,7 +252,7 @@ fn validate_config(kind: &str, cfg: &Map<String, Value>, source_arn: Option<&str
 }
 
 fn trigger_key(service: &ServiceName, function: &FunctionName, name: &str) -> String {
-    format!("{service}/{function}/{name}")
+    crate::dockey::DocKey::Trigger { service: service.as_str(), function: function.as_str(), name }.key()
 }
 
 fn trigger_name(name: &str) -> CoreResult<String> {
@@ -336,7 +336,7 @@ impl Fc {
                     "function '{function}' is a custom-container function with webServerMode false: it takes no HTTP requests"
                 )));
             }
-            let parent = format!("{service}/{function}/");
+            let parent = crate::dockey::prefix::function_parts(service.as_str(), function.as_str());
             let existing = self.meta.list_docs(account, KIND, &parent, &parent, 1000).await?;
             if let Some(other) = existing.iter().find(|d| d.body.get("triggerType").and_then(Value::as_str) == Some("http")) {
                 return Err(CoreError::invalid(format!(
@@ -451,7 +451,7 @@ impl Fc {
         page: &PageQuery,
     ) -> CoreResult<(Vec<Document>, Option<String>)> {
         self.fresh_function(account, service, function).await?;
-        self.list_children(account, KIND, &format!("{service}/{function}/"), page).await
+        self.list_children(account, KIND, &crate::dockey::prefix::function_parts(service.as_str(), function.as_str()), page).await
     }
 
     /// The function's HTTP trigger for a qualifier (a trigger without one serves LATEST).
@@ -462,7 +462,7 @@ impl Fc {
         function: &FunctionName,
         qualifier: &Qualifier,
     ) -> CoreResult<Document> {
-        let parent = format!("{service}/{function}/");
+        let parent = crate::dockey::prefix::function_parts(service.as_str(), function.as_str());
         let wanted = qualifier.to_string();
         let docs = self.meta.list_docs(account, KIND, &parent, &parent, 1000).await?;
         docs.into_iter()
@@ -479,7 +479,7 @@ impl Fc {
 
     /// UpdateFunction may not turn a function with an HTTP trigger into a non-web container (containers.md §4.6).
     pub(crate) async fn check_no_http_trigger(&self, account: &str, service: &ServiceName, function: &FunctionName) -> CoreResult<()> {
-        let parent = format!("{service}/{function}/");
+        let parent = crate::dockey::prefix::function_parts(service.as_str(), function.as_str());
         let docs = self.meta.list_docs(account, KIND, &parent, &parent, 1000).await?;
         match docs.iter().find(|d| d.body.get("triggerType").and_then(Value::as_str) == Some("http")) {
             Some(d) => Err(CoreError::invalid(format!(
@@ -492,7 +492,7 @@ impl Fc {
 
     /// DeleteFunction refuses while triggers remain.
     pub(crate) async fn check_no_triggers(&self, account: &str, service: &ServiceName, function: &FunctionName) -> CoreResult<()> {
-        let parent = format!("{service}/{function}/");
+        let parent = crate::dockey::prefix::function_parts(service.as_str(), function.as_str());
         if self.meta.list_docs(account, KIND, &parent, &parent, 0).await?.is_empty() {
             Ok(())
         } else {

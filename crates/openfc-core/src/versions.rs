@@ -13,7 +13,7 @@ use crate::ports::{Document, MetaError, VersionRecord};
 use crate::usecase::{Fc, etag_matches, new_etag};
 use crate::wire::lenient::{Field, Shape, parse_body};
 
-pub const ALIAS: &str = "alias";
+pub use crate::dockey::ALIAS;
 
 /// What a qualifier names once aliases are followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +113,7 @@ impl Alias {
 }
 
 fn alias_key(service: &ServiceName, alias: &str) -> String {
-    format!("{service}/{alias}")
+    crate::dockey::DocKey::Alias { service: service.as_str(), alias }.key()
 }
 
 pub fn version_json(v: &VersionRecord) -> Value {
