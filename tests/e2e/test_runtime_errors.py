@@ -16,7 +16,7 @@ import json
 import pytest
 from fc2.fc_exceptions import FcError
 
-from invoke_helpers import (HANDLED, UNHANDLED, custom_zip, http_trigger, invoke, invoke_ok, new_function,
+from invoke_helpers import (HANDLED, UNHANDLED, code_zip, custom_zip, http_trigger, invoke, invoke_ok, new_function,
                             new_service, node_zip, py_zip)
 
 CUSTOM = custom_zip('''
@@ -211,3 +211,44 @@ def test_node_async_rejection_through_the_2021_sdk(srv, svc):
     assert (r.status_code, h.get("x-fc-error-type")) == (200, HANDLED), h
     body = json.loads(r.body)
     assert (body["errorMessage"], body["errorType"], body["stackTrace"][0]) == ("async boom", "Error", "Error: async boom")
+
+
+# An HTTP custom runtime: any path; the body "fail" marks the response failed with FC's x-fc-status.
+HTTP_CUSTOM = code_zip({"bootstrap": ("""#!/usr/bin/python3 -u
+import http.server, os
+
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        failed = body == b"fail"
+        out = b"<h1>failed</h1>" if failed else b"ok " + body
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html" if failed else "text/plain")
+        if failed:
+            self.send_header("x-fc-status", "404")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("FC_CUSTOM_LISTEN_PORT", "9000"))), H).serve_forever()
+""", 0o755)})
+
+
+def test_custom_runtime_failure_through_an_http_trigger_keeps_its_content_type(srv, svc):
+    """An HTTP function whose runtime marks a response failed (x-fc-status) answers its own body and content
+    type with X-Fc-Error-Type, as an event invocation does."""
+    import requests
+    fn = new_function(srv, svc, HTTP_CUSTOM, runtime="custom.debian10", handler="index.handler", timeout=10)
+    http_trigger(srv, svc, fn, methods=("POST",))
+    url = f"{srv.endpoint}/2016-08-15/proxy/{svc}.LATEST/{fn}/page"
+    r = requests.post(url, data=b"fail", timeout=30)
+    assert r.headers.get("X-Fc-Error-Type") == UNHANDLED, (r.status_code, r.headers, r.text)
+    assert r.headers["Content-Type"].startswith("text/html"), r.headers
+    assert r.content == b"<h1>failed</h1>"
+    ok = requests.post(url, data=b"hello", timeout=30)
+    assert ok.status_code == 200 and "X-Fc-Error-Type" not in ok.headers and ok.content == b"ok hello"

@@ -177,7 +177,10 @@ pub(super) async fn forward(
     *resp.headers_mut() = outcome.headers;
     if let Some(e) = outcome.error {
         resp.headers_mut().insert("x-fc-error-type", HeaderValue::from_static(e.as_str()));
-        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+        // The runtime's own content type when it answered the failure itself (a custom runtime's
+        // x-fc-status), else openfc's JSON error body's.
+        let content_type = outcome.content_type.as_deref().and_then(|c| HeaderValue::from_str(c).ok());
+        resp.headers_mut().insert("content-type", content_type.unwrap_or(HeaderValue::from_static("application/json")));
     }
     Ok(resp)
 }
