@@ -25,6 +25,7 @@ pub mod page;
 pub mod policy;
 pub mod ports;
 pub mod service;
+pub mod services;
 pub mod stateful;
 pub mod tags;
 pub mod timers;
