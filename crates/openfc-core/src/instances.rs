@@ -29,7 +29,7 @@ impl Fc {
             Resolved::Version(v) => v.to_string(),
         }];
         if let Qualifier::Alias(a) = q {
-            versions.extend(self.cached_alias(account, service, a).await?.additional_version_weight.keys().cloned());
+            versions.extend(self.cached_alias(account, service, a).await?.additional_version_weight.keys().map(|v| v.to_string()));
         }
         let now = crate::images::now_ms();
         let all = self.cluster.function_instances(account, service.as_str(), function.as_str(), now).await?;

@@ -30,10 +30,10 @@ pub fn route(alias: &Alias, roll: f64) -> CoreResult<u64> {
     for (version, weight) in &alias.additional_version_weight {
         acc += weight;
         if roll < acc {
-            return version.parse().map_err(|_| CoreError::Internal(format!("bad version {version} in alias")));
+            return Ok(version.get());
         }
     }
-    alias.version_id.parse().map_err(|_| CoreError::Internal(format!("bad version {} in alias", alias.version_id)))
+    Ok(alias.version_id.get())
 }
 
 impl Fc {
@@ -128,9 +128,9 @@ mod tests {
     fn weights_route() {
         let alias = Alias {
             alias_name: "a".into(),
-            version_id: "1".into(),
+            version_id: crate::names::VersionId::new(1),
             description: String::new(),
-            additional_version_weight: BTreeMap::from([("2".into(), 0.2), ("3".into(), 0.3)]),
+            additional_version_weight: BTreeMap::from([(crate::names::VersionId::new(2), 0.2), (crate::names::VersionId::new(3), 0.3)]),
             resolve_policy: "Random".into(),
             route_policy: None,
         };

@@ -80,9 +80,74 @@ impl fmt::Display for Qualifier {
     }
 }
 
+/// A published version's id. Clients send it as text (`"3"`) or a number; it is stored and answered as text,
+/// as FC does (`versionId`, the keys of `additionalVersionWeight`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VersionId(u64);
+
+impl VersionId {
+    pub fn new(id: u64) -> Self {
+        VersionId(id)
+    }
+
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// `what` names the field in the error (`versionId`, `additionalVersionWeight key`).
+    pub fn parse(text: &str, what: &str) -> Result<Self, CoreError> {
+        text.parse().map(VersionId).map_err(|_| CoreError::invalid(format!("{what} '{text}' is not a version number")))
+    }
+}
+
+impl fmt::Display for VersionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl serde::Serialize for VersionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for VersionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = VersionId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a version number, as text or a number")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<VersionId, E> {
+                Ok(VersionId(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<VersionId, E> {
+                u64::try_from(v).map(VersionId).map_err(|_| E::custom(format!("'{v}' is not a version number")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<VersionId, E> {
+                v.parse().map(VersionId).map_err(|_| E::custom(format!("'{v}' is not a version number")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_ids_read_text_or_numbers_and_write_text() {
+        let v: VersionId = serde_json::from_str("\"12\"").unwrap();
+        assert_eq!(v, serde_json::from_str("12").unwrap());
+        assert_eq!(serde_json::to_string(&v).unwrap(), "\"12\"");
+        let weights: std::collections::BTreeMap<VersionId, f64> = serde_json::from_str(r#"{"3": 0.5}"#).unwrap();
+        assert_eq!(serde_json::to_string(&weights).unwrap(), r#"{"3":0.5}"#);
+        assert!(serde_json::from_str::<VersionId>("\"x\"").is_err());
+        assert!(VersionId::parse("-1", "versionId").is_err());
+    }
 
     fn check(value: &str, service_ok: bool, function_ok: bool) {
         assert_eq!(ServiceName::parse(value).is_ok(), service_ok, "service {value:?}");

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{CoreError, CoreResult, meta_err};
-use crate::names::{Qualifier, ServiceName};
+use crate::names::{Qualifier, ServiceName, VersionId};
 use crate::page::PageQuery;
 use crate::ports::{Document, MetaError, VersionRecord};
 use crate::usecase::{Fc, etag_matches, new_etag};
@@ -72,14 +72,17 @@ enum VersionIdInput {
 }
 
 impl VersionIdInput {
-    fn parse(&self) -> CoreResult<u64> {
+    fn parse(&self) -> CoreResult<VersionId> {
         match self {
-            VersionIdInput::Number(n) => Ok(*n),
-            VersionIdInput::Text(t) => {
-                t.parse().map_err(|_| CoreError::invalid(format!("versionId '{t}' is not a version number")))
-            }
+            VersionIdInput::Number(n) => Ok(VersionId::new(*n)),
+            VersionIdInput::Text(t) => VersionId::parse(t, "versionId"),
         }
     }
+}
+
+/// `additionalVersionWeight` as sent: its keys must be version numbers.
+fn weights(sent: BTreeMap<String, f64>) -> CoreResult<BTreeMap<VersionId, f64>> {
+    sent.into_iter().map(|(k, w)| Ok((VersionId::parse(&k, "additionalVersionWeight key")?, w))).collect()
 }
 
 #[derive(Deserialize, Default)]
@@ -98,18 +101,11 @@ struct AliasBody {
 #[serde(rename_all = "camelCase")]
 pub struct Alias {
     pub alias_name: String,
-    pub version_id: String,
+    pub version_id: VersionId,
     pub description: String,
-    pub additional_version_weight: BTreeMap<String, f64>,
+    pub additional_version_weight: BTreeMap<VersionId, f64>,
     pub resolve_policy: String,
     pub route_policy: Option<RoutePolicy>,
-}
-
-impl Alias {
-    /// Every version the alias routes to.
-    pub fn versions(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.version_id.as_str()).chain(self.additional_version_weight.keys().map(String::as_str))
-    }
 }
 
 fn alias_key(service: &ServiceName, alias: &str) -> String {
@@ -152,9 +148,7 @@ impl Fc {
             }
             Qualifier::Alias(a) => {
                 let alias = self.cached_alias(account, service, a).await?;
-                Ok(Resolved::Version(alias.version_id.parse().map_err(|_| {
-                    CoreError::Internal(format!("alias {a} holds a bad version id {}", alias.version_id))
-                })?))
+                Ok(Resolved::Version(alias.version_id.get()))
             }
         }
     }
@@ -272,14 +266,12 @@ impl Fc {
 
     /// Checks an alias against the versions that exist.
     async fn validate_alias(&self, account: &str, service: &ServiceName, alias: &Alias) -> CoreResult<()> {
-        let main: u64 = alias.version_id.parse().map_err(|_| CoreError::invalid("versionId must be a version number"))?;
-        self.version(account, service, main).await?;
+        self.version(account, service, alias.version_id.get()).await?;
         let mut sum = 0.0;
         // The alias's own version may be named too (FC accepts it; the SDKs' own tests do it): its share
         // routes where the rest goes.
         for (v, w) in &alias.additional_version_weight {
-            let id: u64 = v.parse().map_err(|_| CoreError::invalid(format!("additionalVersionWeight key '{v}' is not a version number")))?;
-            self.version(account, service, id).await?;
+            self.version(account, service, v.get()).await?;
             if !(0.0..=1.0).contains(w) || !w.is_finite() {
                 return Err(CoreError::invalid(format!("additionalVersionWeight of version {v} must be between 0 and 1, actual: {w}")));
             }
@@ -312,9 +304,9 @@ impl Fc {
         let version = req.version_id.ok_or_else(|| CoreError::invalid("versionId is required"))?.parse()?;
         let alias = Alias {
             alias_name: name.clone(),
-            version_id: version.to_string(),
+            version_id: version,
             description: req.description.unwrap_or_default(),
-            additional_version_weight: req.additional_version_weight.unwrap_or_default(),
+            additional_version_weight: weights(req.additional_version_weight.unwrap_or_default())?,
             resolve_policy: req.resolve_policy.unwrap_or_else(|| "Random".into()),
             route_policy: req.route_policy,
         };
@@ -356,13 +348,13 @@ impl Fc {
         let mut alias: Alias = serde_json::from_value(doc.body.clone())
             .map_err(|e| CoreError::Internal(format!("stored alias unreadable: {e}")))?;
         if let Some(v) = req.version_id {
-            alias.version_id = v.parse()?.to_string();
+            alias.version_id = v.parse()?;
         }
         if let Some(d) = req.description {
             alias.description = d;
         }
         if let Some(w) = req.additional_version_weight {
-            alias.additional_version_weight = w;
+            alias.additional_version_weight = weights(w)?;
         }
         if let Some(p) = req.resolve_policy {
             alias.resolve_policy = p;
