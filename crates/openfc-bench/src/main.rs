@@ -1,5 +1,5 @@
-//! `openfc-bench`: the figures behind `scripts/bench.sh`, in five parts (`api`, `invoke`, `async`, `images`,
-//! `prestart`; all by default).
+//! `openfc-bench`: the figures behind `scripts/bench.sh`, in six parts (`api`, `invoke`, `async`, `images`,
+//! `prestart`, `nodes`; all by default).
 //!
 //! `api`: starts `openfc serve` (temp data dir, free port) and, as a baseline measured in the same run,
 //! this binary's own `bare-server` mode: an axum handler answering a GetFunctionCode-sized JSON body,
@@ -25,6 +25,11 @@
 //! `prestart`: Python and Node.js cold starts with pre-started runtimes on and off, next to the bare
 //! interpreter start, and a burst of distinct functions cold at once (see `prestartbench`).
 //!
+//! `nodes`: control-plane and warm-invoke throughput on SQLite vs PostgreSQL, one node vs two on PostgreSQL +
+//! S3, and how long a write on one node takes to be visible on another (see `nodesbench`). Needs an empty
+//! PostgreSQL database (`--nodes-database-url URL`, else `--database-url URL` unless `async` runs too) and
+//! `--code-store s3://BUCKET` with `OPENFC_S3_*` set; scripts/bench.sh provides both when none is given.
+//!
 //! It prints tables of figures against their targets. It is a measurement, not a test: it fails only
 //! when it cannot measure.
 
@@ -34,6 +39,7 @@ mod client;
 mod imagebench;
 mod invoke;
 mod load;
+mod nodesbench;
 mod package;
 mod prestartbench;
 mod procs;
@@ -54,7 +60,8 @@ use load::Call;
 use package::FUNCTIONS;
 use procs::Servers;
 
-const USAGE: &str = "usage: openfc-bench [api|invoke|warm|async|images|prestart]... [--openfc PATH] [--seconds N] [--database-url URL]";
+const USAGE: &str = "usage: openfc-bench [api|invoke|warm|async|images|prestart|nodes]... [--openfc PATH] [--seconds N] \
+                     [--database-url URL] [--nodes-database-url URL] [--code-store s3://BUCKET]";
 const FUNCTION_PATH: &str = "/2016-08-15/services/bench/functions/f";
 const CODE_PATH: &str = "/2016-08-15/services/bench/functions/f/code";
 /// Shaped and sized like openfc's GetFunctionCode answer (273 bytes).
@@ -88,8 +95,8 @@ fn main() -> anyhow::Result<()> {
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--openfc" | "--seconds" | "--database-url" => i += 1,
-            "api" | "invoke" | "warm" | "async" | "images" | "prestart" => parts.push(args[i].clone()),
+            "--openfc" | "--seconds" | "--database-url" | "--nodes-database-url" | "--code-store" => i += 1,
+            "api" | "invoke" | "warm" | "async" | "images" | "prestart" | "nodes" => parts.push(args[i].clone()),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
         i += 1;
@@ -101,6 +108,19 @@ fn main() -> anyhow::Result<()> {
     let database_url = flag("--database-url").cloned();
     let openfc = PathBuf::from(flag("--openfc").map_or("target/release/openfc", String::as_str));
     let seconds: u64 = flag("--seconds").map_or(Ok(5), |s| s.parse()).context(USAGE)?;
+    // The nodes part needs an empty database of its own: `async` fills the one `--database-url` names.
+    let nodes = if chosen("nodes") {
+        let url = match (flag("--nodes-database-url"), &database_url) {
+            (Some(url), _) => url.clone(),
+            (None, Some(url)) if !run_async => url.clone(),
+            (None, Some(_)) => bail!("async and nodes each need an empty database: give nodes its own with --nodes-database-url\n{USAGE}"),
+            (None, None) => bail!("nodes needs an empty PostgreSQL database (--nodes-database-url or --database-url; scripts/bench.sh starts one)\n{USAGE}"),
+        };
+        let store = flag("--code-store").cloned().context("nodes needs --code-store s3://BUCKET (scripts/bench.sh starts moto)")?;
+        Some((url, store))
+    } else {
+        None
+    };
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
@@ -118,9 +138,13 @@ fn main() -> anyhow::Result<()> {
             };
             let image_rows = if chosen("images") { Some(imagebench::run(&openfc).await?) } else { None };
             let prestart_rows = if chosen("prestart") { Some(prestartbench::run(&openfc).await?) } else { None };
-            anyhow::Ok((api_rows, invoke_rows, async_rows, image_rows, prestart_rows))
+            let nodes_rows = match &nodes {
+                Some((url, store)) => Some(nodesbench::run(&openfc, Duration::from_secs(seconds), url, store).await?),
+                None => None,
+            };
+            anyhow::Ok((api_rows, invoke_rows, async_rows, image_rows, prestart_rows, nodes_rows))
         };
-        let (api_rows, invoke_rows, async_rows, image_rows, prestart_rows) = tokio::select! {
+        let (api_rows, invoke_rows, async_rows, image_rows, prestart_rows, nodes_rows) = tokio::select! {
             rows = run => rows?,
             _ = tokio::signal::ctrl_c() => bail!("interrupted"),
         };
@@ -151,6 +175,15 @@ fn main() -> anyhow::Result<()> {
             print_table(&rows);
             println!("\ncold invoke = a function's first InvokeFunction, end to end (its package unpack included), each sample a");
             println!("different function, taken once /health shows the pools full and openfc's process tree is quiet.");
+        }
+        if let Some(rows) = nodes_rows {
+            println!("\nmany nodes (scripts/bench.sh nodes)");
+            print_table(&rows);
+            println!("\nc = concurrent keep-alive connections (per node for round-robin loads: one to each node per worker, request k of");
+            println!("worker w to node (w + k) mod 2); each figure the best of {} rounds run in alternation. Writes: each worker", nodesbench::ROUNDS);
+            println!("updates its own function. openfc cpu = the openfc processes and their instances, PostgreSQL's own not counted.");
+            println!("Visible on B = B's first GetFunction answer with the new description minus A's 200 for the write, B");
+            println!("polling one request at a time, both nodes with a 60 s cache TTL (only the notification can make it visible).");
         }
         println!("\nbenchmark took {:.1} s", started.elapsed().as_secs_f64());
         Ok(())

@@ -18,7 +18,7 @@ use crate::client::{Conn, plain_get};
 pub struct Server {
     pub name: &'static str,
     pub addr: SocketAddr,
-    child: Child,
+    pub(crate) child: Child,
 }
 
 impl Server {
@@ -34,7 +34,7 @@ impl Server {
     }
 
     /// Polls `GET /health` until it answers 200.
-    async fn wait_healthy(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn wait_healthy(&mut self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             self.check_alive()?;
@@ -240,7 +240,7 @@ async fn read_credentials(server: &mut Server, path: &Path) -> anyhow::Result<se
     }
 }
 
-fn log_tail(dir: &Path) -> String {
+pub(crate) fn log_tail(dir: &Path) -> String {
     let log = std::fs::read_to_string(dir.join("openfc.log")).unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
     format!("openfc log (last lines):\n{}", lines[lines.len().saturating_sub(10)..].join("\n"))
