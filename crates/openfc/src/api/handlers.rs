@@ -5,7 +5,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use openfc_core::configs::domain_json;
 use openfc_core::function::function_json;
-use openfc_core::layers::layer_json;
 use openfc_core::triggers::trigger_json;
 use openfc_core::versions::{alias_json, version_json};
 use openfc_core::page::PageQuery;
@@ -28,20 +27,30 @@ pub struct Call<'a> {
     pub body: Bytes,
 }
 
+/// What the operation families' handlers (`configs`, `attached`) share with `handle`.
+pub(super) struct Ctx<'a> {
+    pub app: &'a App,
+    pub account: &'a str,
+    pub query: &'a Query,
+    pub if_match: Option<&'a str>,
+    pub body: &'a Bytes,
+    pub request_id: &'a str,
+}
+
 pub fn json(value: Value) -> Response {
     let mut resp = value.to_string().into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     resp
 }
 
-fn with_etag(mut resp: Response, etag: &str) -> Response {
+pub(super) fn with_etag(mut resp: Response, etag: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     resp
 }
 
-fn no_content() -> Response {
+pub(super) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -49,11 +58,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn page(query: &Query) -> Result<PageQuery, ApiError> {
+pub(super) fn page(query: &Query) -> Result<PageQuery, ApiError> {
     Ok(PageQuery::new(query.get("limit"), query.get("prefix"), query.get("startKey"), query.get("nextToken"))?)
 }
 
-fn list(key: &str, items: Vec<Value>, next: Option<String>) -> Response {
+pub(super) fn list(key: &str, items: Vec<Value>, next: Option<String>) -> Response {
     let mut out = serde_json::Map::new();
     out.insert(key.into(), Value::Array(items));
     if let Some(token) = next {
@@ -71,6 +80,7 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
     // compare-and-set paths would otherwise take `*` or a quoted value literally.
     let if_match = header(headers, "if-match").map(|m| m.trim().trim_matches('"')).filter(|m| *m != "*");
     let checksum = header(headers, "x-fc-code-checksum");
+    let ctx = Ctx { app, account: acct, query: &query, if_match, body: &body, request_id };
     use Endpoint::*;
     Ok(match endpoint {
         GetAccountSettings => json(json!({
@@ -207,143 +217,40 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
             fc.delete_custom_domain(acct, &domain).await?;
             no_content()
         }
-        PutProvisionConfig { service, function, qualifier } => {
-            let mut out = fc.put_provision_config(acct, &service, &function, &qualifier, &body).await?;
-            out["current"] = app.fc.provisioned_now(acct, &service, &function, &qualifier).await.into();
-            json(out)
-        }
-        GetProvisionConfig { service, function, qualifier } => {
-            let mut out = fc.get_provision_config(acct, &service, &function, &qualifier).await?;
-            out["current"] = app.fc.provisioned_now(acct, &service, &function, &qualifier).await.into();
-            json(out)
-        }
-        ListInstances { service, function, qualifier } => {
-            let max = openfc_core::instances::MAX_LIMIT;
-            let limit = match query.get("limit").filter(|v| !v.is_empty()) {
-                None => max,
-                Some(v) => v.parse::<usize>().ok().filter(|n| *n <= max).ok_or_else(|| {
-                    openfc_core::CoreError::invalid(format!("limit must be an integer from 0 to {max}, actual: '{v}'"))
-                })?,
-            };
-            let ids = query.list("instanceIds");
-            let found = fc.list_instances(acct, &service, &function, &qualifier, &ids, limit).await?;
-            let items: Vec<_> = found.iter().map(|i| json!({"instanceId": i.id, "versionId": i.version})).collect();
-            json(json!({ "instances": items }))
-        }
-        ListProvisionConfigs => {
-            let paging = PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
-            let (items, next) =
-                fc.list_provision_configs(acct, query.get("serviceName"), query.get("qualifier"), &paging).await?;
-            list("provisionConfigs", items, next)
-        }
-        PutFunctionOnDemandConfig { service, function, qualifier } => {
-            json(fc.put_on_demand_config(acct, &service, &function, &qualifier, if_match, &body).await?)
-        }
-        GetFunctionOnDemandConfig { service, function, qualifier } => {
-            json(fc.get_on_demand_config(acct, &service, &function, &qualifier).await?)
-        }
-        DeleteFunctionOnDemandConfig { service, function, qualifier } => {
-            fc.delete_on_demand_config(acct, &service, &function, &qualifier, if_match).await?;
-            no_content()
-        }
-        ListOnDemandConfigs => {
-            let (items, next) = fc.list_on_demand_configs(acct, &page(&query)?).await?;
-            list("configs", items, next)
-        }
-        PutFunctionAsyncInvokeConfig { service, function, qualifier } => {
-            json(fc.put_async_config(acct, &service, &function, &qualifier, &body).await?)
-        }
-        GetFunctionAsyncInvokeConfig { service, function, qualifier } => {
-            json(fc.get_async_config(acct, &service, &function, &qualifier).await?)
-        }
-        DeleteFunctionAsyncInvokeConfig { service, function, qualifier } => {
-            fc.delete_async_config(acct, &service, &function, &qualifier).await?;
-            no_content()
-        }
+        e @ (PutProvisionConfig { .. }
+        | GetProvisionConfig { .. }
+        | ListInstances { .. }
+        | ListProvisionConfigs
+        | PutFunctionOnDemandConfig { .. }
+        | GetFunctionOnDemandConfig { .. }
+        | DeleteFunctionOnDemandConfig { .. }
+        | ListOnDemandConfigs
+        | PutFunctionAsyncInvokeConfig { .. }
+        | GetFunctionAsyncInvokeConfig { .. }
+        | DeleteFunctionAsyncInvokeConfig { .. }
+        | ListFunctionAsyncInvokeConfigs { .. }) => super::configs::handle(&ctx, e).await?,
         e @ (ListStatefulAsyncInvocations { .. }
         | GetStatefulAsyncInvocation { .. }
         | StopStatefulAsyncInvocation { .. }
         | RedriveStatefulAsyncInvocation { .. }
         | ListStatefulAsyncInvocationFunctions) => super::stateful::handle(fc, acct, e, &query).await?,
-        ListFunctionAsyncInvokeConfigs { service, function } => {
-            let paging = PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
-            let (items, next) = fc.list_async_configs(acct, &service, &function, &paging).await?;
-            list("configs", items, next)
-        }
-        CreateLayerVersion { layer } => {
-            let rec = fc.create_layer_version(acct, &layer, body).await?;
-            json(layer_json(&app.region, &rec, &code_url(app, &rec.code)))
-        }
-        ListLayers => {
-            let (items, next) = fc.list_layers(acct, &page(&query)?, query.get("public"), query.get("official")).await?;
-            list("layers", items.iter().map(|l| layer_json(&app.region, l, &code_url(app, &l.code))).collect(), next)
-        }
-        ListLayerVersions { layer } => {
-            let (items, next) =
-                fc.list_layer_versions(acct, &layer, query.get("limit"), query.get("startVersion")).await?;
-            let mut out = serde_json::Map::new();
-            out.insert(
-                "layers".into(),
-                items.iter().map(|l| layer_json(&app.region, l, &code_url(app, &l.code))).collect(),
-            );
-            if let Some(v) = next {
-                out.insert("nextVersion".into(), v.into());
-            }
-            json(Value::Object(out))
-        }
-        GetLayerVersion { layer, version } => {
-            let rec = fc.get_layer_version(acct, &layer, &version).await?;
-            json(layer_json(&app.region, &rec, &code_url(app, &rec.code)))
-        }
-        GetLayerVersionByArn { arn } => {
-            let rec = fc.get_layer_version_by_arn(acct, &arn).await?;
-            json(layer_json(&app.region, &rec, &code_url(app, &rec.code)))
-        }
-        DeleteLayerVersion { layer, version } => {
-            fc.delete_layer_version(acct, &layer, &version).await?;
-            no_content()
-        }
-        PutLayerAcl { layer } => {
-            fc.put_layer_acl(acct, &layer, query.get("public")).await?;
-            StatusCode::OK.into_response()
-        }
-        TagResource => {
-            fc.tag_resource(acct, &body).await?;
-            json(json!({ "requestId": request_id }))
-        }
-        UntagResource => {
-            fc.untag_resource(acct, &body).await?;
-            json(json!({ "requestId": request_id }))
-        }
-        GetResourceTags => json(fc.get_resource_tags(acct, query.get("resourceArn")).await?),
-        ListTaggedResources => {
-            let paging = PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
-            let (items, next) = fc.list_tagged_resources(acct, &paging).await?;
-            list("resources", items, next)
-        }
-        ListReservedCapacities => {
-            // Checked like the other `limit,nextToken` lists, then always empty: openfc reserves nothing.
-            PageQuery::new(query.get("limit"), None, None, query.get("nextToken"))?;
-            list("reservedCapacities", Vec::new(), None)
-        }
-        CreateVpcBinding { service } => {
-            fc.create_vpc_binding(acct, &service, &body).await?;
-            json(json!({}))
-        }
-        ListVpcBindings { service } => json(json!({ "vpcIds": fc.list_vpc_bindings(acct, &service).await? })),
-        DeleteVpcBinding { service, vpc_id } => {
-            fc.delete_vpc_binding(acct, &service, &vpc_id).await?;
-            no_content()
-        }
-        RegisterEventSource { service, function, qualifier } => {
-            json(fc.register_event_source(acct, &service, &function, &qualifier, &body).await?)
-        }
-        ListEventSources { service, function, qualifier } => {
-            json(json!({ "eventSources": fc.list_event_sources(acct, &service, &function, &qualifier).await? }))
-        }
-        DeregisterEventSource { service, function, qualifier, source_arn } => {
-            fc.deregister_event_source(acct, &service, &function, &qualifier, &source_arn).await?;
-            no_content()
-        }
+        e @ (CreateLayerVersion { .. }
+        | ListLayers
+        | ListLayerVersions { .. }
+        | GetLayerVersion { .. }
+        | GetLayerVersionByArn { .. }
+        | DeleteLayerVersion { .. }
+        | PutLayerAcl { .. }
+        | TagResource
+        | UntagResource
+        | GetResourceTags
+        | ListTaggedResources
+        | ListReservedCapacities
+        | CreateVpcBinding { .. }
+        | ListVpcBindings { .. }
+        | DeleteVpcBinding { .. }
+        | RegisterEventSource { .. }
+        | ListEventSources { .. }
+        | DeregisterEventSource { .. }) => super::attached::handle(&ctx, e).await?,
     })
 }

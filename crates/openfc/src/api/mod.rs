@@ -5,7 +5,9 @@
 //! rendered in one place. Before any of that, a request whose `Host` is a custom domain is taken aside and
 //! routed to a function (`domains`), whatever its path.
 
+mod attached;
 mod auth;
+mod configs;
 mod domains;
 pub mod download;
 pub mod endpoint;
