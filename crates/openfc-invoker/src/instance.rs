@@ -442,13 +442,17 @@ impl Instance {
         let start_timeout_secs =
             if sandbox.rootfs.is_some() { shared.config.container_start_timeout_secs } else { shared.config.start_timeout_secs };
         let mut stdin = child.stdin.take();
+        // The sandbox exists and its limits are now set: hand its runtime the function (a Runtime-API runtime's
+        // once its listener exists, below, as the gate of a fresh one).
+        let activate = |sock: &std::os::unix::net::UnixStream| -> Result<(), InvokeError> {
+            let activation = serde_json::json!({ "env": sandbox.env }).to_string();
+            crate::prestart::activate(sock, &uses[0], uses.get(1).map(PathBuf::as_path), &sandbox.blackhole, &activation)?;
+            metrics::counter!("openfc_prestarted_runtimes_used_total").increment(1);
+            Ok(())
+        };
         match &ctrl {
-            // The sandbox exists and its limits are now set: hand its runtime the function.
-            Some(sock) => {
-                let activation = serde_json::json!({ "env": sandbox.env }).to_string();
-                crate::prestart::activate(sock, &uses[0], uses.get(1).map(PathBuf::as_path), &sandbox.blackhole, &activation)?;
-                metrics::counter!("openfc_prestarted_runtimes_used_total").increment(1);
-            }
+            Some(_) if launch.runtime.protocol == Protocol::RuntimeApi => {}
+            Some(sock) => activate(sock)?,
             None => {
                 let mut spec_json = serde_json::to_vec(&sandbox).map_err(|e| InvokeError::internal(e.to_string()))?;
                 spec_json.push(b'\n');
@@ -514,6 +518,9 @@ impl Instance {
                     .map_err(|e| InvokeError::internal(format!("the runtime API listener in the instance: {e}")))?;
                 let api = RuntimeApi::new();
                 api.serve(listener);
+                if let Some(sock) = &ctrl {
+                    activate(sock)?;
+                }
                 if let Some(mut pipe) = stdin.take() {
                     tokio::io::AsyncWriteExt::write_all(&mut pipe, b"g")
                         .await

@@ -484,7 +484,8 @@ impl Invoker {
                 let layers = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };
                 metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
                 let waiting = match launch.runtime.program {
-                    runtime::Program::Shim { interpreter, .. } => self.shared.prestarted.take(interpreter, &self.shared.instances_dir),
+                    runtime::Program::Shim { interpreter, .. } => prestart::Kind::of(interpreter, spec, &code)
+                        .and_then(|kind| self.shared.prestarted.take(kind, &self.shared.instances_dir)),
                     _ => None,
                 };
                 match waiting {

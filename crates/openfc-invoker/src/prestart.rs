@@ -1,10 +1,18 @@
-//! Pre-started runtimes (issue 9): for Python and Node.js, a few sandboxes are kept built ahead of need — their
-//! own namespaces and cgroups, seccomp, uid 65534 — with the interpreter started and openfc's shim loaded,
-//! waiting for a function. A cold start takes one, sets the function's limits on its cgroups, and hands it the
+//! Pre-started runtimes (issues 9 and 17): for Python, Node.js, Java and PHP, a few sandboxes are kept built ahead
+//! of need — their own namespaces and cgroups, seccomp, uid 65534 — with the interpreter started and openfc's shim
+//! loaded, waiting for a function. A cold start takes one, sets the function's limits on its cgroups, and hands it the
 //! function through the sandbox's init (`openfc_sandbox::send_activation`): the package and layers attached
 //! read-only at `/code` and `/opt`, then the environment; only then does the shim import user code. A waiting
 //! runtime serves exactly one instance and is never returned; one that dies is discarded; the pool refills in the
 //! background after a cold start, never on its path.
+//!
+//! A JVM's heap ceiling is fixed when it starts (OpenJDK 17 reads a cgroup v1 limit once: measured, a JVM started
+//! under 2 GiB with `MaxRAMPercentage=70` kept its 1386 MiB ceiling after the limit dropped to 256 MiB, and
+//! allocating was a cgroup kill, not an `OutOfMemoryError`; and the sandbox shows it no cgroup files anyway). So
+//! waiting JVMs are keyed by memory size, started with that size's options ([`crate::runtime::java_options`]), and
+//! only for the common sizes ([`JAVA_SIZES`]) that cold starts have asked for since openfc started (the first
+//! cold start of a size also builds the shim with javac; other sizes always start afresh). Each waiting JVM costs
+//! ~40 MiB of resident memory, so sizes nobody uses are not kept.
 
 use std::os::fd::AsFd;
 use std::process::Stdio;
@@ -18,7 +26,34 @@ use crate::runtime::{Interpreter, RUNTIME_MOUNT};
 use crate::{InvokeError, Shared};
 
 /// The runtimes that can be pre-started.
-pub const FAMILIES: [Interpreter; 2] = [Interpreter::Python, Interpreter::Node];
+pub const FAMILIES: [Interpreter; 4] = [Interpreter::Python, Interpreter::Node, Interpreter::Java, Interpreter::Php];
+
+/// The memory sizes (MB) JVMs are pre-started for, once a cold start of that size has been seen.
+pub const JAVA_SIZES: [u64; 4] = [128, 256, 512, 1024];
+
+/// What a waiting runtime can serve: its interpreter and, for a JVM, the memory size its heap was sized for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    pub interpreter: Interpreter,
+    pub memory_mb: Option<u64>,
+}
+
+impl Kind {
+    /// The kind of waiting runtime a cold start of `spec` (its package unpacked at `code`) can take, if any.
+    /// What the JVM and PHP read only at their start sends some functions to a fresh start: a JVM whose memory
+    /// size is not pre-started, a function setting its own `LD_LIBRARY_PATH` (the JVM's java.library.path, the
+    /// dynamic loader's path), PHP with the package's own extensions (`/code/extension`, PHP_INI_SCAN_DIR) or
+    /// its own PHP_INI_SCAN_DIR.
+    pub fn of(interpreter: Interpreter, spec: &crate::FunctionSpec, code: &std::path::Path) -> Option<Kind> {
+        let own = |name: &str| spec.env.contains_key(name);
+        match interpreter {
+            Interpreter::Java if own("LD_LIBRARY_PATH") => None,
+            Interpreter::Java => JAVA_SIZES.contains(&spec.memory_mb).then_some(Kind { interpreter, memory_mb: Some(spec.memory_mb) }),
+            Interpreter::Php if own("LD_LIBRARY_PATH") || own("PHP_INI_SCAN_DIR") || code.join("extension").is_dir() => None,
+            _ => Some(Kind { interpreter, memory_mb: None }),
+        }
+    }
+}
 
 /// A sandbox with a runtime waiting for its function.
 pub struct Waiting {
@@ -27,7 +62,7 @@ pub struct Waiting {
     pub child: tokio::process::Child,
     /// The invoker's end of the launcher's control socket.
     pub ctrl: std::os::unix::net::UnixStream,
-    pub interpreter: Interpreter,
+    pub kind: Kind,
 }
 
 impl Waiting {
@@ -51,24 +86,35 @@ pub struct Prestarted {
     target: usize,
     waiting: Mutex<Vec<Waiting>>,
     refilling: AtomicBool,
+    /// JVM memory sizes cold starts have asked for (kept waiting from then on).
+    java_sizes: Mutex<Vec<u64>>,
 }
 
 impl Prestarted {
     /// `target` waiting runtimes per family; 0 turns pre-starting off.
     pub fn new(target: usize) -> Prestarted {
-        Prestarted { target, waiting: Mutex::new(Vec::new()), refilling: AtomicBool::new(false) }
+        Prestarted { target, waiting: Mutex::new(Vec::new()), refilling: AtomicBool::new(false), java_sizes: Mutex::new(Vec::new()) }
     }
 
     pub fn target(&self) -> usize {
         self.target
     }
 
-    /// A live waiting runtime of `interpreter`, if one is ready.
-    pub fn take(&self, interpreter: Interpreter, instances_dir: &std::path::Path) -> Option<Waiting> {
+    /// A live waiting runtime of `kind`, if one is ready. A JVM size asked for is kept waiting from then on.
+    pub fn take(&self, kind: Kind, instances_dir: &std::path::Path) -> Option<Waiting> {
+        if self.target == 0 {
+            return None;
+        }
+        if let Some(m) = kind.memory_mb {
+            let mut sizes = self.java_sizes.lock().expect("prestarted");
+            if !sizes.contains(&m) {
+                sizes.push(m);
+            }
+        }
         loop {
             let mut found = {
                 let mut w = self.waiting.lock().expect("prestarted");
-                let i = w.iter().position(|x| x.interpreter == interpreter)?;
+                let i = w.iter().position(|x| x.kind == kind)?;
                 w.swap_remove(i)
             };
             if found.alive() {
@@ -84,7 +130,7 @@ impl Prestarted {
         FAMILIES
             .iter()
             .map(|f| {
-                let mine: Vec<&Waiting> = w.iter().filter(|x| x.interpreter == *f).collect();
+                let mine: Vec<&Waiting> = w.iter().filter(|x| x.kind.interpreter == *f).collect();
                 let rss = mine.iter().filter_map(|x| x.child.id()).map(tree_rss).sum();
                 (*f, mine.len(), rss)
             })
@@ -120,19 +166,17 @@ impl Prestarted {
         tokio::spawn(async move {
             let me = &shared.prestarted;
             me.prune(&shared.instances_dir);
-            for family in FAMILIES {
-                if !shared.config.interpreters.path(family).exists() {
-                    continue;
-                }
+            for kind in me.kinds(&shared) {
                 loop {
-                    let have = me.waiting.lock().expect("prestarted").iter().filter(|x| x.interpreter == family).count();
+                    let have = me.waiting.lock().expect("prestarted").iter().filter(|x| x.kind == kind).count();
                     if have >= me.target {
                         break;
                     }
-                    match start(&shared, family).await {
+                    match start(&shared, kind).await {
                         Ok(w) => me.waiting.lock().expect("prestarted").push(w),
                         Err(e) => {
-                            tracing::warn!(error = %e, runtime = ?family, "could not pre-start a runtime; cold starts use the plain path");
+                            tracing::warn!(error = %e, runtime = ?kind.interpreter, memory_mb = ?kind.memory_mb,
+                                "could not pre-start a runtime; cold starts use the plain path");
                             break;
                         }
                     }
@@ -140,6 +184,27 @@ impl Prestarted {
             }
             me.refilling.store(false, Ordering::Release);
         });
+    }
+
+    /// The kinds to keep waiting now: every family whose interpreter is installed; JVMs only once their shim is
+    /// built (by the first Java cold start), and only for the sizes asked for.
+    fn kinds(&self, shared: &Shared) -> Vec<Kind> {
+        let mut out = Vec::new();
+        for family in FAMILIES {
+            if !shared.config.interpreters.path(family).exists() {
+                continue;
+            }
+            match family {
+                Interpreter::Java => {
+                    if shared.java_shim_built.load(Ordering::Acquire) {
+                        let sizes = self.java_sizes.lock().expect("prestarted").clone();
+                        out.extend(sizes.into_iter().map(|m| Kind { interpreter: family, memory_mb: Some(m) }));
+                    }
+                }
+                _ => out.push(Kind { interpreter: family, memory_mb: None }),
+            }
+        }
+        out
     }
 
     /// Ends every waiting runtime (shutdown).
@@ -172,9 +237,10 @@ fn tree_rss(pid: u32) -> u64 {
 
 /// Builds one waiting sandbox: a launcher on a control socket, its generic spec, and the wait until init has
 /// started the runtime.
-async fn start(shared: &Arc<Shared>, family: Interpreter) -> Result<Waiting, InvokeError> {
+async fn start(shared: &Arc<Shared>, kind: Kind) -> Result<Waiting, InvokeError> {
     let python_bytecode = shared.python_bytecode.load(Ordering::Acquire);
-    let argv = crate::runtime::prestart_argv(family, &shared.config.interpreters, python_bytecode)
+    let family = kind.interpreter;
+    let argv = crate::runtime::prestart_argv(family, kind.memory_mb, &shared.config.interpreters, python_bytecode)
         .ok_or_else(|| InvokeError::internal(format!("{family:?} cannot be pre-started")))?;
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| InvokeError::internal(format!("socketpair: {e}")))?;
     let launcher = Launchers::spawn_with(shared, Stdio::from(std::os::fd::OwnedFd::from(theirs)))?;
@@ -228,7 +294,7 @@ async fn start(shared: &Arc<Shared>, family: Interpreter) -> Result<Waiting, Inv
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let mut cgroup = cgroup;
-    Ok(Waiting { id, cgroup: cgroup.0.take(), child, ctrl: ours, interpreter: family })
+    Ok(Waiting { id, cgroup: cgroup.0.take(), child, ctrl: ours, kind })
 }
 
 /// Hands a waiting runtime its function: the package (and layers) attached read-only, then the activation line.

@@ -236,6 +236,7 @@ const JAVA_SOURCES: &[(&str, &str)] = &[
     ("shim/openfc/runtime/FcContext.java", include_str!("../runtimes/java/shim/openfc/runtime/FcContext.java")),
     ("shim/openfc/runtime/Json.java", include_str!("../runtimes/java/shim/openfc/runtime/Json.java")),
     ("shim/openfc/runtime/Pojo.java", include_str!("../runtimes/java/shim/openfc/runtime/Pojo.java")),
+    ("shim/openfc/runtime/Prestart.java", include_str!("../runtimes/java/shim/openfc/runtime/Prestart.java")),
 ];
 
 /// Debian's Jackson (libjackson2-databind-java and its dependencies), for PojoRequestHandler's JSON.
@@ -324,19 +325,39 @@ pub struct Launch {
     pub concurrency: u32,
 }
 
-/// The command line of a pre-started runtime of `interpreter` (Python or Node.js): its shim, with no function
-/// yet (`prestart`). `None` for the runtimes that cannot be pre-started.
-pub fn prestart_argv(interpreter: Interpreter, interp: &Interpreters, python_bytecode: bool) -> Option<Vec<String>> {
+/// The command line of a pre-started runtime of `interpreter`: its shim, with no function yet (`prestart`); a
+/// JVM's for the memory size its heap is sized for. `None` for the runtimes that cannot be pre-started.
+pub fn prestart_argv(interpreter: Interpreter, memory_mb: Option<u64>, interp: &Interpreters, python_bytecode: bool) -> Option<Vec<String>> {
     let runtime = RUNTIMES.iter().find(|r| matches!(r.program, Program::Shim { interpreter: i, .. } if i == interpreter))?;
     let Program::Shim { args, .. } = runtime.program else { return None };
     let mut argv = vec![interp.path(interpreter).display().to_string()];
     argv.extend(args.iter().map(|a| (*a).to_owned()));
     match interpreter {
         Interpreter::Python => argv.push(if python_bytecode { PYTHON_SHIM_PYC } else { PYTHON_SHIM_PATH }.to_owned()),
-        Interpreter::Node => {}
-        Interpreter::Php | Interpreter::Java => return None,
+        Interpreter::Node | Interpreter::Php => {}
+        // The JVM computes java.library.path from LD_LIBRARY_PATH, and user.dir from its cwd, at its start,
+        // before the function exists: given as a fresh JVM has them (the java entries' LD_LIBRARY_PATH default,
+        // cwd /code). user.dir makes absolute and NIO paths resolve in /code; java.io's relative names still
+        // resolve against the process's cwd, "/" (Java has no chdir).
+        Interpreter::Java => java_tail(&mut argv, memory_mb?, Some(JAVA_PRESTART_LIBRARY_PATH)),
     }
     Some(argv)
+}
+
+/// `java.library.path` of a pre-started JVM: the Java entries' `LD_LIBRARY_PATH` default, then the JDK's own
+/// default on Linux.
+const JAVA_PRESTART_LIBRARY_PATH: &str = "/code:/code/lib:/usr/java/packages/lib:/usr/lib64:/lib64:/lib:/usr/lib";
+
+/// The JVM's options, class path and main class after `java`.
+fn java_tail(argv: &mut Vec<String>, memory_mb: u64, library_path: Option<&str>) {
+    argv.extend(java_options(memory_mb));
+    if let Some(p) = library_path {
+        argv.push(format!("-Djava.library.path={p}"));
+        argv.push("-Duser.dir=/code".to_owned());
+    }
+    argv.push("-cp".to_owned());
+    argv.push(std::iter::once(JAVA_CLASSES).chain(JACKSON_JARS).collect::<Vec<_>>().join(":"));
+    argv.push("openfc.runtime.Bootstrap".to_owned());
 }
 
 /// The command line of a function's runtime process.
@@ -361,10 +382,7 @@ pub fn command(spec: &FunctionSpec, interp: &Interpreters, python_bytecode: bool
                 argv.push(if python_bytecode { PYTHON_SHIM_PYC } else { PYTHON_SHIM_PATH }.to_owned());
             }
             if interpreter == Interpreter::Java {
-                argv.extend(java_options(spec.memory_mb));
-                argv.push("-cp".to_owned());
-                argv.push(std::iter::once(JAVA_CLASSES).chain(JACKSON_JARS).collect::<Vec<_>>().join(":"));
-                argv.push("openfc.runtime.Bootstrap".to_owned());
+                java_tail(&mut argv, spec.memory_mb, None);
             }
             argv
         }
@@ -584,6 +602,19 @@ mod tests {
         assert!(opts.contains(&"-Xmx59m".to_owned()) && opts.contains(&"-XX:MaxMetaspaceSize=32m".to_owned()), "{opts:?}");
         let opts = java_options(3072);
         assert!(opts.contains(&"-Xmx2124m".to_owned()) && opts.contains(&"-Xms921m".to_owned()), "{opts:?}");
+    }
+
+    #[test]
+    fn prestarted_jvms_are_sized_per_memory_and_php_runs_its_table_entry() {
+        let interp = Interpreters::default();
+        let jvm = prestart_argv(Interpreter::Java, Some(256), &interp, false).unwrap();
+        assert!(jvm.contains(&"-Xmx166m".to_owned()) && jvm.contains(&"-Duser.dir=/code".to_owned()), "{jvm:?}");
+        assert!(jvm.iter().any(|a| a.starts_with("-Djava.library.path=/code:/code/lib:")), "{jvm:?}");
+        assert_eq!(jvm.last().map(String::as_str), Some("openfc.runtime.Bootstrap"));
+        assert!(prestart_argv(Interpreter::Java, None, &interp, false).is_none(), "a JVM is always for one size");
+        let php = prestart_argv(Interpreter::Php, None, &interp, false).unwrap();
+        assert_eq!(php.last().map(String::as_str), Some("/var/fc/runtime/php7.2/bootstrap.php"));
+        assert!(php.contains(&"variables_order=EGPCS".to_owned()), "{php:?}");
     }
 
     #[test]

@@ -119,6 +119,9 @@ final class RuntimeApiClient
 
 function main()
 {
+    if (getenv('OPENFC_PRESTARTED') === '1') {
+        await_function();
+    }
     $api = getenv('FC_RUNTIME_API');
     if ($api === false || $api === '') {
         fwrite(STDERR, "expected ali FC environment variables [FC_RUNTIME_API] are not defined\n");
@@ -140,6 +143,44 @@ function main()
         $path = API_PREFIX . 'invocation/' . rawurlencode($requestId) . ($ok ? '/response' : '/error');
         $client->request('POST', $path, $replyHeaders + array('Content-Type' => 'application/json'), $reply);
     }
+}
+
+/**
+ * A pre-started runtime (OPENFC_PRESTARTED=1): PHP has started and the shim's classes, Monolog's and the PSR-7
+ * ones are loaded while no function is known; then one line on stdin — written by the sandbox's init once the
+ * function's package is at /code and its limits are set — gives the function's environment, which replaces the
+ * process's (putenv: native code's getenv sees it too), `$_ENV` and `$_SERVER`'s copy. What PHP read at its own
+ * start stays: php.ini and PHP_INI_SCAN_DIR (openfc starts a fresh PHP for packages with their own extensions).
+ */
+function await_function()
+{
+    spl_autoload_register('ServerlessFC\\autoload');
+    logger();
+    foreach (array('GuzzleHttp\\Psr7\\ServerRequest', 'GuzzleHttp\\Psr7\\Response', 'GuzzleHttp\\Psr7\\Utils',
+        'GuzzleHttp\\Psr7\\Stream', 'GuzzleHttp\\Psr7\\Uri') as $class) {
+        class_exists($class);
+    }
+    $line = fgets(STDIN);
+    if ($line === false || trim($line) === '') {
+        exit(0); // no function came: openfc discarded this runtime
+    }
+    $env = array();
+    foreach (json_decode($line, true)['env'] as $kv) {
+        $env[$kv[0]] = $kv[1];
+    }
+    foreach (array_keys(getenv()) as $name) {
+        if (!array_key_exists($name, $env)) {
+            putenv($name);
+            unset($_SERVER[$name]);
+        }
+    }
+    foreach ($env as $name => $value) {
+        putenv("$name=$value");
+        $_SERVER[$name] = $value;
+    }
+    $_ENV = $env;
+    // It started in "/" while /code was still empty; a fresh PHP starts in /code.
+    chdir(isset($env['FC_FUNC_CODE_PATH']) ? $env['FC_FUNC_CODE_PATH'] : '/code');
 }
 
 /** Process-wide settings, once, before any user code. */

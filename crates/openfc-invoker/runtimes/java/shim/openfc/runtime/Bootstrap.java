@@ -2,6 +2,7 @@
  * openfc built-in Java runtime (java8 / java11 on OpenJDK 17), runtimes.md §4.
  *
  * Run as: java <JVM options from openfc> -cp /var/fc/runtime/java/classes:<Debian's Jackson jars> openfc.runtime.Bootstrap
+ * (pre-started ahead of need with OPENFC_PRESTARTED=1: see Prestart).
  *
  * Speaks the custom-runtime HTTP contract (fc-api.md §8.1) on FC_CUSTOM_LISTEN_PORT, like the Python and Node.js
  * shims:
@@ -55,6 +56,9 @@ public final class Bootstrap {
     private static volatile boolean initialized;
 
     public static void main(String[] args) throws Exception {
+        if ("1".equals(ENV.get("OPENFC_PRESTARTED"))) {
+            Prestart.awaitFunction();
+        }
         int port = Integer.parseInt(env("FC_CUSTOM_LISTEN_PORT", "9000"));
         HttpServer server = HttpServer.create(new InetSocketAddress("0.0.0.0", port), 128);
         server.setExecutor(Executors.newCachedThreadPool(r -> {
