@@ -700,8 +700,11 @@ def test_unknown_targets(srv, svc, behave, form, async_):
 
 
 @pytest.mark.parametrize("async_", [False, True], ids=["sync", "async"])
-@pytest.mark.parametrize("runtime", ["dotnetcore3.1", "dotnetcore2.1"])
-def test_runtimes_openfc_cannot_run(srv, svc, runtime, async_):
+@pytest.mark.parametrize("runtime, advice", [
+    ("dotnetcore3.1", "custom-container"), ("dotnetcore2.1", "custom-container"),
+    ("python2.7", "python3.9 or later"), ("nodejs8", "nodejs12 or later"), ("nodejs4.4", "nodejs12 or later"),
+])
+def test_runtimes_openfc_cannot_run(srv, svc, runtime, advice, async_):
     """Refused up front, naming the runtime; asynchronously too (assumed: a request that can never run is not
     accepted with 202 only to be dropped, just as unknown targets are refused before the 202). custom-container
     runs: test_custom_container*.py."""
@@ -712,6 +715,8 @@ def test_runtimes_openfc_cannot_run(srv, svc, runtime, async_):
     assert r.status_code == 200, r.text
     err, _ = invoke_error(srv, svc, name, 400, "InvalidArgument", b"x", async_=async_)
     assert runtime in err["ErrorMessage"], err
+    # Actionable: what to update the function to.
+    assert advice in err["ErrorMessage"], err
     assert health(srv)["status"] == "ok"
 
 

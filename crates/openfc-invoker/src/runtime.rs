@@ -294,7 +294,27 @@ fn is_executable(p: &Path) -> bool {
 pub fn lookup(runtime: &str) -> Result<&'static Runtime, InvokeError> {
     RUNTIMES.iter().find(|r| r.names.contains(&runtime)).ok_or_else(|| {
         let all: Vec<&str> = RUNTIMES.iter().flat_map(|r| r.names.iter().copied()).collect();
-        InvokeError::UnsupportedRuntime(format!("runtime '{runtime}' cannot run on openfc; supported runtimes: {}", all.join(", ")))
+        let advice = instead(runtime).map_or_else(String::new, |a| format!("; {a}"));
+        InvokeError::UnsupportedRuntime(format!(
+            "runtime '{runtime}' cannot run on openfc{advice}; supported runtimes: {}",
+            all.join(", ")
+        ))
+    })
+}
+
+/// What to move an FC runtime openfc does not run to (UpdateFunction with the new `runtime`).
+fn instead(runtime: &str) -> Option<&'static str> {
+    Some(match runtime {
+        "python2.7" => "Python 2 is not installed: port the code and update the function to python3.9 or later",
+        "nodejs4.4" | "nodejs6" | "nodejs8" | "nodejs10" => {
+            "update the function to nodejs12 or later (the same handler signatures; check the Node.js changes \
+             your code relies on)"
+        }
+        r if r.starts_with("dotnetcore") => {
+            "no .NET runtime is installed: run it as a custom-container function (an image with the .NET runtime) \
+             or as custom.debian10 with a self-contained build whose bootstrap starts your server"
+        }
+        _ => return None,
     })
 }
 
@@ -583,6 +603,12 @@ mod tests {
         assert!(lookup("java8").is_ok() && lookup("java11").is_ok());
         let e = lookup("dotnetcore3.1").unwrap_err().to_string();
         assert!(e.contains("dotnetcore3.1") && e.contains("go1") && e.contains("java11"), "{e}");
+        assert!(e.contains("custom-container"), "{e}");
+        let e = lookup("python2.7").unwrap_err().to_string();
+        assert!(e.contains("python3.9 or later"), "{e}");
+        let e = lookup("nodejs8").unwrap_err().to_string();
+        assert!(e.contains("nodejs12 or later"), "{e}");
+        assert!(!lookup("cobol").unwrap_err().to_string().contains("; update"));
     }
 
     #[test]
