@@ -93,3 +93,12 @@ def test_errors_carry_fc_codes(session):
     assert missing["requestId"]
     in_use = session["steps"]["deleteServiceInUse"]
     assert in_use["error"] == "ServiceNotEmpty" and in_use["status"] == 409, in_use
+
+
+def test_account_configs_and_the_oss_upload_path(session):
+    """getAccountConfigs answers openfc's package limit; withoutCodeLimit (an upload to Alibaba Cloud OSS) is
+    refused up front with what to do instead."""
+    assert session["steps"]["getAccountConfigs"]["codeSizeLimit"] == 104857600
+    refused = session["steps"]["createWithoutCodeLimit"]
+    assert (refused["error"], refused["status"]) == ("PathNotSupported", 400), refused
+    assert "code.zipFile" in refused["message"] and "104857600" in refused["message"], refused

@@ -93,6 +93,13 @@ async function expectError(step, fn) {
 
   await expectError('getMissingFunction', () => client.getFunction(svc, 'missing'));
   await expectError('deleteServiceInUse', () => client.deleteService(svc));
+
+  const configs = await client.getAccountConfigs({});
+  out('getAccountConfigs', { codeSizeLimit: configs.data.codeSizeLimit });
+  await expectError('createWithoutCodeLimit', () => client.createFunction(svc, {
+    functionName: 'big', handler: 'index.handler', runtime: 'nodejs18', code: { zipFile: env('OPENFC_ZIP') },
+    withoutCodeLimit: true,
+  }));
 })().catch((e) => {
   console.error(e && e.stack ? e.stack : e);
   process.exit(1);

@@ -15,6 +15,11 @@ pub enum ApiVersion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     GetAccountSettings,
+    /// The Node.js SDK's `getAccountConfigs` (undocumented): openfc's limits.
+    GetAccountConfigs,
+    /// The Node.js SDK's `withoutCodeLimit` upload path and `getTempBucketToken` (undocumented): they upload to
+    /// Alibaba Cloud OSS itself, which openfc cannot offer; refused with what to do instead.
+    GetTempCodeBucketToken,
     CreateService,
     ListServices,
     GetService { service: ServiceName, qualifier: Qualifier },
@@ -177,6 +182,9 @@ pub fn parse(method: &str, path: &str, query: &Query) -> Result<(ApiVersion, End
     use Endpoint::*;
     let endpoint = match (method, segs.as_slice()) {
         ("GET", ["account-settings"]) => GetAccountSettings,
+        ("GET", ["accountConfigs"]) => GetAccountConfigs,
+        ("GET", ["tempBucketToken"]) => GetTempCodeBucketToken,
+        ("GET", ["services", _, "tempCodeBucketToken"]) => GetTempCodeBucketToken,
         ("POST", ["services"]) => CreateService,
         ("GET", ["services"]) => ListServices,
         ("GET", ["services", s]) => {
@@ -321,6 +329,8 @@ impl Endpoint {
         use Endpoint::*;
         match self {
             GetAccountSettings => "GetAccountSettings",
+            GetAccountConfigs => "GetAccountConfigs",
+            GetTempCodeBucketToken => "GetTempCodeBucketToken",
             CreateService => "CreateService",
             ListServices => "ListServices",
             GetService { .. } => "GetService",
@@ -395,7 +405,7 @@ impl Endpoint {
         use Endpoint::*;
         let base = format!("acs:fc:{region}:{account}");
         match self {
-            GetAccountSettings | CreateService | ListServices | ListProvisionConfigs | ListOnDemandConfigs
+            GetAccountSettings | GetAccountConfigs | GetTempCodeBucketToken | CreateService | ListServices | ListProvisionConfigs | ListOnDemandConfigs
             | ListStatefulAsyncInvocationFunctions
             | ListReservedCapacities
             | TagResource | UntagResource | GetResourceTags | ListTaggedResources => format!("{base}:services/*"),

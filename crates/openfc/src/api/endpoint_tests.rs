@@ -17,6 +17,9 @@ fn check(method: &str, url: &str, expected: Option<(&str, &str)>) {
 fn endpoint_table() {
     for v in ["2016-08-15", "2021-04-06"] {
         check("GET", &format!("/{v}/account-settings"), Some(("GetAccountSettings", "")));
+        check("GET", &format!("/{v}/accountConfigs"), Some(("GetAccountConfigs", "")));
+        check("GET", &format!("/{v}/services/s/tempCodeBucketToken?functionName=f"), Some(("GetTempCodeBucketToken", "")));
+        check("GET", &format!("/{v}/tempBucketToken"), Some(("GetTempCodeBucketToken", "")));
         check("POST", &format!("/{v}/services"), Some(("CreateService", "")));
         check("GET", &format!("/{v}/services?limit=2"), Some(("ListServices", "")));
         check("GET", &format!("/{v}/services/s"), Some(("GetService", "Latest")));

@@ -83,6 +83,23 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
     let ctx = Ctx { app, account: acct, query: &query, if_match, body: &body, request_id };
     use Endpoint::*;
     Ok(match endpoint {
+        GetAccountConfigs => json(json!({
+            "codeSizeLimit": fc.limits.max_size,
+            "unzippedCodeSizeLimit": fc.limits.max_unzipped,
+            "codeEntriesLimit": fc.limits.max_entries,
+        })),
+        GetTempCodeBucketToken => {
+            return Err(ApiError::new(
+                openfc_core::wire::ErrorCode::PathNotSupported,
+                format!(
+                    "the withoutCodeLimit upload path stores the package in Alibaba Cloud OSS, which openfc does not use: \
+                     send the zip in the request instead (code.zipFile; this server accepts packages up to {} bytes, \
+                     --max-code-size), or put it in openfc's OSS-compatible store and name it with \
+                     code.ossBucketName/ossObjectName",
+                    fc.limits.max_size
+                ),
+            ));
+        }
         GetAccountSettings => json(json!({
             "availableAZs": [format!("{}-a", app.region)],
             "defaultRole": format!("acs:ram::{acct}:role/aliyunfcdefaultrole"),
