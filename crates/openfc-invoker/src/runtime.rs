@@ -411,8 +411,8 @@ pub fn command(spec: &FunctionSpec, interp: &Interpreters, python_bytecode: bool
     Ok(Launch { runtime, argv, concurrency })
 }
 
-/// The JVM's options for a function of `memory_mb` (runtimes.md §4.4): FC's encoding and property flags, serial
-/// GC, `-Xms` 30 %, and `-Xmx` 90 % of the memory minus an explicit budget for everything that is not heap
+/// The JVM's options for a function of `memory_mb` (runtimes.md §4.4): FC's encoding and property flags, TCP_NODELAY
+/// for the shim's HTTP server, serial GC, `-Xms` 30 %, and `-Xmx` 90 % of the memory minus an explicit budget for everything that is not heap
 /// (metaspace, code cache, direct buffers, thread stacks all capped), so that a function that allocates too much
 /// meets a Java `OutOfMemoryError` rather than the cgroup's kill. The sandbox shows no cgroup files, so the JVM
 /// would size itself from the host: the processor count is given too.
@@ -436,6 +436,9 @@ pub fn java_options(memory_mb: u64) -> Vec<String> {
         "-XX:+UseSerialGC".to_owned(),
         "-XX:-UsePerfData".to_owned(),
         "-Xshare:auto".to_owned(),
+        // The JDK's HTTP server writes a reply's head and body apart: without TCP_NODELAY, Nagle's algorithm and
+        // the client's delayed ACK held every warm invocation ~40 ms (measured: p50 48 ms vs 1.3 ms for PHP).
+        "-Dsun.net.httpserver.nodelay=true".to_owned(),
         "-Dfile.encoding=UTF-8".to_owned(),
         "-Dsun.jnu.encoding=UTF-8".to_owned(),
         "-Dfc.func.code.path=/code".to_owned(),
