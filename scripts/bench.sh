@@ -26,6 +26,12 @@
 #           sample once /health shows the pools full again), next to the bare `python3 -c pass` / `node -e 0`
 #           (20 runs each); RSS per waiting runtime from /health; 50 distinct Python functions invoked cold at
 #           once with a pool of 8 and with none (p50, p99, errors). Needs root, python3 and node.
+#   runtimes  built-in runtimes (issue 17 item 7): go1, java11 and php7.2 event-function cold invokes, end to end,
+#           min/p50/max over 12 distinct functions each, with python3.10 and a custom runtime (the same Go echo
+#           shape as the go1 function, as an HTTP server) as references, on openfc with --prestarted-runtimes 2
+#           (java11 and php7.2 again with 0), each next to its bare start in the same run (`java -cp DIR Hello`,
+#           `php -r ''`, a Go hello binary, `python3 -c pass`); warm invoke p50/p99 per runtime against the custom
+#           runtime's. Needs root, golang-go, openjdk-17-jdk-headless, php8.2-cli and python3.
 #   nodes   many nodes on one PostgreSQL and one S3 bucket (issue 10 item 7): signed GetFunction, UpdateFunction (a new
 #           description each) and warm InvokeFunction throughput at concurrency 16 on SQLite vs PostgreSQL (one node
 #           each), then on one node vs two (PostgreSQL + S3, the load round-robin over both), with the ratios; and
@@ -40,7 +46,7 @@
 #           .testenv/venv (set up by scripts/test.sh --infra-only, run here if missing) with a fresh bucket and
 #           stops it on exit.
 #
-# Usage: scripts/bench.sh [api|invoke|warm|async|images|prestart|nodes]... [--seconds N] [--database-url URL]
+# Usage: scripts/bench.sh [api|invoke|warm|async|images|prestart|nodes|runtimes]... [--seconds N] [--database-url URL]
 #                         [--nodes-database-url URL] [--code-store s3://BUCKET]
 #        (no part named: all; N = measured seconds per load run after a 1 s warm-up; default 5)
 set -euo pipefail
@@ -55,7 +61,7 @@ want_nginx=1
 for arg in "$@"; do
     case $arg in
         invoke|warm) want_nginx=1; break ;;
-        api|async|images|prestart|nodes) want_nginx=0 ;;
+        api|async|images|prestart|nodes|runtimes) want_nginx=0 ;;
     esac
 done
 if [[ $want_nginx == 1 ]]; then
@@ -69,7 +75,7 @@ fi
 parts_named=0; want_nodes=0; want_async=0; have_db=0; have_nodes_db=0; have_store=0
 for arg in "$@"; do
     case $arg in
-        api|invoke|warm|images|prestart) parts_named=1 ;;
+        api|invoke|warm|images|prestart|runtimes) parts_named=1 ;;
         async) parts_named=1; want_async=1 ;;
         nodes) parts_named=1; want_nodes=1 ;;
         --database-url) have_db=1 ;;

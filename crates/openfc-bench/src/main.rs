@@ -25,6 +25,9 @@
 //! `prestart`: Python and Node.js cold starts with pre-started runtimes on and off, next to the bare
 //! interpreter start, and a burst of distinct functions cold at once (see `prestartbench`).
 //!
+//! `runtimes`: cold start and warm invoke of go1, java11 and php7.2 (python3.10 and a custom runtime as
+//! references), each next to its bare start (see `runtimesbench`).
+//!
 //! `nodes`: control-plane and warm-invoke throughput on SQLite vs PostgreSQL, one node vs two on PostgreSQL +
 //! S3, and how long a write on one node takes to be visible on another (see `nodesbench`). Needs an empty
 //! PostgreSQL database (`--nodes-database-url URL`, else `--database-url URL` unless `async` runs too) and
@@ -44,6 +47,7 @@ mod package;
 mod prestartbench;
 mod procs;
 mod runtime;
+mod runtimesbench;
 mod warmbench;
 
 use std::path::PathBuf;
@@ -60,7 +64,7 @@ use load::Call;
 use package::FUNCTIONS;
 use procs::Servers;
 
-const USAGE: &str = "usage: openfc-bench [api|invoke|warm|async|images|prestart|nodes]... [--openfc PATH] [--seconds N] \
+const USAGE: &str = "usage: openfc-bench [api|invoke|warm|async|images|prestart|nodes|runtimes]... [--openfc PATH] [--seconds N] \
                      [--database-url URL] [--nodes-database-url URL] [--code-store s3://BUCKET]";
 const FUNCTION_PATH: &str = "/2016-08-15/services/bench/functions/f";
 const CODE_PATH: &str = "/2016-08-15/services/bench/functions/f/code";
@@ -96,7 +100,7 @@ fn main() -> anyhow::Result<()> {
     while i < args.len() {
         match args[i].as_str() {
             "--openfc" | "--seconds" | "--database-url" | "--nodes-database-url" | "--code-store" => i += 1,
-            "api" | "invoke" | "warm" | "async" | "images" | "prestart" | "nodes" => parts.push(args[i].clone()),
+            "api" | "invoke" | "warm" | "async" | "images" | "prestart" | "nodes" | "runtimes" => parts.push(args[i].clone()),
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
         i += 1;
@@ -138,13 +142,14 @@ fn main() -> anyhow::Result<()> {
             };
             let image_rows = if chosen("images") { Some(imagebench::run(&openfc).await?) } else { None };
             let prestart_rows = if chosen("prestart") { Some(prestartbench::run(&openfc).await?) } else { None };
+            let runtimes_rows = if chosen("runtimes") { Some(runtimesbench::run(&openfc).await?) } else { None };
             let nodes_rows = match &nodes {
                 Some((url, store)) => Some(nodesbench::run(&openfc, Duration::from_secs(seconds), url, store).await?),
                 None => None,
             };
-            anyhow::Ok((api_rows, invoke_rows, async_rows, image_rows, prestart_rows, nodes_rows))
+            anyhow::Ok((api_rows, invoke_rows, async_rows, image_rows, prestart_rows, nodes_rows, runtimes_rows))
         };
-        let (api_rows, invoke_rows, async_rows, image_rows, prestart_rows, nodes_rows) = tokio::select! {
+        let (api_rows, invoke_rows, async_rows, image_rows, prestart_rows, nodes_rows, runtimes_rows) = tokio::select! {
             rows = run => rows?,
             _ = tokio::signal::ctrl_c() => bail!("interrupted"),
         };
@@ -184,6 +189,13 @@ fn main() -> anyhow::Result<()> {
             println!("updates its own function. openfc cpu = the openfc processes and their instances, PostgreSQL's own not counted.");
             println!("Visible on B = B's first GetFunction answer with the new description minus A's 200 for the write, B");
             println!("polling one request at a time, both nodes with a 60 s cache TTL (only the notification can make it visible).");
+        }
+        if let Some(rows) = runtimes_rows {
+            println!("\nbuilt-in runtimes (scripts/bench.sh runtimes)");
+            print_table(&rows);
+            println!("\ncold invoke = a function's first InvokeFunction, end to end (its package unpack included), each sample a");
+            println!("different function of 128 MB, taken once /health shows the pools full and openfc's process tree is quiet;");
+            println!("bare start = the program spawned and waited for by the benchmark. go1 and custom run the same Go echo shape.");
         }
         println!("\nbenchmark took {:.1} s", started.elapsed().as_secs_f64());
         Ok(())

@@ -91,11 +91,11 @@ const LANGS: [Lang; 2] = [
     },
 ];
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-fn min_p50_max(sorted: &[Duration]) -> String {
+pub(crate) fn min_p50_max(sorted: &[Duration]) -> String {
     format!(
         "{} / {} / {}",
         ms(sorted[0]),
@@ -202,7 +202,7 @@ pub async fn run(openfc_bin: &Path) -> anyhow::Result<Vec<Row>> {
 }
 
 /// Spawns a bare interpreter and times it until it exits (blocking).
-fn bare_start(program: &str, args: &[&str]) -> anyhow::Result<Duration> {
+pub(crate) fn bare_start(program: &str, args: &[&str]) -> anyhow::Result<Duration> {
     let start = Instant::now();
     let status = Command::new(program)
         .args(args)
@@ -269,7 +269,7 @@ async fn invoke_once(conn: &mut Conn, signer: &Signer, function: &str) -> anyhow
 }
 
 /// openfc with `pool` pre-started runtimes per language and the `bench` service.
-async fn start_openfc(openfc_bin: &Path, pool: usize) -> anyhow::Result<(Openfc, Arc<Signer>, Conn)> {
+pub(crate) async fn start_openfc(openfc_bin: &Path, pool: usize) -> anyhow::Result<(Openfc, Arc<Signer>, Conn)> {
     let (pool, warm) = (pool.to_string(), WARM_SANDBOXES.to_string());
     let openfc = Openfc::start(openfc_bin, &["--prestarted-runtimes", &pool, "--warm-sandboxes", &warm], None).await?;
     eprintln!("openfc --prestarted-runtimes {pool} on {}, data in {}", openfc.addr(), openfc.dir.path().display());
@@ -299,10 +299,16 @@ fn waiting(health: &serde_json::Value, key: &str) -> u64 {
 /// Waits (outside any timing) until every pool is full again and openfc's process tree is quiet; returns the
 /// last `/health`.
 async fn wait_ready(openfc: &Openfc, pool: usize) -> anyhow::Result<serde_json::Value> {
+    let keys: Vec<&str> = LANGS.iter().map(|l| l.health_key).collect();
+    wait_ready_for(openfc, &keys, pool).await
+}
+
+/// As `wait_ready`, for the pools of `keys` (`/health`'s `prestarted_runtimes` keys).
+pub(crate) async fn wait_ready_for(openfc: &Openfc, keys: &[&str], pool: usize) -> anyhow::Result<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let h = health(openfc.addr()).await?;
-        let full = LANGS.iter().all(|l| waiting(&h, l.health_key) >= pool as u64)
+        let full = keys.iter().all(|k| waiting(&h, k) >= pool as u64)
             && h["warm_sandboxes"].as_u64().unwrap_or(0) >= WARM_SANDBOXES;
         if full {
             break;
@@ -335,12 +341,12 @@ async fn wait_ready(openfc: &Openfc, pool: usize) -> anyhow::Result<serde_json::
 }
 
 /// `openfc_prestarted_runtimes_used_total` and `phase → (sum seconds, count)` of `openfc_cold_start_seconds`.
-struct Metrics {
-    used: f64,
+pub(crate) struct Metrics {
+    pub(crate) used: f64,
     phases: BTreeMap<String, (f64, f64)>,
 }
 
-async fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
+pub(crate) async fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
     let text = get_text(addr, "/metrics").await?;
     let mut out = Metrics { used: 0.0, phases: BTreeMap::new() };
     for line in text.lines() {
@@ -370,7 +376,7 @@ async fn metrics(addr: SocketAddr) -> anyhow::Result<Metrics> {
 }
 
 /// Mean milliseconds per phase between two snapshots.
-fn phase_means(before: &Metrics, after: &Metrics) -> Vec<(String, f64)> {
+pub(crate) fn phase_means(before: &Metrics, after: &Metrics) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     for (phase, (s1, c1)) in &after.phases {
         let (s0, c0) = before.phases.get(phase).copied().unwrap_or_default();
@@ -383,7 +389,7 @@ fn phase_means(before: &Metrics, after: &Metrics) -> Vec<(String, f64)> {
 
 /// The phases, and with `p50` what the end-to-end p50 spends outside the instance start (`total`): the request's
 /// way through openfc, the user module's import and the first invocation.
-fn phases_figure(phases: &[(String, f64)], p50: Option<Duration>) -> String {
+pub(crate) fn phases_figure(phases: &[(String, f64)], p50: Option<Duration>) -> String {
     let order = ["unpack", "sandbox", "runtime_ready", "initializer", "total"];
     let mut parts: Vec<String> =
         order.iter().filter_map(|o| phases.iter().find(|(p, _)| p == o)).map(|(p, v)| format!("{p} {v:.1}")).collect();

@@ -411,9 +411,10 @@ pub fn command(spec: &FunctionSpec, interp: &Interpreters, python_bytecode: bool
     Ok(Launch { runtime, argv, concurrency })
 }
 
-/// The JVM's options for a function of `memory_mb` (runtimes.md §4.4): FC's encoding and property flags, TCP_NODELAY
-/// for the shim's HTTP server, serial GC, `-Xms` 30 %, and `-Xmx` 90 % of the memory minus an explicit budget for everything that is not heap
-/// (metaspace, code cache, direct buffers, thread stacks all capped), so that a function that allocates too much
+/// The JVM's options for a function of `memory_mb` (runtimes.md §4.4): FC's encoding and property flags,
+/// TCP_NODELAY for the shim's HTTP server, serial GC, `-Xms` 30 %, and `-Xmx` 90 % of the memory minus an explicit
+/// budget for everything that is not heap (metaspace, code cache, direct buffers, thread stacks all capped), so
+/// that a function that allocates too much
 /// meets a Java `OutOfMemoryError` rather than the cgroup's kill. The sandbox shows no cgroup files, so the JVM
 /// would size itself from the host: the processor count is given too.
 pub fn java_options(memory_mb: u64) -> Vec<String> {

@@ -253,6 +253,8 @@ fn owner_of(claim: &Document) -> &str {
 mod routing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod fuzz_tests;
 
 pub use routing::{DomainCache, DomainRoutes, RouteMiss, Routed};
 use routing::compile_routes;
