@@ -480,3 +480,6 @@ impl Endpoint {
 #[cfg(test)]
 #[path = "endpoint_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "fuzz_endpoint.rs"]
+mod fuzz;
