@@ -621,9 +621,128 @@ X32 = 0x40000000
     ("personality(ADDR_NO_RANDOMIZE)", ("call", "personality", 0x0040000), [EPERM]),
     ("unshare through the x32 ABI", ("call", "syscall", X32 + 272, CLONE_NEWUSER), [EPERM, 38]),
     ("getpid through the x32 ABI", ("call", "syscall", X32 + 39), [EPERM, 38]),
+    # The allow-list (crates/openfc-sandbox/src/filter.rs): everything not on it fails, most with EPERM.
+    ("io_uring_register", ("call", "syscall", 427, 0, 0, None, 0), [EPERM]),
+    ("fsconfig", ("call", "syscall", 431, 0, 0, None, None, 0), [EPERM]),
+    ("fsmount", ("call", "syscall", 432, 0, 0, 0), [EPERM]),
+    ("fspick", ("call", "syscall", 433, -100, "/tmp", 0), [EPERM]),
+    ("mount_setattr", ("call", "syscall", 442, -100, "/tmp", 0, None, 0), [EPERM]),
+    ("mount", ("call", "syscall", 165, "none", "/tmp", "tmpfs", 0, None), [EPERM]),
+    ("unshare(CLONE_NEWUSER) as a raw syscall", ("call", "syscall", 272, CLONE_NEWUSER), [EPERM]),
+    ("setns as a raw syscall", ("call", "syscall", 308, 0, 0), [EPERM]),
+    ("ptrace(PTRACE_TRACEME) as a raw syscall", ("call", "syscall", 101, 0, 0, 0, 0), [EPERM]),
+    ("add_key", ("call", "syscall", 248, "user", "openfc", "x", 1, -2), [EPERM]),
+    ("request_key", ("call", "syscall", 249, "user", "openfc", None, 0), [EPERM]),
+    ("kexec_load", ("call", "syscall", 246, 0, 0, None, 0), [EPERM]),
+    ("init_module", ("call", "syscall", 175, None, 0, ""), [EPERM]),
+    ("finit_module", ("call", "syscall", 313, 0, "", 0), [EPERM]),
+    ("swapon", ("call", "syscall", 167, "/tmp/swap", 0), [EPERM]),
+    ("reboot (invalid magic)", ("call", "syscall", 169, 0, 0, 0, None), [EPERM]),
+    ("acct", ("call", "syscall", 163, None), [EPERM]),
+    ("personality(READ_IMPLIES_EXEC)", ("call", "syscall", 135, 0x0400000), [EPERM]),
+    # Calls an unprivileged process may make on a plain host: only the allow-list refuses them.
+    ("kcmp", ("call", "syscall", 312, 1, 1, 0, 0, 0), [EPERM]),
+    ("pidfd_getfd", ("call", "syscall", 438, 0, 0, 0), [EPERM]),
+    ("name_to_handle_at", ("call", "syscall", 303, -100, "/tmp", None, None, 0), [EPERM]),
+    ("socket(AF_ALG)", ("call", "socket", 38, 5, 0), [EPERM]),
+    ("socket(AF_VSOCK)", ("call", "socket", 40, 1, 0), [EPERM]),
+    ("socket(AF_PACKET)", ("call", "socket", 17, 3, 0), [EPERM]),
+    ("mknod of a character device", ("call", "mknod", "/tmp/null2", 0o20666, 0x103), [EPERM]),
+    ("prctl(PR_SET_MM)", ("call", "prctl", 35, 1, 0, 0, 0), [EPERM]),
+    # ENOSYS where libc falls back: clone3 (glibc then uses clone, whose flags the filter can check), and any
+    # number newer than the list.
+    ("clone3", ("call", "syscall", 435, None, 0), [38]),
+    ("a system call newer than the list", ("call", "syscall", 520, 0), [38]),
 ])
 def test_newer_and_dangerous_system_calls_are_refused(srv, svc, probe_fn, name, op, errnos):
     assert_refused(probe(srv, svc, probe_fn, *op), errnos, name)
+
+
+def test_calls_servers_make_are_allowed(srv, svc):
+    """The allow-list keeps what runtimes and common servers use: event loops, event/signal/timer descriptors,
+    zero-copy copies, memfd, getrandom, FIFOs, netlink, threads and child processes (posix_spawn tries clone3,
+    gets ENOSYS and falls back to clone), pidfds, the process's own name."""
+    fn = new_function(srv, svc, py_zip('''
+        import ctypes, json, os, select, signal, socket, subprocess, threading
+
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def check(r):
+            if r == -1:
+                e = ctypes.get_errno()
+                raise OSError(e, os.strerror(e))
+            return r
+
+        def epoll_eventfd():
+            ep, ev = select.epoll(), os.eventfd(0)
+            ep.register(ev, select.EPOLLIN)
+            os.eventfd_write(ev, 1)
+            return len(ep.poll(1))
+
+        def signalfd():
+            mask = (ctypes.c_uint64 * 16)(1 << (signal.SIGUSR2 - 1))
+            return check(libc.signalfd(-1, mask, os.O_CLOEXEC)) > 2
+
+        def timerfd():
+            return check(libc.timerfd_create(1, os.O_CLOEXEC)) > 2
+
+        def sendfile_splice():
+            src = os.memfd_create("src")
+            os.write(src, b"x" * 4096)
+            a, b = socket.socketpair()
+            sent = os.sendfile(a.fileno(), src, 0, 4096)
+            r, w = os.pipe()
+            moved = os.splice(b.fileno(), w, 4096)
+            return [sent, moved, len(os.read(r, 8192))]
+
+        def fifo():
+            os.mkfifo("/tmp/fifo")
+            os.unlink("/tmp/fifo")
+            return True
+
+        def netlink():
+            socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0).close()
+            return "lo" in [n for _, n in socket.if_nameindex()]
+
+        def threads_and_children():
+            out = []
+            t = threading.Thread(target=lambda: out.append(len(os.getrandom(16))))
+            t.start()
+            t.join()
+            out.append(subprocess.run(["/bin/sh", "-c", "echo spawned"], capture_output=True, text=True).stdout.strip())
+            pid = os.fork()
+            if pid == 0:
+                os._exit(7)
+            fd = os.pidfd_open(pid)
+            out.append(os.waitpid(pid, 0)[1] >> 8)
+            os.close(fd)
+            return out
+
+        def prctl_name():
+            check(libc.prctl(15, b"openfc-fn", 0, 0, 0))
+            buf = ctypes.create_string_buffer(16)
+            check(libc.prctl(16, buf, 0, 0, 0))
+            return buf.value.decode()
+
+        def personality_query():
+            return check(libc.personality(0xffffffff)) & 0xff
+
+        CHECKS = [epoll_eventfd, signalfd, timerfd, sendfile_splice, fifo, netlink, threads_and_children,
+                  prctl_name, personality_query]
+
+        def handler(event, context):
+            results = {}
+            for c in CHECKS:
+                try:
+                    results[c.__name__] = c()
+                except Exception as e:
+                    results[c.__name__] = "failed: %r" % e
+            return json.dumps(results)
+    '''))
+    got = json.loads(invoke_ok(srv, svc, fn).body)
+    assert got == {"epoll_eventfd": 1, "signalfd": True, "timerfd": True, "sendfile_splice": [4096, 4096, 4096],
+                   "fifo": True, "netlink": True, "threads_and_children": [16, "spawned", 7],
+                   "prctl_name": "openfc-fn", "personality_query": 0}, got
 
 
 def test_etc_is_minimal_and_generated(srv, svc, probe_fn):

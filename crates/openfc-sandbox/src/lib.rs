@@ -1,7 +1,7 @@
 //! The instance launcher, in the spirit of Firecracker's jailer: a small, synchronous program that puts one
 //! function instance into its own pid, mount, network, ipc and uts namespaces, under cgroup limits, with a
 //! minimal read-only root (system directories, the package at `/code`, layers at `/opt`, the runtime shims),
-//! a size-capped `/tmp`, a fresh `/proc`, loopback-only networking, rlimits, a seccomp deny-list, and an
+//! a size-capped `/tmp`, a fresh `/proc`, loopback-only networking, rlimits, a seccomp allow-list (`filter`), and an
 //! unprivileged user; then execs the runtime. It is the only crate allowed `unsafe`.
 //!
 //! Start-up: the launcher first joins the cgroups named in `CGROUPS_ENV` (on cgroup v1 a join waits out an
@@ -48,7 +48,7 @@ pub struct Spec {
     pub uid: u32,
     pub gid: u32,
     pub nofile: u64,
-    /// Apply the seccomp deny-list.
+    /// Apply the seccomp allow-list (`filter`).
     pub seccomp: bool,
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
