@@ -392,20 +392,35 @@ impl Fc {
 
     /// Keeps provisioned instances warm: every few seconds, each provision config's target is reconciled,
     /// and the instances of configs that went away are released.
-    pub async fn keep_provisioned(self: Arc<Self>, account: String) {
+    pub async fn keep_provisioned(self: Arc<Self>) {
         let mut warmed: std::collections::HashMap<SpecKey, Arc<FunctionSpec>> = std::collections::HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tick.tick().await;
-            let targets = match self.provision_targets(&account).await {
-                Ok(t) => t,
+            let mut targets = Vec::new();
+            let accounts = match self.meta.list_accounts().await {
+                Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "reading provision configs failed");
+                    tracing::warn!(error = %e, "reading accounts failed");
                     continue;
                 }
             };
+            let mut complete = true;
+            for a in accounts {
+                match self.provision_targets(&a.id).await {
+                    Ok(t) => targets.extend(t.into_iter().map(|t| (a.id.clone(), t))),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading provision configs failed");
+                        complete = false;
+                    }
+                }
+            }
+            if !complete {
+                // Releasing instances whose config could not be read would be wrong: try again next tick.
+                continue;
+            }
             let mut now = std::collections::HashMap::new();
-            for t in targets {
+            for (account, t) in targets {
                 let Ok(p) = self.prepare_main(&account, &t.service, &t.function, &t.qualifier).await else { continue };
                 // The target is cluster-wide: this node keeps its share.
                 let salt = crate::cluster::salt(&[&account, t.service.as_str(), t.function.as_str(), &t.qualifier.to_string()]);

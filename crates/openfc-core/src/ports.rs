@@ -149,6 +149,12 @@ pub trait MetaStore: Send + Sync {
     async fn create_first_account(&self, account: &AccountRecord, root_key: &AccessKeyRecord) -> Result<(), MetaError>;
     /// The oldest account, if any (the embedded single-tenant default).
     async fn first_account(&self) -> Result<Option<AccountRecord>, MetaError>;
+    /// Another account, with its root key.
+    async fn create_account(&self, account: &AccountRecord, root_key: &AccessKeyRecord) -> Result<(), MetaError>;
+    /// Every account, oldest first.
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, MetaError>;
+    /// Deletes an account and its keys; `Conflict` while it has services, layers or custom domains.
+    async fn delete_account(&self, id: &str) -> Result<(), MetaError>;
 
     async fn put_access_key(&self, key: &AccessKeyRecord) -> Result<(), MetaError>;
     async fn get_access_key(&self, id: &str) -> Result<AccessKeyRecord, MetaError>;

@@ -113,23 +113,32 @@ fn rfc3339(ms: i64) -> String {
 
 impl Fc {
     /// Runs this node's timer scheduler for `account` until the process ends.
-    pub async fn run_timers(self: Arc<Self>, account: String) {
+    pub async fn run_timers(self: Arc<Self>) {
         let Some(events) = self.events.clone() else { return };
         loop {
             // Sleep until the earliest next tick this pass saw (at most a second, so new and changed
-            // triggers are picked up; at least 10 ms, so a failing store is not hammered).
+            // triggers — and accounts — are picked up; at least 10 ms, so a failing store is not hammered).
             let mut earliest = i64::MAX;
-            match self.timer_triggers(&account).await {
-                Ok(triggers) => {
-                    for t in triggers {
-                        match self.tick_timer(&events, &account, &t).await {
-                            Ok(Some(next)) => earliest = earliest.min(next),
-                            Ok(None) => {}
-                            Err(e) => tracing::warn!(trigger = %t.key, error = %e, "a timer trigger could not fire"),
+            let accounts = match self.meta.list_accounts().await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading accounts failed");
+                    Vec::new()
+                }
+            };
+            for account in accounts.iter().map(|a| a.id.as_str()) {
+                match self.timer_triggers(account).await {
+                    Ok(triggers) => {
+                        for t in triggers {
+                            match self.tick_timer(&events, account, &t).await {
+                                Ok(Some(next)) => earliest = earliest.min(next),
+                                Ok(None) => {}
+                                Err(e) => tracing::warn!(trigger = %t.key, error = %e, "a timer trigger could not fire"),
+                            }
                         }
                     }
+                    Err(e) => tracing::warn!(account, error = %e, "reading timer triggers failed"),
                 }
-                Err(e) => tracing::warn!(error = %e, "reading timer triggers failed"),
             }
             let wait = (earliest.saturating_sub(now_ms(self.clock.as_ref()))).clamp(10, 1000);
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;

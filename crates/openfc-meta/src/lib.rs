@@ -47,6 +47,7 @@ macro_rules! on_pool {
 }
 
 // After the macro: textual scope.
+mod accounts;
 mod cluster;
 mod images;
 mod queue;
@@ -138,6 +139,18 @@ impl MetaStore for SqlMeta {
             let row = sqlx::query(sql::FIRST_ACCOUNT).fetch_optional(p).await.map_err(map_err)?;
             row.map(|r| Ok(AccountRecord { id: r.text("id")?, created_time: r.text("created_time")? })).transpose()
         })
+    }
+
+    async fn create_account(&self, account: &AccountRecord, root: &AccessKeyRecord) -> Result<(), MetaError> {
+        accounts::create(self, account, root).await
+    }
+
+    async fn list_accounts(&self) -> Result<Vec<AccountRecord>, MetaError> {
+        accounts::list(self).await
+    }
+
+    async fn delete_account(&self, id: &str) -> Result<(), MetaError> {
+        accounts::delete(self, id).await
     }
 
     async fn put_access_key(&self, key: &AccessKeyRecord) -> Result<(), MetaError> {

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accountscli;
 mod api;
 mod asynccli;
 mod config;
@@ -58,6 +59,13 @@ enum Command {
     },
     /// Copy an embedded data directory (SQLite, local code) into PostgreSQL and an S3 bucket, for many nodes.
     Migrate(Box<migrate::MigrateArgs>),
+    /// Several accounts: `openfc accounts create|list|delete ID`.
+    Accounts {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        #[command(subcommand)]
+        action: accountscli::AccountAction,
+    },
     /// Manage AccessKeys.
     Keys {
         #[command(flatten)]
@@ -86,6 +94,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(imagescli::run(config::StoreConfig::resolve(&store)?, image_cfg, action))
         }
         Command::Migrate(args) => runtime.block_on(migrate::run(*args)),
+        Command::Accounts { store, action } => runtime.block_on(accountscli::run(config::StoreConfig::resolve(&store)?, action)),
         Command::Keys { store, action } => runtime.block_on(server::keys(config::StoreConfig::resolve(&store)?, action)),
     }
 }

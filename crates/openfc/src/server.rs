@@ -36,7 +36,7 @@ fn init_logging(json: bool) {
     }
 }
 
-fn timestamp() -> String {
+pub(crate) fn timestamp() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
@@ -207,12 +207,14 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 
     let gc = tokio::spawn(collect_garbage(app.clone(), Duration::from_secs(cfg.gc_interval.max(1))));
     {
-        let (fc, account) = (app.fc.clone(), account.clone());
+        let fc = app.fc.clone();
         tokio::spawn(async move {
-            match fc.remove_orphan_configs(&account).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "removed configs of functions that no longer exist"),
-                Err(e) => tracing::warn!(error = %e, "could not look for configs of deleted functions"),
+            for account in fc.meta.list_accounts().await.unwrap_or_default() {
+                match fc.remove_orphan_configs(&account.id).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, account = %account.id, "removed configs of functions that no longer exist"),
+                    Err(e) => tracing::warn!(error = %e, "could not look for configs of deleted functions"),
+                }
             }
         });
     }
@@ -232,10 +234,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         };
         tokio::spawn(meta.clone().listen(node.clone(), Arc::new(apply)))
     };
-    let provision = tokio::spawn(app.fc.clone().keep_provisioned(account.clone()));
+    let provision = tokio::spawn(app.fc.clone().keep_provisioned());
     let image_pulls = tokio::spawn(images.clone().reconcile());
     let async_workers = tokio::spawn(app.fc.clone().run_async_workers(node));
-    let timers = tokio::spawn(app.fc.clone().run_timers(account.clone()));
+    let timers = tokio::spawn(app.fc.clone().run_timers());
     println!("openfc listening on {public_url} (account {account}, database {}, data dir {})",
         meta.dialect(), cfg.store.data_dir.display());
     println!("  try: curl {public_url}/health");
@@ -351,6 +353,9 @@ pub enum KeyAction {
     Create {
         #[arg(long)]
         policy: Option<std::path::PathBuf>,
+        /// The account the key belongs to (`openfc accounts list`) [default: the first account].
+        #[arg(long)]
+        account: Option<String>,
     },
     /// List AccessKeys (never their secrets).
     List,
@@ -367,7 +372,7 @@ pub async fn keys(store: StoreConfig, action: KeyAction) -> anyhow::Result<()> {
     let master = MasterKey::load_or_create(&store.master_key_file)?;
     let result = async {
         match action {
-            KeyAction::Create { policy } => {
+            KeyAction::Create { policy, account: chosen } => {
                 let policy = match policy {
                     Some(path) => {
                         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -376,7 +381,14 @@ pub async fn keys(store: StoreConfig, action: KeyAction) -> anyhow::Result<()> {
                     }
                     None => None,
                 };
-                let (account, _) = keys::ensure_account(meta.as_ref(), &master, &timestamp()).await?;
+                let account = match chosen {
+                    Some(id) => {
+                        let known = meta.list_accounts().await?;
+                        anyhow::ensure!(known.iter().any(|a| a.id == id), "no account {id} (openfc accounts list)");
+                        id
+                    }
+                    None => keys::ensure_account(meta.as_ref(), &master, &timestamp()).await?.0,
+                };
                 let (mut rec, secret) = keys::new_access_key(&master, &account, &timestamp());
                 rec.policy = policy;
                 meta.put_access_key(&rec).await?;

@@ -47,9 +47,13 @@ pub async fn handle(app: &App, request_id: &str, parts: Parts, body: Body) -> Re
     let function = FunctionName::parse(&decode(fn_seg))?;
     let qualifier = Qualifier::parse(&qualifier)?;
     check_limits(&parts)?;
-    // Signed requests name their account; anonymous ones reach this server's own account.
+    // Signed requests name their account; anonymous ones the account in the host name, as FC's endpoints
+    // do (`{accountId}.{region}.fc...`), else the first account.
     let mut caller = authenticate_if_signed(app, &parts).await?;
-    let account = caller.as_ref().map_or_else(|| app.default_account.clone(), |c| c.account.clone());
+    let account = match &caller {
+        Some(c) => c.account.clone(),
+        None => host_account(&parts.headers).unwrap_or_else(|| app.default_account.clone()),
+    };
     // Custom runtimes see the full original URI (as on FC's account endpoint); built-in runtimes the path
     // after the function.
     let query = parts.uri.query().map(|q| format!("?{q}")).unwrap_or_default();
@@ -185,9 +189,29 @@ pub(super) async fn forward(
     Ok(resp)
 }
 
+/// An account id (16 digits) as the first label of the `Host`.
+fn host_account(headers: &axum::http::HeaderMap) -> Option<String> {
+    let host = headers.get("host")?.to_str().ok()?;
+    let label = host.split(['.', ':']).next()?;
+    (label.len() == 16 && label.bytes().all(|b| b.is_ascii_digit())).then(|| label.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::split;
+
+    #[test]
+    fn the_account_of_an_anonymous_request_is_the_hosts_first_label() {
+        let with = |h: &str| {
+            let mut m = axum::http::HeaderMap::new();
+            m.insert("host", h.parse().unwrap());
+            super::host_account(&m)
+        };
+        assert_eq!(with("1234567890123456.cn-hangzhou.fc.example.com").as_deref(), Some("1234567890123456"));
+        assert_eq!(with("1234567890123456:9900").as_deref(), Some("1234567890123456"));
+        assert_eq!(with("127.0.0.1:9900"), None);
+        assert_eq!(with("localhost"), None);
+    }
 
     #[test]
     fn proxy_paths() {
