@@ -287,7 +287,7 @@ impl Invoker {
         serde_json::json!({
             "namespaces": "pid, mount, network, ipc, uts",
             "cgroups": self.shared.cgroups.describe(),
-            "seccomp": "deny-list",
+            "seccomp": "allow-list",
             "network": match &self.shared.config.slirp4netns {
                 Some(p) => format!("loopback; outbound for internetAccess=true through {} (host loopback unreachable)", p.display()),
                 None => "loopback only: slirp4netns not found, so internetAccess=true gets no outbound network".into(),
