@@ -111,7 +111,7 @@ pub fn new_access_key(master: &MasterKey, account: &str, now: &str) -> (AccessKe
 }
 
 /// A 16-digit account id, as Alibaba Cloud's.
-fn new_account_id() -> String {
+pub(crate) fn new_account_id() -> String {
     let mut rng = rand::rng();
     let first = (b'1' + (rng.next_u32() % 9) as u8) as char;
     std::iter::once(first).chain((0..15).map(|_| (b'0' + (rng.next_u32() % 10) as u8) as char)).collect()
