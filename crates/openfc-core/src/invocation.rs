@@ -73,6 +73,8 @@ pub struct FunctionSpec {
     pub max_instances: Option<u32>,
     /// The service's `internetAccess`: outbound network (else loopback only).
     pub internet_access: bool,
+    /// The service's `tracingConfig` (Jaeger) collector endpoint: invocations then carry a span context.
+    pub tracing_endpoint: Option<String>,
     /// A custom-container function: its pulled image and what runs (`code` is then empty).
     pub container: Option<Arc<crate::images::ContainerPlan>>,
 }
@@ -233,8 +235,18 @@ fn function_spec(
         log_store: log_field("logstore"),
         max_instances: target.max_instances,
         internet_access: target.service.config.get("internetAccess").and_then(|v| v.as_bool()).unwrap_or(true),
+        tracing_endpoint: tracing_endpoint(&target.service.config),
         container,
     })
+}
+
+/// A service's Jaeger collector, when its `tracingConfig` enables tracing (`params.endpoint`).
+fn tracing_endpoint(service_config: &serde_json::Value) -> Option<String> {
+    let t = service_config.get("tracingConfig")?;
+    if t.get("type").and_then(|v| v.as_str()) != Some("Jaeger") {
+        return None;
+    }
+    t.get("params")?.get("endpoint")?.as_str().filter(|e| !e.is_empty()).map(str::to_owned)
 }
 
 /// The cache key of a prepared spec: everything `function_spec` reads that can change.

@@ -85,6 +85,18 @@ pub struct Control {
 }
 
 const X_FC_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-fc-request-id");
+pub(crate) const X_FC_TRACING_ENDPOINT: http::HeaderName = http::HeaderName::from_static("x-fc-tracing-jaeger-endpoint");
+pub(crate) const X_FC_TRACING_SPAN: http::HeaderName =
+    http::HeaderName::from_static("x-fc-tracing-opentracing-span-context");
+
+/// The span context an invocation of a traced function carries (Jaeger's `trace:span:parent:flags`, hex),
+/// derived from the request id so that every runtime protocol gives the same one: the trace id is the request
+/// id's 128 bits, the span its last 64, no parent (openfc records no span of its own), sampled.
+pub(crate) fn span_context(request_id: &str) -> String {
+    let hex: String = request_id.chars().filter(char::is_ascii_hexdigit).collect::<String>().to_ascii_lowercase();
+    let trace = if hex.len() >= 32 { hex[..32].to_owned() } else { format!("{hex:0>32}") };
+    format!("{trace}:{}:0:1", &trace[16..])
+}
 const X_FC_CONTROL_PATH: http::HeaderName = http::HeaderName::from_static("x-fc-control-path");
 const X_FC_QUALIFIER: http::HeaderName = http::HeaderName::from_static("x-fc-qualifier");
 
@@ -127,6 +139,9 @@ impl Control {
         h.insert(X_FC_REQUEST_ID, text(&self.request_id));
         h.insert(X_FC_CONTROL_PATH, http::HeaderValue::from_static(path));
         h.insert(X_FC_QUALIFIER, text(&self.qualifier));
+        if h.contains_key(X_FC_TRACING_ENDPOINT) {
+            h.insert(X_FC_TRACING_SPAN, text(&span_context(&self.request_id)));
+        }
         if let Some(call) = self.http {
             *req.method_mut() = call.method;
             *req.uri_mut() = call.uri;
@@ -779,5 +794,15 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_span_context_comes_from_the_request_id() {
+        let ctx = super::span_context("1e8a1c2f-0d4b-4c7e-9a11-22b3c4d5e6f7");
+        assert_eq!(ctx, "1e8a1c2f0d4b4c7e9a1122b3c4d5e6f7:9a1122b3c4d5e6f7:0:1");
+        assert_eq!(super::span_context("abc"), "00000000000000000000000000000abc:0000000000000abc:0:1");
     }
 }

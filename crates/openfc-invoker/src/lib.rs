@@ -818,6 +818,11 @@ fn fixed_headers(spec: &FunctionSpec) -> http::HeaderMap {
             h.insert(http::HeaderName::from_static(name), v);
         }
     }
+    // A traced service's collector: the runtime's `context.tracing.jaegerEndpoint`; its presence also makes
+    // each invocation carry a span context (`instance::span_context`).
+    if let Some(v) = spec.tracing_endpoint.as_deref().and_then(|e| http::HeaderValue::try_from(e).ok()) {
+        h.insert(instance::X_FC_TRACING_ENDPOINT, v);
+    }
     h
 }
 

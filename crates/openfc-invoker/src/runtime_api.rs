@@ -355,6 +355,9 @@ fn delivery(fixed: &HeaderMap, control: Control) -> (HeaderMap, Bytes) {
     h.insert("x-fc-qualifier", text(&control.qualifier));
     h.insert("x-fc-function-type", HeaderValue::from_static(function_type(control.hook)));
     h.insert("x-fc-retry-count", HeaderValue::from_static("0"));
+    if h.contains_key(crate::instance::X_FC_TRACING_ENDPOINT) {
+        h.insert(crate::instance::X_FC_TRACING_SPAN, text(&crate::instance::span_context(&control.request_id)));
+    }
     // A hook's deadline is its own limit (the initialization or pre-stop timeout); `x-fc-function-timeout`
     // stays the function's setting (the SDK's FcContext.Function.Timeout).
     if let Some(call) = &control.http {
