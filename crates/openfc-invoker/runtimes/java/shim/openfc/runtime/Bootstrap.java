@@ -51,23 +51,33 @@ public final class Bootstrap {
     static final Map<String, String> ENV = System.getenv();
 
     private static volatile ClassLoader userLoader;
-    private static final Map<Class<?>, Object> INSTANCES = new ConcurrentHashMap<>();
+    static final Map<Class<?>, Object> INSTANCES = new ConcurrentHashMap<>();
     private static final Object INIT_LOCK = new Object();
     private static volatile boolean initialized;
 
+    /** While a pre-started JVM warms up (Prestart): the loader its throwaway handler resolves through. */
+    static volatile ClassLoader warming;
+
     public static void main(String[] args) throws Exception {
+        // Unbound until the port is known: a pre-started JVM has it configured while it waits.
+        HttpServer server = server();
         if ("1".equals(ENV.get("OPENFC_PRESTARTED"))) {
             Prestart.awaitFunction();
         }
         int port = Integer.parseInt(env("FC_CUSTOM_LISTEN_PORT", "9000"));
-        HttpServer server = HttpServer.create(new InetSocketAddress("0.0.0.0", port), 128);
+        server.bind(new InetSocketAddress("0.0.0.0", port), 128);
+        server.start();
+    }
+
+    static HttpServer server() throws IOException {
+        HttpServer server = HttpServer.create();
         server.setExecutor(Executors.newCachedThreadPool(r -> {
             Thread t = new Thread(r, "fc-request");
             t.setDaemon(false);
             return t;
         }));
         server.createContext("/", Bootstrap::handle);
-        server.start();
+        return server;
     }
 
     static String env(String name, String dflt) {
@@ -78,6 +88,9 @@ public final class Bootstrap {
     // --- markers ---------------------------------------------------------------------------------------------------
 
     static void marker(String kind, String phase, String rid) {
+        if (warming != null) {
+            return; // the warm-up's request is nobody's
+        }
         synchronized (OUT) {
             OUT.print("FC " + kind + " " + phase + " RequestId: " + rid + "\n");
             OUT.flush();
@@ -221,7 +234,7 @@ public final class Bootstrap {
         }
     }
 
-    private static final Map<String, Target> TARGETS = new ConcurrentHashMap<>();
+    static final Map<String, Target> TARGETS = new ConcurrentHashMap<>();
 
     /** `package.Class::method`: one object per class per instance (shared by the handler and its hooks). */
     static Target resolve(String handler) throws Exception {
@@ -294,6 +307,10 @@ public final class Bootstrap {
     // --- class path ------------------------------------------------------------------------------------------------
 
     static ClassLoader loader() throws IOException {
+        ClassLoader w = warming;
+        if (w != null) {
+            return w;
+        }
         ClassLoader l = userLoader;
         if (l != null) {
             return l;
