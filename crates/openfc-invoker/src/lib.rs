@@ -9,6 +9,9 @@ mod launchers;
 pub mod logs;
 mod oneshot;
 mod outcome;
+mod pool;
+mod port;
+mod status;
 pub mod network;
 pub mod logstore;
 mod package;
@@ -174,45 +177,6 @@ impl Pool {
     }
 }
 
-/// Holds one count of a pool's `starting` or `waiting` and gives it back when dropped, so a request
-/// cancelled meanwhile (its client went away) cannot leave the pool thinking an instance is starting or a
-/// request waiting.
-struct Lowers<'a>(&'a Pool, bool);
-
-impl<'a> Lowers<'a> {
-    /// `starting` was raised by the caller, under the lock it decided under.
-    fn starting(pool: &'a Pool) -> Self {
-        Lowers(pool, true)
-    }
-
-    fn waiting(pool: &'a Pool) -> Self {
-        pool.waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Lowers(pool, false)
-    }
-}
-
-impl Drop for Lowers<'_> {
-    fn drop(&mut self) {
-        if self.1 {
-            *self.0.starting.lock().expect("starting") -= 1;
-        } else {
-            self.0.waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-}
-
-/// Returns its slot to the instance and wakes one waiting request.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    pool: Arc<Pool>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.pool.capacity_freed.notify_one();
-    }
-}
-
 impl Invoker {
     pub fn new(config: InvokerConfig, store: Arc<dyn CodeStore>) -> std::io::Result<Arc<Invoker>> {
         let run = config.data_dir.join("run");
@@ -280,160 +244,6 @@ impl Invoker {
             }
         });
         Ok(invoker)
-    }
-
-    /// What the host provides for isolation, for logs and `/health`.
-    pub fn isolation(&self) -> serde_json::Value {
-        serde_json::json!({
-            "namespaces": "pid, mount, network, ipc, uts",
-            "cgroups": self.shared.cgroups.describe(),
-            "seccomp": "allow-list",
-            "network": match &self.shared.config.slirp4netns {
-                Some(p) => format!("loopback; outbound for internetAccess=true through {} (host loopback unreachable)", p.display()),
-                None => "loopback only: slirp4netns not found, so internetAccess=true gets no outbound network".into(),
-            },
-        })
-    }
-
-    /// The interpreters shims run under, each with its path and whether it is installed (for `/health`).
-    pub fn interpreters(&self) -> serde_json::Value {
-        self.shared.config.interpreters.describe()
-    }
-
-    /// Sandbox launchers waiting for a cold start.
-    /// Pre-started runtimes waiting now, per language, with their resident memory.
-    pub fn prestarted_health(&self) -> serde_json::Value {
-        let p = &self.shared.prestarted;
-        let mut out = serde_json::json!({ "target": p.target() });
-        for (interpreter, waiting, rss) in p.counts() {
-            let name = match interpreter {
-                runtime::Interpreter::Python => "python",
-                runtime::Interpreter::Node => "nodejs",
-                runtime::Interpreter::Php => "php",
-                runtime::Interpreter::Java => "java",
-            };
-            metrics::gauge!("openfc_prestarted_runtimes", "runtime" => name).set(waiting as f64);
-            metrics::gauge!("openfc_prestarted_runtime_rss_bytes", "runtime" => name).set(rss as f64);
-            out[name] = serde_json::json!({ "waiting": waiting, "rss_bytes": rss });
-        }
-        out
-    }
-
-    pub fn warm_sandboxes(&self) -> usize {
-        self.shared.launchers.warm()
-    }
-
-    pub fn instance_counts(&self) -> (usize, usize) {
-        let pools = self.pools.lock().expect("pools");
-        let mut alive = 0;
-        let mut busy = 0;
-        for p in pools.values() {
-            for i in p.instances.lock().expect("instances").iter() {
-                alive += 1;
-                if i.permits.available_permits() == 0 {
-                    busy += 1;
-                }
-            }
-        }
-        (alive, busy)
-    }
-
-    fn pool(&self, spec: &FunctionSpec) -> Arc<Pool> {
-        let mut pools = self.pools.lock().expect("pools");
-        if let Some(p) = pools.get(&spec.key) {
-            return p.clone();
-        }
-        pools
-            .entry(spec.key.clone())
-            .or_insert_with(|| {
-                Arc::new(Pool {
-                    log: self.shared_log_file(spec),
-                    provisioned: std::sync::atomic::AtomicUsize::new(0),
-                    waiting: std::sync::atomic::AtomicUsize::new(0),
-                    instances: Mutex::new(Vec::new()),
-                    starting: Mutex::new(0),
-                    capacity_freed: Notify::new(),
-                    one_shots: std::sync::atomic::AtomicUsize::new(0),
-                    pre_stop: (!spec.pre_stop_handler.is_empty()).then_some(spec.pre_stop_timeout_secs),
-                    fixed_headers: ControlHeaders::new(fixed_headers(spec)),
-                    concurrency: runtime::lookup(&spec.runtime)
-                        .map_or(1, |r| spec.instance_concurrency.max(1).min(r.max_concurrency.unwrap_or(u32::MAX)))
-                        as usize,
-                    invocations: Default::default(),
-                    account: spec.account_id.clone(),
-                    service: spec.service.clone(),
-                    function: spec.function.clone(),
-                    version: if spec.version_id.is_empty() { "LATEST".to_owned() } else { spec.version_id.clone() },
-                })
-            })
-            .clone()
-    }
-
-    /// An instance with a free slot: an existing one, a new one when under the limit, or one that frees
-    /// up within the queue timeout.
-    async fn acquire(&self, spec: &FunctionSpec, pool: &Arc<Pool>) -> Result<(Arc<Instance>, Slot), InvokeError> {
-        let deadline = tokio::time::Instant::now() + self.shared.config.queue_timeout;
-        let max = self.shared.instance_cap(spec);
-        if max == 0 {
-            return Err(InvokeError::Throttled(format!(
-                "function '{}' may run no instances (its maximumInstanceCount is 0)",
-                spec.function
-            )));
-        }
-        let concurrency = pool.concurrency;
-        loop {
-            let notified = pool.capacity_freed.notified();
-            let start_new = {
-                let mut instances = pool.instances.lock().expect("instances");
-                for inst in instances.iter() {
-                    if let Ok(permit) = inst.permits.clone().try_acquire_owned() {
-                        // A crashed, timed-out or OOM-killed instance never takes another request.
-                        if inst.exited() {
-                            continue;
-                        }
-                        return Ok((inst.clone(), Slot { _permit: permit, pool: pool.clone() }));
-                    }
-                }
-                instances.retain(|i| !i.exited());
-                let mut starting = pool.starting.lock().expect("starting");
-                // Start another instance only when the demand (the waiting requests and this one) exceeds what
-                // the instances already starting will serve.
-                let demand = pool.waiting.load(std::sync::atomic::Ordering::Relaxed) + 1;
-                if instances.len() + *starting < max && *starting * concurrency < demand {
-                    *starting += 1;
-                    true
-                } else {
-                    false
-                }
-            };
-            if start_new {
-                let starting = Lowers::starting(pool);
-                let started = self.start_instance(spec, pool).await;
-                drop(starting);
-                let inst = match started {
-                    Ok(i) => i,
-                    Err(e) => {
-                        pool.capacity_freed.notify_waiters();
-                        return Err(e);
-                    }
-                };
-                let permit = inst.permits.clone().try_acquire_owned().map_err(|_| InvokeError::internal("new instance has no slot"))?;
-                pool.instances.lock().expect("instances").push(inst.clone());
-                // Its other slots are free for the requests waiting on it.
-                pool.capacity_freed.notify_waiters();
-                return Ok((inst, Slot { _permit: permit, pool: pool.clone() }));
-            }
-            let waiting = Lowers::waiting(pool);
-            let waited = tokio::time::timeout_at(deadline, notified).await;
-            drop(waiting);
-            if waited.is_err() {
-                return Err(InvokeError::Throttled(format!(
-                    "Reserve resource exhausted: function '{}' has {max} instance(s) busy and no capacity freed within {} ms",
-                    spec.function,
-                    self.shared.config.queue_timeout.as_millis()
-                )));
-            }
-        }
     }
 
     /// The image store, when this invoker runs custom-container functions.
@@ -636,39 +446,6 @@ impl Invoker {
         Ok(InvokeOutcome { status, headers, body, content_type, error, duration, max_memory_mb, log, instance_id: inst.id.clone() })
     }
 
-    /// Keeps `target` instances of `spec` running (capped by the instance limit); returns how many run.
-    pub async fn ensure_warm(&self, spec: &FunctionSpec, target: usize) -> Result<usize, InvokeError> {
-        // A non-web image runs per event: there is nothing to keep warm.
-        if spec.container.as_ref().is_some_and(|c| !c.web_server_mode) {
-            return Ok(0);
-        }
-        let pool = self.pool(spec);
-        let target = target.min(self.shared.config.max_instances as usize);
-        pool.provisioned.store(target, std::sync::atomic::Ordering::Relaxed);
-        loop {
-            let alive = {
-                let mut instances = pool.instances.lock().expect("instances");
-                instances.retain(|i| !i.exited());
-                instances.len() + *pool.starting.lock().expect("starting")
-            };
-            if alive >= target {
-                return Ok(alive);
-            }
-            *pool.starting.lock().expect("starting") += 1;
-            let starting = Lowers::starting(&pool);
-            let started = self.start_instance(spec, &pool).await;
-            drop(starting);
-            let inst = started?;
-            pool.instances.lock().expect("instances").push(inst);
-            pool.capacity_freed.notify_one();
-        }
-    }
-
-    /// Instances of a function version that are alive now.
-    pub fn alive(&self, key: &SpecKey) -> usize {
-        self.pools.lock().expect("pools").get(key).map_or(0, |p| p.instances.lock().expect("instances").iter().filter(|i| !i.exited()).count())
-    }
-
     /// Stops instances idle past the idle timeout (running preStop first), never one with a request in flight,
     /// and never below the pool's provisioned count.
     fn shared_log_file(&self, spec: &FunctionSpec) -> Arc<logstore::LogFile> {
@@ -683,74 +460,6 @@ impl Invoker {
         f
     }
 
-    /// Forgets pools with nothing in them and nobody using them (every update of a function makes a new one).
-    fn drop_empty_pools(&self) {
-        self.pools.lock().expect("pools").retain(|_, p| {
-            Arc::strong_count(p) > 1
-                || p.provisioned.load(std::sync::atomic::Ordering::Relaxed) > 0
-                || p.waiting.load(std::sync::atomic::Ordering::Relaxed) > 0
-                || *p.starting.lock().expect("starting") > 0
-                || !p.instances.lock().expect("instances").is_empty()
-        });
-    }
-
-    async fn reap_idle(&self) {
-        self.drop_empty_pools();
-        let idle_after = self.shared.config.idle_timeout;
-        let pools: Vec<Arc<Pool>> = self.pools.lock().expect("pools").values().cloned().collect();
-        for pool in pools {
-            let victims: Vec<(Arc<Instance>, OwnedSemaphorePermit)> = {
-                let mut instances = pool.instances.lock().expect("instances");
-                instances.retain(|i| !i.exited());
-                let mut keep = pool.provisioned.load(std::sync::atomic::Ordering::Relaxed);
-                let mut out = Vec::new();
-                instances.retain(|i| {
-                    if keep > 0 {
-                        keep -= 1;
-                        return true;
-                    }
-                    if i.idle_for() < idle_after {
-                        return true;
-                    }
-                    // Take every slot: if any is in use, the instance is busy and stays.
-                    match i.permits.clone().try_acquire_many_owned(i.concurrency) {
-                        Ok(p) => {
-                            out.push((i.clone(), p));
-                            false
-                        }
-                        Err(_) => true,
-                    }
-                });
-                out
-            };
-            for (inst, _permits) in victims {
-                if let Some(timeout) = pool.pre_stop {
-                    let req = Control {
-                        hook: Hook::PreStop,
-                        request_id: uuid::Uuid::new_v4().to_string(),
-                        // A pool serves one version under any qualifier: a stopping instance has none of its own.
-                        qualifier: String::new(),
-                        body: Bytes::new(),
-                        http: None,
-                    };
-                    let _ = inst.call(&self.shared, &pool.fixed_headers, req, Duration::from_secs(timeout.max(1))).await;
-                }
-                tracing::info!(instance = %inst.id, idle_secs = inst.idle_for().as_secs(), "stopping idle instance");
-                inst.kill();
-            }
-        }
-    }
-
-    /// Host directories live instances show (packages, merged layers, image trees): never removed under them.
-    pub fn paths_in_use(&self) -> std::collections::HashSet<PathBuf> {
-        self.pools
-            .lock()
-            .expect("pools")
-            .values()
-            .flat_map(|p| p.instances.lock().expect("instances").iter().flat_map(|i| i.uses.clone()).collect::<Vec<_>>())
-            .collect()
-    }
-
     /// Removes unpacked packages no instance has used for ten minutes (off the async threads).
     fn sweep_packages(&self) {
         let in_use = self.paths_in_use();
@@ -761,17 +470,6 @@ impl Invoker {
                 tracing::info!(removed, "removed unpacked packages no instance uses");
             }
         });
-    }
-
-    /// The last `limit` log lines of a function (read on the blocking pool: the files reach 16 MB).
-    pub async fn function_logs(&self, account: &str, service: &str, function: &str, limit: usize) -> Vec<String> {
-        let path = logstore::log_path(&self.shared.logs_dir, account, service, function);
-        tokio::task::spawn_blocking(move || logstore::read_tail(&path, limit)).await.unwrap_or_default()
-    }
-
-    /// Where a function's log file is (for `openfc logs --follow`).
-    pub fn log_file(data_dir: &std::path::Path, account: &str, service: &str, function: &str) -> PathBuf {
-        logstore::log_path(&data_dir.join("logs"), account, service, function)
     }
 
     /// Stops every instance and warm sandbox launcher (shutdown).
@@ -786,79 +484,3 @@ impl Invoker {
     }
 }
 
-/// The headers of every control request (`instance::Control`) that depend only on the function version (a pool serves one version
-/// under any of its qualifiers, so the qualifier is not among them).
-fn fixed_headers(spec: &FunctionSpec) -> http::HeaderMap {
-    let mut h = http::HeaderMap::new();
-    // The runtime contract carries the function's credentials in every control request; openfc has none to
-    // give yet (no roles), so the three headers are sent empty, as FC does for a service without a role.
-    let fields: [(&'static str, String); 18] = [
-        ("host", format!("127.0.0.1:{}", spec.ca_port)),
-        ("content-type", "application/octet-stream".into()),
-        ("x-fc-function-handler", spec.handler.clone()),
-        ("x-fc-function-memory", spec.memory_mb.to_string()),
-        ("x-fc-function-timeout", spec.timeout_secs.to_string()),
-        ("x-fc-function-initializer", spec.initializer.clone()),
-        ("x-fc-initialization-timeout", spec.initialization_timeout_secs.to_string()),
-        ("x-fc-instance-lifecycle-pre-stop-handler", spec.pre_stop_handler.clone()),
-        ("x-fc-access-key-id", String::new()),
-        ("x-fc-access-key-secret", String::new()),
-        ("x-fc-security-token", String::new()),
-        ("x-fc-region", spec.region.clone()),
-        ("x-fc-account-id", spec.account_id.clone()),
-        ("x-fc-version-id", spec.version_id.clone()),
-        ("x-fc-function-name", spec.function.clone()),
-        ("x-fc-service-name", spec.service.clone()),
-        ("x-fc-service-logproject", spec.log_project.clone()),
-        ("x-fc-service-logstore", spec.log_store.clone()),
-    ];
-    for (name, value) in fields {
-        // Stored names and settings are validated printable text; anything else is left out, not sent broken.
-        if let Ok(v) = http::HeaderValue::try_from(value) {
-            h.insert(http::HeaderName::from_static(name), v);
-        }
-    }
-    // A traced service's collector: the runtime's `context.tracing.jaegerEndpoint`; its presence also makes
-    // each invocation carry a span context (`instance::span_context`).
-    if let Some(v) = spec.tracing_endpoint.as_deref().and_then(|e| http::HeaderValue::try_from(e).ok()) {
-        h.insert(instance::X_FC_TRACING_ENDPOINT, v);
-    }
-    h
-}
-
-/// openfc's sandboxes behind core's invocation port.
-#[async_trait::async_trait]
-impl openfc_core::invocation::Invoker for Invoker {
-    fn check_runtime(&self, runtime: &str) -> Result<(), InvokeError> {
-        runtime::check(runtime, &self.shared.config.interpreters).map(|_| ())
-    }
-
-    async fn invoke(&self, spec: &FunctionSpec, req: InvokeRequest) -> Result<InvokeOutcome, InvokeError> {
-        Invoker::invoke(self, spec, req).await
-    }
-
-    async fn ensure_warm(&self, spec: &FunctionSpec, target: usize) -> Result<usize, InvokeError> {
-        Invoker::ensure_warm(self, spec, target).await
-    }
-
-    fn alive(&self, key: &SpecKey) -> usize {
-        Invoker::alive(self, key)
-    }
-
-    fn instances(&self) -> Vec<openfc_core::cluster::InstanceInfo> {
-        let pools = self.pools.lock().expect("pools");
-        let mut out = Vec::new();
-        for p in pools.values() {
-            for i in p.instances.lock().expect("instances").iter().filter(|i| !i.exited()) {
-                out.push(openfc_core::cluster::InstanceInfo {
-                    id: i.id.clone(),
-                    account_id: p.account.clone(),
-                    service: p.service.clone(),
-                    function: p.function.clone(),
-                    version: p.version.clone(),
-                });
-            }
-        }
-        out
-    }
-}
