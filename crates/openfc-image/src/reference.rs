@@ -135,10 +135,24 @@ impl ImageRef {
         if let Some(digest) = parsed.digest() {
             check_digest(digest).map_err(|cause| invalid(&cause))?;
         }
+        // `UPPER/app` passes the grammar with `UPPER` as a path component of Docker Hub, but its own canonical
+        // form would then be refused (and Docker takes an upper-case first component for a registry host):
+        // refused here, as Docker Hub refuses it (found by the image-reference fuzz target).
+        if parsed.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(invalid("repository name must be lowercase"));
+        }
+        // Docker Hub's official images live under `library/`; the grammar adds it only for the host spelled in
+        // lower case, so `docker.Io/alpine` would otherwise name another repository than `docker.io/alpine`
+        // (found by the image-reference fuzz target: its canonical form did not read back the same).
+        let hub = [HUB_NAME, HUB_HOST].contains(&parsed.registry().to_ascii_lowercase().as_str());
+        let repository = match parsed.repository() {
+            r if hub && !r.contains('/') => format!("library/{r}"),
+            r => r.to_string(),
+        };
         Ok(ImageRef {
             written: written.to_string(),
             registry: mirrors.contact(parsed.registry()),
-            repository: parsed.repository().to_string(),
+            repository,
             tag: parsed.tag().map(str::to_string),
             digest: parsed.digest().map(str::to_string),
         })
@@ -284,6 +298,9 @@ mod tests {
     #[test]
     fn bad_references() {
         assert!(cause("Busybox").contains("lowercase"));
+        assert!(cause("UPPER/case").contains("lowercase"));
+        let mixed = parse("docker.Io/alpine");
+        assert_eq!(mixed.canonical(), parse("docker.io/alpine").canonical());
         assert!(cause("localhost:5000/Fc/App:v1").contains("lowercase"));
         assert!(cause("").contains("empty"));
         assert!(!cause("a b").is_empty());
