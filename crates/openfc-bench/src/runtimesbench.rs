@@ -9,7 +9,8 @@
 //!    a keep-alive connection; the package's unpack included). One unmeasured cold start per runtime first (for
 //!    Java it also builds the shim with javac and asks for JVMs of 128 MB). Before each sample, outside the
 //!    timing, `/health` must show the pools full (Python, PHP, Java of 128 MB, warm sandboxes) and openfc's
-//!    process tree quiet. go1 and the custom runtime run the same small Go program shape (an echo): go1's speaks
+//!    process tree quiet. Samples are taken in rounds (the i-th function of every runtime, then the next), so the
+//!    host's load drifting over the run weighs on all runtimes alike. go1 and the custom runtime run the same small Go program shape (an echo): go1's speaks
 //!    the Runtime API served inside the instance, the custom one is an HTTP server on caPort — so the go1 row
 //!    minus the custom row is the Runtime API's cost. Then java11 and php7.2 again on an openfc with
 //!    `--prestarted-runtimes 0` (fresh JVM and PHP per cold start).
@@ -288,12 +289,14 @@ struct Cold {
     from_pool: usize,
     phases: Vec<(String, f64)>,
     warm: Option<(Duration, Duration)>,
+    /// `/health`'s resident memory per waiting runtime of this pool, once it is full again.
+    rss: Option<f64>,
 }
 
 /// The pools a cold start may take from, for `wait_ready_for` (Java's only once a 128 MB JVM was asked for).
-fn pool_keys(java_asked: bool) -> Vec<&'static str> {
-    let mut keys = vec!["python", "php"];
-    if java_asked {
+fn pool_keys(pool: usize, java_asked: bool) -> Vec<&'static str> {
+    let mut keys = if pool == 0 { Vec::new() } else { vec!["python", "php"] };
+    if java_asked && pool > 0 {
         keys.push("java");
     }
     keys
@@ -308,26 +311,49 @@ async fn cold_run(openfc_bin: &Path, pool: usize, runtimes: &[&Rt], warm: bool) 
                 create(&mut conn, &signer, rt, &fname(rt, pool, i)).await?;
             }
         }
-        let mut out = Vec::new();
-        let mut java_asked = false;
+        // One unmeasured cold start per runtime first (Java's builds the shim and asks for 128 MB JVMs).
         for rt in runtimes {
-            let keys = if pool == 0 { Vec::new() } else { pool_keys(java_asked) };
-            wait_ready_for(&openfc, &keys, pool).await?;
+            wait_ready_for(&openfc, &pool_keys(pool, false), pool).await?;
             let (first, _) = invoke_once(&mut conn, &signer, &fname(rt, pool, 0)).await?;
             eprintln!("{} (pool {pool}): first cold start, unmeasured: {}", rt.label, ms(first));
-            java_asked |= rt.pool_key == Some("java");
-            let keys = if pool == 0 { Vec::new() } else { pool_keys(java_asked) };
-            let before = metrics(openfc.addr()).await?;
-            let mut times = Vec::with_capacity(RUNS);
-            for i in 1..=RUNS {
+        }
+        let keys = pool_keys(pool, runtimes.iter().any(|r| r.pool_key == Some("java")));
+        // Rounds in alternation (sample i of every runtime, then i + 1), so that the host's load drifting over
+        // the run weighs on every runtime alike; the metrics are read around each sample.
+        let mut samples: Vec<(Vec<Duration>, f64, Vec<(String, f64)>)> = runtimes.iter().map(|_| (Vec::new(), 0.0, Vec::new())).collect();
+        for i in 1..=RUNS {
+            for (k, rt) in runtimes.iter().enumerate() {
                 wait_ready_for(&openfc, &keys, pool).await?;
-                times.push(invoke_once(&mut conn, &signer, &fname(rt, pool, i)).await?.0);
+                let before = metrics(openfc.addr()).await?;
+                let t = invoke_once(&mut conn, &signer, &fname(rt, pool, i)).await?.0;
+                let after = metrics(openfc.addr()).await?;
+                let (times, used, phases) = &mut samples[k];
+                times.push(t);
+                *used += after.used - before.used;
+                for (phase, v) in phase_means(&before, &after) {
+                    match phases.iter_mut().find(|(p, _)| *p == phase) {
+                        Some((_, sum)) => *sum += v,
+                        None => phases.push((phase, v)),
+                    }
+                }
             }
-            let after = metrics(openfc.addr()).await?;
+        }
+        let mut out = Vec::new();
+        for (rt, (mut times, used, phases)) in runtimes.iter().zip(samples) {
             times.sort_unstable();
             eprintln!("{} (pool {pool}): min / p50 / max {}", rt.label, min_p50_max(&times));
             let warm = if warm { Some(warm_sample(&signer, &fname(rt, pool, 1)).await?) } else { None };
-            out.push(Cold { times, from_pool: (after.used - before.used).round() as usize, phases: phase_means(&before, &after), warm });
+            let rss = match rt.pool_key {
+                Some(key) if pool > 0 => {
+                    let h = wait_ready_for(&openfc, &keys, pool).await?;
+                    let p = &h["prestarted_runtimes"][key];
+                    let n = p["waiting"].as_u64().unwrap_or(0);
+                    (n > 0).then(|| p["rss_bytes"].as_u64().unwrap_or(0) as f64 / n as f64 / 1e6)
+                }
+                _ => None,
+            };
+            let phases = phases.into_iter().map(|(p, sum)| (p, sum / RUNS as f64)).collect();
+            out.push(Cold { times, from_pool: used.round() as usize, phases, warm, rss });
         }
         anyhow::Ok(out)
     }
@@ -427,6 +453,9 @@ pub async fn run(openfc_bin: &Path) -> anyhow::Result<Vec<Row>> {
             ));
         }
         rows.push(info(format!("{} cold invoke: phases (mean of openfc_cold_start_seconds)", rt.label), phases_figure(&c.phases, Some(cold))));
+        if let (Some(mb), Some(key)) = (c.rss, rt.pool_key) {
+            rows.push(info(format!("{} /health rss_bytes per waiting {key} runtime (launcher + init + runtime)", rt.label), format!("{mb:.1} MB")));
+        }
         if let Some((w50, w99)) = c.warm {
             let over = w50.as_secs_f64() * 1e6 - custom_warm.as_secs_f64() * 1e6;
             rows.push(info(
