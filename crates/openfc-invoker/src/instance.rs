@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use tokio::sync::Semaphore;
 
@@ -22,6 +21,12 @@ use crate::runtime::{Launch, Markers, Protocol, RUNTIME_API_ADDR, RUNTIME_MOUNT}
 use crate::runtime_api::{Ready, RuntimeApi};
 use crate::{FunctionSpec, InvokeError, Shared};
 use openfc_core::images::ContainerPlan;
+
+pub use crate::control::{CallError, Control, ControlHeaders, Hook, HttpTarget, RuntimeResponse};
+pub(crate) use crate::control::{X_FC_TRACING_ENDPOINT, X_FC_TRACING_SPAN, span_context};
+use crate::control::Conn;
+use crate::env::{container_env, env_vec, inside_id};
+pub(crate) use crate::env::generic_env;
 
 /// Largest response body a function may return.
 pub const MAX_RESPONSE: usize = 32 * 1024 * 1024;
@@ -58,229 +63,6 @@ enum Transport {
     RuntimeApi(Arc<RuntimeApi>),
     /// Nothing to talk to: the process runs one event to its end (a non-web container image).
     Exit,
-}
-
-/// A lifecycle step of the custom-runtime contract, or the matching `x-fc-function-type` of the Runtime API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
-    Invoke,
-    Initialize,
-    PreStop,
-}
-
-/// An HTTP-trigger request as the function sees it.
-pub struct HttpTarget {
-    pub method: http::Method,
-    pub uri: http::Uri,
-    pub headers: http::HeaderMap,
-}
-
-/// One request to a runtime, whatever its protocol.
-pub struct Control {
-    pub hook: Hook,
-    pub request_id: String,
-    pub qualifier: String,
-    pub body: Bytes,
-    pub http: Option<HttpTarget>,
-}
-
-const X_FC_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-fc-request-id");
-pub(crate) const X_FC_TRACING_ENDPOINT: http::HeaderName = http::HeaderName::from_static("x-fc-tracing-jaeger-endpoint");
-pub(crate) const X_FC_TRACING_SPAN: http::HeaderName =
-    http::HeaderName::from_static("x-fc-tracing-opentracing-span-context");
-
-/// The span context an invocation of a traced function carries (Jaeger's `trace:span:parent:flags`, hex),
-/// derived from the request id so that every runtime protocol gives the same one: the trace id is the request
-/// id's 128 bits, the span its last 64, no parent (openfc records no span of its own), sampled.
-pub(crate) fn span_context(request_id: &str) -> String {
-    let hex: String = request_id.chars().filter(char::is_ascii_hexdigit).collect::<String>().to_ascii_lowercase();
-    let trace = if hex.len() >= 32 { hex[..32].to_owned() } else { format!("{hex:0>32}") };
-    format!("{trace}:{}:0:1", &trace[16..])
-}
-const X_FC_CONTROL_PATH: http::HeaderName = http::HeaderName::from_static("x-fc-control-path");
-const X_FC_QUALIFIER: http::HeaderName = http::HeaderName::from_static("x-fc-qualifier");
-
-/// The headers of a function version's control requests, built once per pool.
-pub struct ControlHeaders {
-    /// The `x-fc-*` headers that depend only on the function version (what the Runtime API delivers too).
-    pub fixed: http::HeaderMap,
-    /// `fixed` followed by the per-request ones (request id, control path, qualifier) with empty values: a
-    /// clone of it takes the request's values in place, without the map growing.
-    http: http::HeaderMap,
-}
-
-impl ControlHeaders {
-    pub fn new(fixed: http::HeaderMap) -> Self {
-        let mut http = fixed.clone();
-        for name in [X_FC_REQUEST_ID, X_FC_CONTROL_PATH, X_FC_QUALIFIER] {
-            http.insert(name, http::HeaderValue::from_static(""));
-        }
-        ControlHeaders { fixed, http }
-    }
-}
-
-impl Control {
-    /// The custom-runtime contract's request (fc-api.md §8.1): `POST /invoke`, `/http-invoke` (the client's
-    /// method, path and headers, marked by `x-fc-control-path`), `/initialize`, `GET /pre-stop`, each with the
-    /// function version's fixed `x-fc-*` headers.
-    fn into_http(self, headers: &ControlHeaders) -> http::Request<Full<Bytes>> {
-        let path = match (self.hook, self.http.is_some()) {
-            (Hook::Invoke, false) => "/invoke",
-            (Hook::Invoke, true) => "/http-invoke",
-            (Hook::Initialize, _) => "/initialize",
-            (Hook::PreStop, _) => "/pre-stop",
-        };
-        let mut req = http::Request::new(Full::new(self.body));
-        *req.method_mut() = if self.hook == Hook::PreStop { http::Method::GET } else { http::Method::POST };
-        *req.uri_mut() = http::Uri::from_static(path);
-        let h = req.headers_mut();
-        *h = headers.http.clone();
-        let text = |s: &str| http::HeaderValue::from_str(s).unwrap_or_else(|_| http::HeaderValue::from_static(""));
-        h.insert(X_FC_REQUEST_ID, text(&self.request_id));
-        h.insert(X_FC_CONTROL_PATH, http::HeaderValue::from_static(path));
-        h.insert(X_FC_QUALIFIER, text(&self.qualifier));
-        if h.contains_key(X_FC_TRACING_ENDPOINT) {
-            h.insert(X_FC_TRACING_SPAN, text(&span_context(&self.request_id)));
-        }
-        if let Some(call) = self.http {
-            *req.method_mut() = call.method;
-            *req.uri_mut() = call.uri;
-            for (k, v) in call.headers.iter() {
-                if !crate::reserved_header(k.as_str()) && k != http::header::HOST {
-                    req.headers_mut().append(k.clone(), v.clone());
-                }
-            }
-        }
-        req
-    }
-}
-
-/// A keep-alive HTTP/1.1 connection to the runtime: the request handle and the connection itself, which
-/// is driven by whichever invocation uses it rather than by a task of its own, so a call costs no
-/// hand-offs between tasks (and, on a busy host, no wake-ups across cores).
-struct Conn {
-    sender: SendRequest<Full<Bytes>>,
-    driver: hyper::client::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>,
-}
-
-impl Conn {
-    /// Drives the connection until it can take a request; false once the runtime has closed it. The
-    /// connection goes first: an idle one was not polled since its last use, so a close by the runtime
-    /// (an idle keep-alive timeout, as Node's 5 s) is only seen now — the request handle may still say ready.
-    async fn ready(&mut self) -> bool {
-        tokio::select! {
-            biased;
-            _ = &mut self.driver => false,
-            r = self.sender.ready() => r.is_ok(),
-        }
-    }
-
-    /// One request and its whole response, driving the connection meanwhile.
-    async fn exchange(&mut self, req: http::Request<Full<Bytes>>) -> Result<(http::response::Parts, Bytes), CallError> {
-        let exchange = async {
-            let resp = self.sender.send_request(req).await.map_err(|e| CallError::Broken(e.to_string()))?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE)
-                .collect()
-                .await
-                .map_err(|e| CallError::Broken(format!("reading the response: {e}")))?
-                .to_bytes();
-            Ok((parts, body))
-        };
-        tokio::pin!(exchange);
-        let mut driver_done = false;
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut exchange => return r,
-                // Once the connection ends, the exchange ends too: with what arrived, or with an error.
-                _ = &mut self.driver, if !driver_done => driver_done = true,
-            }
-        }
-    }
-}
-
-/// A response from the runtime.
-pub struct RuntimeResponse {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Bytes,
-}
-
-/// Why a request to the runtime did not produce a response.
-pub enum CallError {
-    Timeout,
-    /// The connection failed or the process is gone.
-    Broken(String),
-}
-
-fn env_vec(spec: &FunctionSpec, launch: &Launch, instance_id: &str) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    env.extend(fc_vars(spec, launch, instance_id).into_iter().map(|(k, v)| (k.to_owned(), v)));
-    // The runtime's own platform variables replace any the function set (FC_SERVER_PATH must hold: code
-    // detects FC by it); its defaults apply only where the function set nothing.
-    for (k, v) in launch.runtime.env {
-        env.retain(|(key, _)| key != k);
-        env.push(((*k).to_owned(), (*v).to_owned()));
-    }
-    for (k, v) in launch.runtime.env_defaults {
-        if !env.iter().any(|(key, _)| key == k) {
-            env.push(((*k).to_owned(), (*v).to_owned()));
-        }
-    }
-    for (k, v) in CODE_RUNTIME_DEFAULTS {
-        if !env.iter().any(|(key, _)| key == k) {
-            env.push((k.to_owned(), v.to_owned()));
-        }
-    }
-    env
-}
-
-/// The environment a pre-started runtime starts with, before its function's (`env_vec`) arrives: the defaults
-/// every code runtime gets, and the flag that makes the shims wait for their function.
-pub(crate) fn generic_env() -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = CODE_RUNTIME_DEFAULTS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    env.push(("OPENFC_PRESTARTED".into(), "1".into()));
-    env
-}
-
-/// Defaults of every code runtime's environment (the function's own variables win).
-const CODE_RUNTIME_DEFAULTS: [(&str, &str); 6] = [
-    ("PATH", "/usr/local/bin:/usr/bin:/bin:/code:/code/bin:/opt/bin"),
-    ("HOME", "/tmp"),
-    ("LANG", "C.UTF-8"),
-    ("PYTHONDONTWRITEBYTECODE", "1"),
-    ("PYTHONPATH", "/code:/opt/python"),
-    ("NODE_PATH", "/code/node_modules:/opt/nodejs/node_modules"),
-];
-
-/// FC's own variables of every instance (fc-api.md §8.4).
-fn fc_vars(spec: &FunctionSpec, launch: &Launch, instance_id: &str) -> [(&'static str, String); 18] {
-    let runtime_api = match launch.runtime.protocol {
-        // go1's SDK and the PHP shim read it; it replaces caPort for them (runtimes.md §2.4).
-        Protocol::RuntimeApi => RUNTIME_API_ADDR.to_string(),
-        Protocol::Http => format!("127.0.0.1:{}", spec.ca_port),
-    };
-    [
-        ("FC_FUNC_CODE_PATH", "/code".to_owned()),
-        ("FC_CUSTOM_LISTEN_PORT", spec.ca_port.to_string()),
-        ("FC_FUNCTION_HANDLER", spec.handler.clone()),
-        ("FC_FUNCTION_INITIALIZER", spec.initializer.clone()),
-        ("FC_FUNCTION_NAME", spec.function.clone()),
-        ("FC_SERVICE_NAME", spec.service.clone()),
-        ("FC_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string()),
-        ("FC_FUNCTION_TIMEOUT", spec.timeout_secs.to_string()),
-        ("FC_INITIALIZATION_TIMEOUT", spec.initialization_timeout_secs.to_string()),
-        ("FC_REGION", spec.region.clone()),
-        ("FC_ACCOUNT_ID", spec.account_id.clone()),
-        ("FC_QUALIFIER", spec.qualifier.clone()),
-        ("FC_VERSION_ID", spec.version_id.clone()),
-        ("FC_FUNCTION_VERSION", spec.version_id.clone()),
-        ("FC_SERVICE_LOG_PROJECT", spec.log_project.clone()),
-        ("FC_SERVICE_LOG_STORE", spec.log_store.clone()),
-        ("FC_INSTANCE_ID", instance_id.to_owned()),
-        ("FC_RUNTIME_API", runtime_api),
-    ]
 }
 
 /// Hands the launcher process to a task that waits for its end (and the Runtime API, if any, learns of it at
@@ -324,38 +106,6 @@ pub enum InstanceRoot {
     /// A container image's flattened tree, read-only; `event`: a non-web image run for this one event (given
     /// in `FC_CUSTOM_CONTAINER_EVENT`; the process's exit is the result).
     Image { tree: PathBuf, plan: Arc<ContainerPlan>, event: Option<Bytes> },
-}
-
-/// The environment of a container instance (containers.md §4.3), later wins: the image's `Env`, the function's
-/// variables, FC's. No code-runtime defaults; Docker's PATH and the user's home when the image sets none.
-fn container_env(spec: &FunctionSpec, plan: &ContainerPlan, launch: &Launch, instance_id: &str) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = Vec::new();
-    let mut set = |k: &str, v: String| {
-        env.retain(|(key, _)| key != k);
-        env.push((k.to_owned(), v));
-    };
-    for (k, v) in &plan.env {
-        set(k, v.clone());
-    }
-    for (k, v) in &spec.env {
-        set(k, v.clone());
-    }
-    for (k, v) in fc_vars(spec, launch, instance_id) {
-        set(k, v);
-    }
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.push(("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()));
-    }
-    if !env.iter().any(|(k, _)| k == "HOME") {
-        env.push(("HOME".into(), plan.image.user.home.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into())));
-    }
-    env
-}
-
-/// An image id inside the instance's user namespace, which maps 0–65535 (larger ids become nobody, as the
-/// unpacker wrote their files).
-fn inside_id(id: u32) -> u32 {
-    if id >= 65_536 { 65_534 } else { id }
 }
 
 impl Instance {

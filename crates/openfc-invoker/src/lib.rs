@@ -4,6 +4,8 @@
 //! The invoker never reads metadata: it receives an immutable `FunctionSpec`.
 
 pub mod cgroup;
+mod control;
+mod env;
 mod instance;
 mod launchers;
 pub mod logs;
