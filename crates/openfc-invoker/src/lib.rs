@@ -7,6 +7,7 @@ pub mod cgroup;
 mod control;
 mod env;
 mod instance;
+mod java;
 mod launchers;
 pub mod logs;
 mod oneshot;
