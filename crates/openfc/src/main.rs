@@ -12,6 +12,7 @@ mod imagescli;
 mod keys;
 mod metrics;
 mod migrate;
+mod node;
 mod server;
 
 use clap::{Parser, Subcommand};

@@ -21,7 +21,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<axum::re
             json(layer_json(&app.region, &rec, &code_url(app, &rec.code)))
         }
         ListLayers => {
-            let (items, next) = fc.list_layers(acct, &page(&query)?, query.get("public"), query.get("official")).await?;
+            let (items, next) = fc.list_layers(acct, &page(query)?, query.get("public"), query.get("official")).await?;
             list("layers", items.iter().map(|l| layer_json(&app.region, l, &code_url(app, &l.code))).collect(), next)
         }
         ListLayerVersions { layer } => {
@@ -54,11 +54,11 @@ pub(super) async fn handle(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<axum::re
             StatusCode::OK.into_response()
         }
         TagResource => {
-            fc.tag_resource(acct, &body).await?;
+            fc.tag_resource(acct, body).await?;
             json(json!({ "requestId": request_id }))
         }
         UntagResource => {
-            fc.untag_resource(acct, &body).await?;
+            fc.untag_resource(acct, body).await?;
             json(json!({ "requestId": request_id }))
         }
         GetResourceTags => json(fc.get_resource_tags(acct, query.get("resourceArn")).await?),
@@ -73,7 +73,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<axum::re
             list("reservedCapacities", Vec::new(), None)
         }
         CreateVpcBinding { service } => {
-            fc.create_vpc_binding(acct, &service, &body).await?;
+            fc.create_vpc_binding(acct, &service, body).await?;
             json(json!({}))
         }
         ListVpcBindings { service } => json(json!({ "vpcIds": fc.list_vpc_bindings(acct, &service).await? })),
@@ -82,7 +82,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<axum::re
             no_content()
         }
         RegisterEventSource { service, function, qualifier } => {
-            json(fc.register_event_source(acct, &service, &function, &qualifier, &body).await?)
+            json(fc.register_event_source(acct, &service, &function, &qualifier, body).await?)
         }
         ListEventSources { service, function, qualifier } => {
             json(json!({ "eventSources": fc.list_event_sources(acct, &service, &function, &qualifier).await? }))

@@ -13,7 +13,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<axum::re
     use Endpoint::*;
     Ok(match endpoint {
         PutProvisionConfig { service, function, qualifier } => {
-            let mut out = fc.put_provision_config(acct, &service, &function, &qualifier, &body).await?;
+            let mut out = fc.put_provision_config(acct, &service, &function, &qualifier, body).await?;
             out["current"] = app.fc.provisioned_now(acct, &service, &function, &qualifier).await.into();
             json(out)
         }
@@ -42,7 +42,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<axum::re
             list("provisionConfigs", items, next)
         }
         PutFunctionOnDemandConfig { service, function, qualifier } => {
-            json(fc.put_on_demand_config(acct, &service, &function, &qualifier, if_match, &body).await?)
+            json(fc.put_on_demand_config(acct, &service, &function, &qualifier, if_match, body).await?)
         }
         GetFunctionOnDemandConfig { service, function, qualifier } => {
             json(fc.get_on_demand_config(acct, &service, &function, &qualifier).await?)
@@ -52,11 +52,11 @@ pub(super) async fn handle(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<axum::re
             no_content()
         }
         ListOnDemandConfigs => {
-            let (items, next) = fc.list_on_demand_configs(acct, &page(&query)?).await?;
+            let (items, next) = fc.list_on_demand_configs(acct, &page(query)?).await?;
             list("configs", items, next)
         }
         PutFunctionAsyncInvokeConfig { service, function, qualifier } => {
-            json(fc.put_async_config(acct, &service, &function, &qualifier, &body).await?)
+            json(fc.put_async_config(acct, &service, &function, &qualifier, body).await?)
         }
         GetFunctionAsyncInvokeConfig { service, function, qualifier } => {
             json(fc.get_async_config(acct, &service, &function, &qualifier).await?)

@@ -67,7 +67,8 @@ fn may_be_domain(host: &str) -> bool {
 /// Everything a request needs, shared by all of them.
 pub struct App {
     pub fc: std::sync::Arc<Fc>,
-    pub invoker: std::sync::Arc<openfc_invoker::Invoker>,
+    /// What the invoker reports (`/health`, logs); running functions goes through `fc` and core's port.
+    pub invoker: std::sync::Arc<dyn crate::node::InvokerStatus>,
     /// The account anonymous HTTP-trigger requests reach (the embedded single-account default).
     pub default_account: String,
     pub keyring: Keyring,

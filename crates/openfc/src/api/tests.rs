@@ -12,8 +12,7 @@ use openfc_auth::{RequestParts, SecretKey, fc_authorization};
 use openfc_blob::ObjectCodeStore;
 use openfc_core::ports::{AccountRecord, CodeStore, MetaStore, SystemClock};
 use openfc_core::usecase::Fc;
-use openfc_invoker::runtime::Interpreters;
-use openfc_invoker::{Invoker, InvokerConfig};
+use openfc_core::invocation::{FunctionSpec, InvokeError, InvokeOutcome, InvokeRequest, SpecKey};
 use openfc_meta::SqlMeta;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -25,6 +24,59 @@ const PREFIXES: [&str; 2] = ["/2016-08-15", "/2021-04-06"];
 const ACCOUNT: &str = "1234567890123456";
 /// Small, so EntityTooLarge is cheap to reach.
 const MAX_BODY: usize = 64 * 1024;
+
+/// Runs nothing and reports an idle node: the pipeline under test never reaches a function.
+struct IdleInvoker;
+
+#[async_trait::async_trait]
+impl openfc_core::invocation::Invoker for IdleInvoker {
+    fn check_runtime(&self, _runtime: &str) -> Result<(), InvokeError> {
+        Ok(())
+    }
+
+    async fn invoke(&self, _spec: &FunctionSpec, _req: InvokeRequest) -> Result<InvokeOutcome, InvokeError> {
+        Err(InvokeError::internal("the router tests run no function"))
+    }
+
+    async fn ensure_warm(&self, _spec: &FunctionSpec, _target: usize) -> Result<usize, InvokeError> {
+        Ok(0)
+    }
+
+    fn alive(&self, _key: &SpecKey) -> usize {
+        0
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::node::InvokerStatus for IdleInvoker {
+    fn instance_counts(&self) -> (usize, usize) {
+        (0, 0)
+    }
+
+    fn isolation(&self) -> Value {
+        json!({"namespaces": "none (router tests)"})
+    }
+
+    fn warm_sandboxes(&self) -> usize {
+        0
+    }
+
+    fn prestarted_health(&self) -> Value {
+        json!({})
+    }
+
+    fn image_store(&self) -> Option<&Arc<openfc_image::store::ImageStore>> {
+        None
+    }
+
+    fn paths_in_use(&self) -> std::collections::HashSet<std::path::PathBuf> {
+        Default::default()
+    }
+
+    async fn function_logs(&self, _account: &str, _service: &str, _function: &str, _limit: usize) -> Vec<String> {
+        Vec::new()
+    }
+}
 
 struct Harness {
     app: Arc<App>,
@@ -84,7 +136,7 @@ impl Answer {
 
 impl Harness {
     /// An `App` wired as `server::serve` wires it: the account and its root key in a fresh SQLite database,
-    /// a local code store, the real invoker (no warm sandboxes; nothing here invokes).
+    /// a local code store; an invoker that runs nothing (nothing here invokes).
     async fn new() -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let meta = SqlMeta::connect(&format!("sqlite://{}", dir.path().join("meta.db").display())).await.unwrap();
@@ -95,33 +147,7 @@ impl Harness {
         let meta_dyn: Arc<dyn MetaStore> = meta.clone();
         let code: Arc<dyn CodeStore> =
             Arc::new(ObjectCodeStore::local(dir.path().join("code"), dir.path().join("oss")).unwrap());
-        let invoker = Invoker::new(
-            InvokerConfig {
-                data_dir: dir.path().to_path_buf(),
-                interpreters: Interpreters::default(),
-                max_instances: 1,
-                queue_timeout: Duration::from_millis(100),
-                idle_timeout: Duration::from_secs(60),
-                start_timeout_secs: 10,
-                warm_sandboxes: 0,
-                prestarted_runtimes: 0,
-                tmp_mib: 64,
-                pids_limit: 64,
-                nofile: 1024,
-                uid: 65_534,
-                gid: 65_534,
-                log_ring_bytes: 1 << 16,
-                max_unzipped: 1 << 30,
-                slirp4netns: None,
-                outbound_allow: Vec::new(),
-                images: None,
-                image_owner_base: None,
-                container_start_timeout_secs: 10,
-                cluster: openfc_core::cluster::Cluster::single(),
-            },
-            code.clone(),
-        )
-        .unwrap();
+        let invoker = Arc::new(IdleInvoker);
         let fc = Arc::new(Fc {
             meta: meta_dyn.clone(),
             code,
