@@ -31,7 +31,7 @@ impl Fc {
         if let Qualifier::Alias(a) = q {
             versions.extend(self.cached_alias(account, service, a).await?.additional_version_weight.keys().map(|v| v.to_string()));
         }
-        let now = crate::images::now_ms();
+        let now = crate::asyncq::now_ms(self.clock.as_ref());
         let all = self.cluster.function_instances(account, service.as_str(), function.as_str(), now).await?;
         Ok(all
             .into_iter()

@@ -209,7 +209,14 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     {
         let fc = app.fc.clone();
         tokio::spawn(async move {
-            for account in fc.meta.list_accounts().await.unwrap_or_default() {
+            let accounts = match fc.meta.list_accounts().await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list accounts to look for configs of deleted functions");
+                    return;
+                }
+            };
+            for account in accounts {
                 match fc.remove_orphan_configs(&account.id).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(removed = n, account = %account.id, "removed configs of functions that no longer exist"),
