@@ -54,6 +54,8 @@ pub struct Instance {
     /// `release` has run (it is reached from `kill` and again from `Drop`).
     released: AtomicBool,
     root: PathBuf,
+    /// How its runtime runs, for InstanceExec.
+    pub(crate) exec: crate::exec::Profile,
 }
 
 /// How openfc reaches the runtime (`runtime::Protocol`).
@@ -344,6 +346,7 @@ impl Instance {
             });
         }
         let (stop, exit) = watch_launcher(child, runtime_api.clone());
+        let exec = crate::exec::Profile::of(&sandbox, init);
         let instance = Arc::new(Instance {
             id,
             markers: launch.runtime.markers,
@@ -365,6 +368,7 @@ impl Instance {
             dead: AtomicBool::new(false),
             released: AtomicBool::new(false),
             root,
+            exec,
         });
         let failed = |instance: Arc<Instance>, why: String| async move {
             instance.kill();

@@ -6,6 +6,7 @@
 pub mod cgroup;
 mod control;
 mod env;
+pub mod exec;
 mod instance;
 mod java;
 mod launchers;

@@ -18,6 +18,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod activate;
+pub mod exec;
 mod filter;
 mod mounts;
 mod sys;

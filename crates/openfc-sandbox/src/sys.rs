@@ -16,7 +16,7 @@ fn cstr(s: &str) -> Result<CString> {
 }
 
 /// Waits for `pid` and turns its end into an exit code (128 + signal for a signal).
-fn wait_exit(pid: libc::pid_t) -> Result<i32> {
+pub(crate) fn wait_exit(pid: libc::pid_t) -> Result<i32> {
     let mut status = 0;
     loop {
         // SAFETY: `status` is a valid out-pointer; `pid` is our child.
@@ -31,7 +31,7 @@ fn wait_exit(pid: libc::pid_t) -> Result<i32> {
     Ok(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) })
 }
 
-fn die_with_parent() -> Result<()> {
+pub(crate) fn die_with_parent() -> Result<()> {
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches no memory.
     check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) }, "prctl(PDEATHSIG)")?;
     Ok(())
@@ -39,7 +39,7 @@ fn die_with_parent() -> Result<()> {
 
 /// A session and process group of its own, with no controlling terminal: a signal a runtime sends to its
 /// process group (`kill(0, sig)`) then reaches only its own instance, never other functions' runtimes.
-fn new_session() -> Result<()> {
+pub(crate) fn new_session() -> Result<()> {
     // SAFETY: setsid takes no arguments; it fails only for a process-group leader (reported).
     check(unsafe { libc::setsid() }, "setsid")?;
     Ok(())
@@ -372,7 +372,7 @@ fn wait_gate(fd: libc::c_int) -> Result<()> {
 }
 
 /// Drops to the unprivileged user, applies limits and the syscall filter, and execs. Returns only on error.
-fn exec_runtime(spec: &Spec, gate: Option<libc::c_int>) -> Result<()> {
+pub(crate) fn exec_runtime(spec: &Spec, gate: Option<libc::c_int>) -> Result<()> {
     let rl = |res, n: u64, what| -> Result<()> {
         let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
         // SAFETY: `lim` is a valid rlimit.

@@ -82,6 +82,10 @@ fn main() -> anyhow::Result<()> {
     if std::env::args().nth(1).as_deref() == Some(openfc_sandbox::COMMAND) {
         openfc_sandbox::launch();
     }
+    // InstanceExec's process enters an instance's namespaces, which a multi-threaded process cannot.
+    if std::env::args().nth(1).as_deref() == Some(openfc_sandbox::exec::COMMAND) {
+        openfc_sandbox::exec::exec_main();
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {

@@ -1,6 +1,6 @@
 //! What the HTTP layer and the server's loops ask of the invoker besides core's `Invoker` port (which runs
-//! functions): what it reports and the functions' logs. `App` holds it as this trait, so the router's
-//! in-process tests run without a real invoker.
+//! functions): what it reports, the functions' logs, and commands run in instances (InstanceExec). `App` holds
+//! it as this trait, so the router's in-process tests run without a real invoker.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use openfc_image::store::ImageStore;
+use openfc_invoker::exec::{ExecError, ExecRequest, ExecSession};
 
 #[async_trait]
 pub trait InvokerStatus: Send + Sync {
@@ -23,6 +24,8 @@ pub trait InvokerStatus: Send + Sync {
     fn paths_in_use(&self) -> HashSet<PathBuf>;
     /// The last `limit` lines a function's instances wrote on this node.
     async fn function_logs(&self, account: &str, service: &str, function: &str, limit: usize) -> Vec<String>;
+    /// Starts a command in one of the function's instances on this node (InstanceExec).
+    fn exec(&self, account: &str, service: &str, function: &str, instance: &str, req: ExecRequest) -> Result<ExecSession, ExecError>;
 }
 
 #[async_trait]
@@ -53,5 +56,9 @@ impl InvokerStatus for openfc_invoker::Invoker {
 
     async fn function_logs(&self, account: &str, service: &str, function: &str, limit: usize) -> Vec<String> {
         openfc_invoker::Invoker::function_logs(self, account, service, function, limit).await
+    }
+
+    fn exec(&self, account: &str, service: &str, function: &str, instance: &str, req: ExecRequest) -> Result<ExecSession, ExecError> {
+        openfc_invoker::Invoker::exec(self, account, service, function, instance, req)
     }
 }

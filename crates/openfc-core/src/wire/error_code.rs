@@ -35,6 +35,8 @@ pub enum ErrorCode {
     VpcBindingNotFound,
     /// DeregisterEventSource of a source that is not registered (FC's code is not documented).
     EventSourceNotFound,
+    /// InstanceExec naming an instance that does not run (or not on the node asked; FC's code is not documented).
+    InstanceNotFound,
     PreconditionFailed,
     InvalidRange,
     FunctionNotStarted,
@@ -80,6 +82,7 @@ impl ErrorCode {
             LayerVersionNotFound => ("LayerVersionNotFound", 404),
             VpcBindingNotFound => ("VpcBindingNotFound", 404),
             EventSourceNotFound => ("EventSourceNotFound", 404),
+            InstanceNotFound => ("InstanceNotFound", 404),
             PreconditionFailed => ("PreconditionFailed", 412),
             InvalidRange => ("InvalidRange", 416),
             FunctionNotStarted => ("FunctionNotStarted", 412),

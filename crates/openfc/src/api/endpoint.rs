@@ -55,6 +55,8 @@ pub enum Endpoint {
     PutProvisionConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     GetProvisionConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     ListInstances { service: ServiceName, function: FunctionName, qualifier: Qualifier },
+    /// A websocket session running a command in one instance (`instance` as ListInstances names it).
+    InstanceExec { service: ServiceName, function: FunctionName, qualifier: Qualifier, instance: String },
     ListProvisionConfigs,
     PutFunctionOnDemandConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
     GetFunctionOnDemandConfig { service: ServiceName, function: FunctionName, qualifier: Qualifier },
@@ -285,6 +287,10 @@ pub fn parse(method: &str, path: &str, query: &Query) -> Result<(ApiVersion, End
             let (service, qualifier) = service_segment(s, query)?;
             DeregisterEventSource { service, function: FunctionName::parse(f)?, qualifier, source_arn: arn.join("/") }
         }
+        ("GET", ["services", s, "functions", f, "instances", instance, "exec"]) => {
+            let (service, qualifier) = service_segment(s, query)?;
+            InstanceExec { service, function: FunctionName::parse(f)?, qualifier, instance: (*instance).to_owned() }
+        }
         ("GET", ["provision-configs"]) => ListProvisionConfigs,
         ("GET", ["on-demand-configs"]) => ListOnDemandConfigs,
         (m @ ("GET" | "PUT" | "DELETE"), ["services", s, "functions", f, config]) => {
@@ -365,6 +371,7 @@ impl Endpoint {
             PutProvisionConfig { .. } => "PutProvisionConfig",
             GetProvisionConfig { .. } => "GetProvisionConfig",
             ListInstances { .. } => "ListInstances",
+            InstanceExec { .. } => "InstanceExec",
             ListProvisionConfigs => "ListProvisionConfigs",
             PutFunctionOnDemandConfig { .. } => "PutFunctionOnDemandConfig",
             GetFunctionOnDemandConfig { .. } => "GetFunctionOnDemandConfig",
@@ -439,6 +446,7 @@ impl Endpoint {
             | InvokeFunction { service, function, qualifier }
             | GetProvisionConfig { service, function, qualifier }
             | ListInstances { service, function, qualifier }
+            | InstanceExec { service, function, qualifier, .. }
             | PutFunctionOnDemandConfig { service, function, qualifier }
             | GetFunctionOnDemandConfig { service, function, qualifier }
             | DeleteFunctionOnDemandConfig { service, function, qualifier }

@@ -83,6 +83,8 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
     let ctx = Ctx { app, account: acct, query: &query, if_match, body: &body, request_id };
     use Endpoint::*;
     Ok(match endpoint {
+        // A websocket session, upgraded before the body is read (`super::exec`).
+        InstanceExec { .. } => return Err(ApiError::internal("InstanceExec reached the request/response handlers")),
         GetAccountConfigs => json(json!({
             "codeSizeLimit": fc.limits.max_size,
             "unzippedCodeSizeLimit": fc.limits.max_unzipped,

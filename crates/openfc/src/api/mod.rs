@@ -9,6 +9,7 @@ mod attached;
 mod auth;
 mod configs;
 mod domains;
+mod exec;
 pub mod download;
 pub mod endpoint;
 pub mod error;
@@ -227,7 +228,7 @@ fn finish(
 async fn api(
     app: &App,
     request_id: &str,
-    parts: axum::http::request::Parts,
+    mut parts: axum::http::request::Parts,
     body: Body,
 ) -> (&'static str, Result<Response, ApiError>) {
     let query = Query::parse(parts.uri.query());
@@ -249,6 +250,9 @@ async fn api(
             let resource = endpoint.resource(&app.region, &account);
             auth::authorize(&caller, endpoint.action(), &resource)?;
             tracing::debug!(account = %account, resource = %resource, "authorized");
+            if matches!(endpoint, endpoint::Endpoint::InstanceExec { .. }) {
+                return exec::handle(app, &account, endpoint, &query, &mut parts).await;
+            }
             let body = caller.read_body(body, &parts.headers, app.max_body).await?;
             let call = handlers::Call { version, request_id, endpoint, account, query, headers: &parts.headers, body };
             handlers::handle(app, call).await

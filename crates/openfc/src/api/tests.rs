@@ -76,6 +76,17 @@ impl crate::node::InvokerStatus for IdleInvoker {
     async fn function_logs(&self, _account: &str, _service: &str, _function: &str, _limit: usize) -> Vec<String> {
         Vec::new()
     }
+
+    fn exec(
+        &self,
+        _account: &str,
+        _service: &str,
+        _function: &str,
+        instance: &str,
+        _req: openfc_invoker::exec::ExecRequest,
+    ) -> Result<openfc_invoker::exec::ExecSession, openfc_invoker::exec::ExecError> {
+        Err(openfc_invoker::exec::ExecError::NoInstance(instance.to_owned()))
+    }
 }
 
 struct Harness {
