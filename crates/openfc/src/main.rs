@@ -7,6 +7,7 @@
 mod accountscli;
 mod api;
 mod asynccli;
+mod cli;
 mod config;
 mod imagescli;
 mod keys;
@@ -67,6 +68,14 @@ enum Command {
         #[command(subcommand)]
         action: accountscli::AccountAction,
     },
+    /// Services over the HTTP API (any node, any FC endpoint): `openfc services ls [--prefix P] | delete SVC`.
+    Services(Box<cli::ServicesArgs>),
+    /// Functions over the HTTP API: `openfc functions ls SVC | get SVC/FN | delete SVC/FN`.
+    Functions(Box<cli::FunctionsArgs>),
+    /// Zip a folder and create or update a function from it, over the HTTP API (the service too if missing).
+    Deploy(Box<cli::DeployArgs>),
+    /// Invoke a function over the HTTP API: its result on stdout, `--tail` its log on stderr.
+    Invoke(Box<cli::InvokeArgs>),
     /// Manage AccessKeys.
     Keys {
         #[command(flatten)]
@@ -100,6 +109,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(args) => runtime.block_on(migrate::run(*args)),
         Command::Accounts { store, action } => runtime.block_on(accountscli::run(config::StoreConfig::resolve(&store)?, action)),
+        Command::Services(args) => cli::exit(runtime.block_on(cli::services(*args))),
+        Command::Functions(args) => cli::exit(runtime.block_on(cli::functions(*args))),
+        Command::Deploy(args) => cli::exit(runtime.block_on(cli::deploy(*args))),
+        Command::Invoke(args) => cli::exit(runtime.block_on(cli::invoke(*args))),
         Command::Keys { store, action } => runtime.block_on(server::keys(config::StoreConfig::resolve(&store)?, action)),
     }
 }
