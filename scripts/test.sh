@@ -342,6 +342,15 @@ if [[ $MODE != infra && $# -eq 0 ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
+phase "runtime built-ins (openfc runtimes install, cached in .testenv/builtins)"
+# FC's built-in Python packages and Node.js modules, from PyPI and npm once per .testenv (then a stat); the e2e
+# servers that test them point --builtins-dir here.
+export OPENFC_TEST_BUILTINS_DIR=$TESTENV/builtins
+"${OPENFC_BIN:-$ROOT/target/debug/openfc}" runtimes install --builtins-dir "$OPENFC_TEST_BUILTINS_DIR" \
+    >"$TESTENV/builtins.log" 2>&1 || { cat "$TESTENV/builtins.log"; die "openfc runtimes install failed"; }
+tail -n 1 "$TESTENV/builtins.log"
+
+# ---------------------------------------------------------------------------------------------------------------
 phase "pytest tests/e2e"
 export OPENFC_BIN=${OPENFC_BIN:-$ROOT/target/debug/openfc}
 [[ -x $OPENFC_BIN ]] || die "$OPENFC_BIN does not exist or is not executable"

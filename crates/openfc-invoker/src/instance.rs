@@ -155,6 +155,7 @@ impl Instance {
                     binds: [(code, PathBuf::from("/code")), (shared.runtime_dir.clone(), PathBuf::from(RUNTIME_MOUNT))]
                         .into_iter()
                         .chain(layers.map(|d| (d, PathBuf::from("/opt"))))
+                        .chain(crate::runtime::builtins_bind(shared.config.builtins_dir.as_deref()))
                         .collect(),
                     tmp_mib: shared.config.tmp_mib,
                     hostname: id.clone(),

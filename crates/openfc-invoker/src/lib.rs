@@ -74,6 +74,9 @@ pub struct InvokerConfig {
     pub container_start_timeout_secs: u64,
     /// The nodes sharing the database: a function's maximumInstanceCount is split between them.
     pub cluster: Arc<openfc_core::cluster::Cluster>,
+    /// The runtime built-ins directory (`openfc runtimes install`), shown read-only at
+    /// `runtime::BUILTINS_MOUNT` in code-runtime instances; `None`: not shown.
+    pub builtins_dir: Option<PathBuf>,
 }
 
 /// What instances need from the invoker.

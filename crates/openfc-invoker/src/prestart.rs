@@ -251,7 +251,10 @@ async fn start(shared: &Arc<Shared>, kind: Kind) -> Result<Waiting, InvokeError>
     let (uid, gid) = (shared.config.uid, shared.config.gid);
     let sandbox = openfc_sandbox::Spec {
         root,
-        binds: vec![(shared.runtime_dir.clone(), std::path::PathBuf::from(RUNTIME_MOUNT))],
+        // The built-ins directory is the same for every function: shown from the start.
+        binds: std::iter::once((shared.runtime_dir.clone(), std::path::PathBuf::from(RUNTIME_MOUNT)))
+            .chain(crate::runtime::builtins_bind(shared.config.builtins_dir.as_deref()))
+            .collect(),
         tmp_mib: shared.config.tmp_mib,
         hostname: id.clone(),
         uid,

@@ -15,6 +15,15 @@ pub const RUNTIME_MOUNT: &str = "/var/fc/runtime";
 /// Where a Runtime-API runtime finds openfc (`FC_RUNTIME_API`): FC's own address (runtimes.md §0), on the
 /// instance's private loopback.
 pub const RUNTIME_API_ADDR: std::net::SocketAddrV4 = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 19001);
+/// Where code-runtime instances see the runtime built-ins directory (`--builtins-dir`, filled by `openfc runtimes
+/// install`): the modules FC's Python and Node.js runtimes ship built in. Bound read-only, nosuid, nodev in every
+/// Python, Node.js and custom-runtime instance, pre-started ones included (it is the same for every function); the
+/// shims look for the current set beneath it (`BUILTINS_SET`) when the function starts, so a set installed while
+/// openfc runs is seen by the instances started after it.
+pub const BUILTINS_MOUNT: &str = "/var/fc/runtime/builtins";
+/// The name of the current set in the built-ins directory: a symlink to the installed copy (`v1-<id>`), which the
+/// Python shim puts on `sys.path` (`python/`) and the Node.js shim on `NODE_PATH` (`nodejs/node_modules`).
+pub const BUILTINS_SET: &str = "v1";
 const PYTHON_SHIM_PATH: &str = "/var/fc/runtime/python/bootstrap.py";
 const PYTHON_SHIM_PYC: &str = "/var/fc/runtime/python/bootstrap.pyc";
 
@@ -412,9 +421,27 @@ pub fn ensure_executable(code_dir: &Path, handler: &str) -> Result<(), InvokeErr
     Ok(())
 }
 
+/// The bind that shows the built-ins directory at [`BUILTINS_MOUNT`] (created empty when missing, so a set installed
+/// later appears in it); `None` when none is configured or it cannot be created (instances then run without it, and
+/// the shims name `openfc runtimes install` when user code imports a built-in).
+pub fn builtins_bind(dir: Option<&Path>) -> Option<(PathBuf, PathBuf)> {
+    let dir = dir?;
+    if !dir.is_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::create_dir_all(dir).and_then(|_| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))) {
+            tracing::warn!(dir = %dir.display(), error = %e, "the runtime built-ins directory cannot be created; instances run without it");
+            return None;
+        }
+    }
+    Some((dir.to_path_buf(), PathBuf::from(BUILTINS_MOUNT)))
+}
+
 /// Writes the shims into `dir` (world-readable), replacing older copies.
 pub fn install_shims(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    // The mount point of the built-ins directory, inside the read-only runtime mount.
+    std::fs::create_dir_all(dir.join("builtins"))?;
+    std::fs::set_permissions(dir.join("builtins"), std::fs::Permissions::from_mode(0o755))?;
     for (sub, files) in SHIMS {
         let d = dir.join(sub);
         for (file, text) in *files {

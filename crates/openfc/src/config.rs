@@ -252,6 +252,10 @@ pub struct ServeArgs {
     /// Region reported in ARNs and account settings [default: cn-hangzhou].
     #[arg(long, env = "OPENFC_REGION")]
     pub region: Option<String>,
+    /// The runtime built-ins (`openfc runtimes install`), shown read-only to Python and Node.js instances; a
+    /// directory several data directories may share [default: DATA_DIR/builtins].
+    #[arg(long, env = "OPENFC_BUILTINS_DIR")]
+    pub builtins_dir: Option<PathBuf>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "OPENFC_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -297,6 +301,7 @@ struct FileConfig {
     java: Option<std::path::PathBuf>,
     region: Option<String>,
     log_format: Option<String>,
+    builtins_dir: Option<PathBuf>,
     registry_auth_file: Option<PathBuf>,
     insecure_registries: Option<Vec<String>>,
     registry_mirrors: Option<Vec<String>>,
@@ -374,6 +379,7 @@ pub struct ServeConfig {
     pub region: String,
     pub log_json: bool,
     pub images: ImageConfig,
+    pub builtins_dir: PathBuf,
 }
 
 fn resolve_store(a: &StoreArgs, f: &FileConfig) -> StoreConfig {
@@ -394,6 +400,12 @@ impl StoreConfig {
     }
 }
 
+/// The runtime built-ins directory: the flag (or `OPENFC_BUILTINS_DIR`), the config file's, or DATA_DIR/builtins.
+pub fn resolve_builtins_dir(store: &StoreArgs, flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let f = read_file(store.config.as_deref())?;
+    Ok(flag.map(Path::to_path_buf).or(f.builtins_dir.clone()).unwrap_or_else(|| resolve_store(store, &f).data_dir.join("builtins")))
+}
+
 impl ServeConfig {
     pub fn resolve(a: ServeArgs) -> anyhow::Result<Self> {
         let f = read_file(a.store.config.as_deref())?;
@@ -410,6 +422,9 @@ impl ServeConfig {
         }
         let store = resolve_store(&a.store, &f);
         let images = ImageConfig::resolve(&store.data_dir, &a.images, &f.images())?;
+        let builtins_dir = a.builtins_dir.or(f.builtins_dir.clone()).unwrap_or_else(|| store.data_dir.join("builtins"));
+        // Bound into instances by their launcher: made absolute once, whatever the launcher's directory.
+        let builtins_dir = std::path::absolute(&builtins_dir).with_context(|| format!("--builtins-dir {}", builtins_dir.display()))?;
         let outbound_allow = a
             .outbound_allow
             .or(f.outbound_allow.clone())
@@ -457,6 +472,7 @@ impl ServeConfig {
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),
             log_json: log_format == "json",
             images,
+            builtins_dir,
         })
     }
 

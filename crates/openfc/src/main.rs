@@ -14,6 +14,7 @@ mod keys;
 mod metrics;
 mod migrate;
 mod node;
+mod runtimescli;
 mod server;
 
 use clap::{Parser, Subcommand};
@@ -76,6 +77,15 @@ enum Command {
     Deploy(Box<cli::DeployArgs>),
     /// Invoke a function over the HTTP API: its result on stdout, `--tail` its log on stderr.
     Invoke(Box<cli::InvokeArgs>),
+    /// The modules FC's Python and Node.js runtimes ship built in: `openfc runtimes install|list|prune`.
+    Runtimes {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        #[command(flatten)]
+        args: runtimescli::RuntimesArgs,
+        #[command(subcommand)]
+        action: runtimescli::RuntimesAction,
+    },
     /// Manage AccessKeys.
     Keys {
         #[command(flatten)]
@@ -113,6 +123,7 @@ fn main() -> anyhow::Result<()> {
         Command::Functions(args) => cli::exit(runtime.block_on(cli::functions(*args))),
         Command::Deploy(args) => cli::exit(runtime.block_on(cli::deploy(*args))),
         Command::Invoke(args) => cli::exit(runtime.block_on(cli::invoke(*args))),
+        Command::Runtimes { store, args, action } => runtimescli::run(&store, &args, action),
         Command::Keys { store, action } => runtime.block_on(server::keys(config::StoreConfig::resolve(&store)?, action)),
     }
 }

@@ -157,6 +157,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             image_owner_base: cfg.images.owner_base,
             container_start_timeout_secs: cfg.images.container_start_timeout,
             cluster: cluster.clone(),
+            builtins_dir: Some(cfg.builtins_dir.clone()),
         },
         code.clone(),
     )

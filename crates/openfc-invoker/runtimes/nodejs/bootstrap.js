@@ -29,6 +29,13 @@ const util = require('util');
 const env = process.env;
 const CODE_DIR = env.FC_FUNC_CODE_PATH || '/code';
 
+// The modules FC's Node.js runtimes ship built in (`openfc runtimes install`; openfc's runtime::BUILTINS_MOUNT and
+// BUILTINS_SET): last on NODE_PATH, so a function's own copy wins. A require of one that fails while the set is
+// missing says how to install it.
+const BUILTINS_DIR = '/var/fc/runtime/builtins/v1/nodejs/node_modules';
+const BUILTIN_MODULES = new Set(['co', 'gm', 'ali-oss', 'aliyun-sdk', 'tablestore', '@alicloud/fc2', 'body', 'raw-body',
+  'ali-mns', '@alicloud/pop-core', '@alicloud/fnf-2019-03-15']);
+
 const ERROR_STATUS = 404;
 const UNHANDLED = 'UnhandledInvocationError';
 const HANDLED = 'HandledInvocationError';
@@ -305,7 +312,7 @@ function errorPayload(err) {
     const stack = err.stack ? String(err.stack).split('\n') : [];
     const clean = stack.filter(function (l) { return l.indexOf(__filename) < 0 && !/\(node:internal/.test(l) && !/^\s*at node:internal/.test(l); });
     return {
-      errorMessage: String(err.message),
+      errorMessage: String(err.message) + builtinsHint(err),
       errorType: err.name || (err.constructor && err.constructor.name) || 'Error',
       stackTrace: err.fcSanitize ? [] : clean,
     };
@@ -317,6 +324,17 @@ function errorPayload(err) {
     if (message === undefined) message = String(err);
   }
   return { errorMessage: message };
+}
+
+function builtinsHint(err) {
+  const m = err.code === 'MODULE_NOT_FOUND' && /^Cannot find module '([^']+)'/.exec(String(err.message));
+  if (!m) return '';
+  const parts = m[1].split('/');
+  const name = parts[0].charAt(0) === '@' ? parts.slice(0, 2).join('/') : parts[0];
+  if (!BUILTIN_MODULES.has(name)) return '';
+  try { if (fs.statSync(BUILTINS_DIR).isDirectory()) return ''; } catch (e) { /* missing: the hint */ }
+  return " ('" + name + "' is one of the modules Function Compute's Node.js runtimes ship built in; the runtime " +
+    'built-ins are not installed on this openfc server: run `openfc runtimes install`)';
 }
 
 function sendError(res, err, kind) {
@@ -636,7 +654,7 @@ function prepareProcess() {
   } catch (e) { /* keep cwd */ }
   // Layers: /opt/nodejs/node_modules (and /opt/nodejs/nodeXX/node_modules) resolve like NODE_PATH entries.
   const extra = ['/opt/nodejs/node' + process.versions.node.split('.')[0] + '/node_modules', '/opt/nodejs/node_modules',
-    path.join(CODE_DIR, 'node_modules')];
+    path.join(CODE_DIR, 'node_modules'), BUILTINS_DIR];
   const present = extra.filter(function (p) {
     try { return fs.statSync(p).isDirectory(); } catch (e) { return false; }
   });

@@ -41,6 +41,18 @@ _ENV = os.environ
 
 CODE_DIR = _ENV.get("FC_FUNC_CODE_PATH") or "/code"
 
+# The packages FC's Python runtimes ship built in (`openfc runtimes install`; openfc's runtime::BUILTINS_MOUNT and
+# BUILTINS_SET): on sys.path after the code and layers, so a function's own copy wins.
+BUILTINS_DIR = "/var/fc/runtime/builtins/v1/python"
+# Top-level names importable from that set: an import of one that fails while the set is missing says how to
+# install it.
+_BUILTIN_MODULES = frozenset([
+    "oss2", "tablestore", "fc2", "aliyunsdkcore", "aliyunsdkkms", "aliyunsdksts", "aliyun", "mns", "requests",
+    "urllib3", "certifi", "charset_normalizer", "idna", "six", "crcmod", "Crypto", "jmespath", "cryptography",
+    "OpenSSL", "cffi", "pycparser", "google", "future", "past", "dateutil", "elasticsearch", "dateparser", "pytz",
+    "tzlocal", "pytz_deprecation_shim", "tzdata", "regex",
+])
+
 ERROR_STATUS = 404
 # Python has no "handled" errors: every exception escaping user code is an UnhandledInvocationError.
 UNHANDLED = "UnhandledInvocationError"
@@ -384,7 +396,16 @@ def _error_payload(exc):
     stack = [line.rstrip("\n") for line in traceback.format_list(frames)]
     if isinstance(exc, SyntaxError) and exc.filename:
         stack.append('  File "%s", line %s' % (exc.filename, exc.lineno))
-    return {"errorMessage": message, "errorType": error_type, "stackTrace": stack}
+    return {"errorMessage": message + _builtins_hint(exc), "errorType": error_type, "stackTrace": stack}
+
+
+def _builtins_hint(exc):
+    """What to do when user code imports one of FC's built-in packages and this openfc has none installed."""
+    name = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    if not name or name.split(".")[0] not in _BUILTIN_MODULES or os.path.isdir(BUILTINS_DIR):
+        return ""
+    return (" ('%s' is one of the modules Function Compute's Python runtimes ship built in; the runtime "
+            "built-ins are not installed on this openfc server: run `openfc runtimes install`)" % name.split(".")[0])
 
 
 def _error_response(exc, request_id, error_kind=UNHANDLED):
@@ -825,6 +846,12 @@ def _prepare_process():
     for extra in (layer_site, "/opt/python"):
         if os.path.isdir(extra) and extra not in sys.path:
             sys.path.insert(1, extra)
+    # The built-ins go after the standard library (none may shadow it) and before the interpreter's own site
+    # directories (the host distribution's packages would otherwise mix other versions into the set).
+    if os.path.isdir(BUILTINS_DIR) and BUILTINS_DIR not in sys.path:
+        at = next((i for i, p in enumerate(sys.path) if p.endswith(("site-packages", "dist-packages"))
+                   and not p.startswith(("/code", "/opt"))), len(sys.path))
+        sys.path.insert(at, BUILTINS_DIR)
     try:
         os.chdir(CODE_DIR)
     except OSError:
