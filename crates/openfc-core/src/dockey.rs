@@ -13,6 +13,7 @@ pub const CUSTOM_DOMAIN: &str = "customDomain";
 pub const TAGS: &str = "tags";
 pub const VPC_BINDING: &str = "vpcBinding";
 pub const EVENT_SOURCE: &str = "eventSource";
+pub const ROLE: &str = "role";
 
 /// One document's identity. Names are given as they are validated elsewhere (`names`); a qualifier as its
 /// text (`LATEST`, a version id or an alias).
@@ -36,6 +37,8 @@ pub enum DocKey<'a> {
     VpcBinding { service: &'a str, vpc_id: &'a str },
     /// `SVC/FN/Q/SOURCE-ARN`
     EventSource { service: &'a str, function: &'a str, qualifier: &'a dyn Display, source: &'a str },
+    /// An openfc role (`openfc roles`): the name in lower case (RAM role names are matched in any case).
+    Role { name: &'a str },
 }
 
 impl DocKey<'_> {
@@ -50,6 +53,7 @@ impl DocKey<'_> {
             DocKey::Tags { .. } => TAGS,
             DocKey::VpcBinding { .. } => VPC_BINDING,
             DocKey::EventSource { .. } => EVENT_SOURCE,
+            DocKey::Role { .. } => ROLE,
         }
     }
 
@@ -64,6 +68,7 @@ impl DocKey<'_> {
             DocKey::Tags { arn } => (*arn).to_owned(),
             DocKey::VpcBinding { service, vpc_id } => format!("{service}/{vpc_id}"),
             DocKey::EventSource { service, function, qualifier, source } => format!("{service}/{function}/{qualifier}/{source}"),
+            DocKey::Role { name } => name.to_ascii_lowercase(),
         }
     }
 }

@@ -77,6 +77,31 @@ pub struct FunctionSpec {
     pub tracing_endpoint: Option<String>,
     /// A custom-container function: its pulled image and what runs (`code` is then empty).
     pub container: Option<Arc<crate::images::ContainerPlan>>,
+    /// The openfc role named by the service's `role` (`acs:ram::ACCOUNT:role/NAME` of its own account): its
+    /// invocations carry temporary credentials scoped to the role's policy.
+    pub role: Option<String>,
+}
+
+/// Temporary credentials a function receives for its service's role (`context.credentials`).
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub access_key_secret: String,
+    pub security_token: String,
+}
+
+/// Mints temporary credentials for a role (openfc's STS); the invoker asks it per invocation of a function
+/// whose service has a role.
+pub trait CredentialIssuer: Send + Sync + std::fmt::Debug {
+    fn issue(&self, account: &str, role: &str) -> Credentials;
+}
+
+/// The role name a service's `role` ARN gives, when it names one of `account`'s roles (FC's form
+/// `acs:ram::ACCOUNT:role/NAME`, the name in any case as RAM treats it). Anything else names no openfc role.
+pub fn role_name(account: &str, arn: &str) -> Option<String> {
+    let rest = arn.trim().strip_prefix("acs:ram::")?;
+    let (owner, name) = rest.split_once(":role/")?;
+    (owner == account && !name.is_empty() && !name.contains('/')).then(|| name.to_ascii_lowercase())
 }
 
 /// One invocation.
@@ -237,6 +262,7 @@ fn function_spec(
         internet_access: target.service.config.get("internetAccess").and_then(|v| v.as_bool()).unwrap_or(true),
         tracing_endpoint: tracing_endpoint(&target.service.config),
         container,
+        role: target.service.config.get("role").and_then(|v| v.as_str()).and_then(|arn| role_name(account, arn)),
     })
 }
 

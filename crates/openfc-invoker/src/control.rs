@@ -31,6 +31,21 @@ pub struct Control {
     pub qualifier: String,
     pub body: Bytes,
     pub http: Option<HttpTarget>,
+    /// The role's temporary credentials, for a function whose service has a role (else the headers stay empty).
+    pub credentials: Option<openfc_core::invocation::Credentials>,
+}
+
+/// Puts a role's temporary credentials into a control request's headers (`x-fc-access-key-id`, ...).
+pub(crate) fn set_credentials(h: &mut http::HeaderMap, creds: &openfc_core::invocation::Credentials) {
+    for (name, value) in [
+        ("x-fc-access-key-id", &creds.access_key_id),
+        ("x-fc-access-key-secret", &creds.access_key_secret),
+        ("x-fc-security-token", &creds.security_token),
+    ] {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            h.insert(http::HeaderName::from_static(name), v);
+        }
+    }
 }
 
 const X_FC_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-fc-request-id");
@@ -88,6 +103,9 @@ impl Control {
         h.insert(X_FC_REQUEST_ID, text(&self.request_id));
         h.insert(X_FC_CONTROL_PATH, http::HeaderValue::from_static(path));
         h.insert(X_FC_QUALIFIER, text(&self.qualifier));
+        if let Some(creds) = &self.credentials {
+            set_credentials(h, creds);
+        }
         if h.contains_key(X_FC_TRACING_ENDPOINT) {
             h.insert(X_FC_TRACING_SPAN, text(&span_context(&self.request_id)));
         }

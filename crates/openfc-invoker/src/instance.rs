@@ -56,6 +56,8 @@ pub struct Instance {
     root: PathBuf,
     /// How its runtime runs, for InstanceExec.
     pub(crate) exec: crate::exec::Profile,
+    /// openfc's API inside, for a function with a role (stops when the instance is dropped).
+    _api_forwarder: Option<crate::apiforward::ApiForwarder>,
 }
 
 /// How openfc reaches the runtime (`runtime::Protocol`).
@@ -143,7 +145,13 @@ impl Instance {
             cg.limit(limits).map_err(|e| InvokeError::internal(format!("cgroup limits: {e}")))?;
         }
         let outbound = spec.internet_access && shared.config.slirp4netns.is_some();
-        let etc_files = crate::network::etc_files(&id, shared.config.uid, shared.config.gid, outbound);
+        let mut etc_files = crate::network::etc_files(&id, shared.config.uid, shared.config.gid, outbound);
+        let api_forward = shared.config.api_addr.filter(|_| spec.role.is_some() && shared.config.credentials.is_some());
+        if api_forward.is_some()
+            && let Some((_, hosts)) = etc_files.iter_mut().find(|(name, _)| name == "hosts")
+        {
+            hosts.push_str(&crate::apiforward::hosts_line(&spec.account_id, &spec.region));
+        }
         let mut one_shot = false;
         let (uses, sandbox) = match fs {
             // Turned into `Code` above, with its waiting sandbox taken out.
@@ -271,6 +279,15 @@ impl Instance {
             None => shared.home_netns.try_clone(),
         }
         .map_err(|e| InvokeError::internal(format!("opening the instance network namespace: {e}")))?;
+        // A function with a role: openfc's API at FC's endpoint names, before its code can call it.
+        let api_forwarder = match (api_forward, init) {
+            (Some(api), Some(_)) => Some(
+                crate::apiforward::start(&netns, &shared.home_netns, api)
+                    .await
+                    .map_err(|e| InvokeError::internal(format!("the API forwarder in the instance: {e}")))?,
+            ),
+            _ => None,
+        };
         let runtime_api = match launch.runtime.protocol {
             Protocol::Http => None,
             Protocol::RuntimeApi => {
@@ -370,6 +387,7 @@ impl Instance {
             released: AtomicBool::new(false),
             root,
             exec,
+            _api_forwarder: api_forwarder,
         });
         let failed = |instance: Arc<Instance>, why: String| async move {
             instance.kill();

@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 mod control;
+mod apiforward;
 mod env;
 pub mod exec;
 mod instance;
@@ -54,6 +55,11 @@ pub struct InvokerConfig {
     pub warm_sandboxes: usize,
     /// Python and Node.js runtimes kept started per language, waiting for a function (see `prestart`); 0: off.
     pub prestarted_runtimes: usize,
+    /// Mints the temporary credentials of a service's role (openfc's STS); `None`: functions get none.
+    pub credentials: Option<Arc<dyn openfc_core::invocation::CredentialIssuer>>,
+    /// openfc's own API address: instances of functions with a role reach it at the FC endpoint names
+    /// (`ACCOUNT.REGION[-internal].fc.aliyuncs.com`, port 80) through a forwarder in their namespace.
+    pub api_addr: Option<std::net::SocketAddr>,
     pub tmp_mib: u64,
     pub pids_limit: u64,
     pub nofile: u64,
@@ -185,6 +191,12 @@ impl Pool {
 }
 
 impl Invoker {
+    /// The temporary credentials an invocation of `spec` carries (its service's role), freshly minted.
+    fn credentials(&self, spec: &FunctionSpec) -> Option<openfc_core::invocation::Credentials> {
+        let (role, issuer) = (spec.role.as_deref()?, self.shared.config.credentials.as_ref()?);
+        Some(issuer.issue(&spec.account_id, role))
+    }
+
     pub fn new(config: InvokerConfig, store: Arc<dyn CodeStore>) -> std::io::Result<Arc<Invoker>> {
         let run = config.data_dir.join("run");
         let runtime_dir = run.join("runtime");
@@ -301,6 +313,9 @@ impl Invoker {
                 let layers = if spec.layers.is_empty() { None } else { Some(self.packages.merged_layers(&spec.layers).await?) };
                 metrics::histogram!("openfc_cold_start_seconds", "phase" => "unpack").record(t0.elapsed().as_secs_f64());
                 let waiting = match launch.runtime.program {
+                    // A function with a role reaches openfc's API from inside (`instance`: the API's host names in
+                    // its /etc/hosts, fixed when the sandbox is built): a generic pre-started sandbox has not them.
+                    _ if spec.role.is_some() => None,
                     runtime::Program::Shim { interpreter, .. } => prestart::Kind::of(interpreter, spec, &code)
                         .and_then(|kind| self.shared.prestarted.take(kind, &self.shared.instances_dir)),
                     _ => None,
@@ -336,6 +351,7 @@ impl Invoker {
                 qualifier: spec.qualifier.clone(),
                 body: Bytes::new(),
                 http: None,
+                credentials: self.credentials(spec),
             };
             let limit = Duration::from_secs(spec.initialization_timeout_secs.max(1));
             let failure = match inst.call(&self.shared, &pool.fixed_headers, req, limit).await {
@@ -392,7 +408,14 @@ impl Invoker {
                 headers: call.headers,
             }),
         };
-        let control = Control { hook: Hook::Invoke, request_id: req.request_id.clone(), qualifier: spec.qualifier.clone(), body: req.event, http };
+        let control = Control {
+            hook: Hook::Invoke,
+            request_id: req.request_id.clone(),
+            qualifier: spec.qualifier.clone(),
+            body: req.event,
+            http,
+            credentials: self.credentials(spec),
+        };
         let limit = Duration::from_secs(spec.timeout_secs.max(1));
         let result = inst.call(&self.shared, &pool.fixed_headers, control, limit).await;
         let duration = started.elapsed();

@@ -224,6 +224,7 @@ impl Invoker {
                         qualifier: String::new(),
                         body: Bytes::new(),
                         http: None,
+                        credentials: None,
                     };
                     let _ = inst.call(&self.shared, &pool.fixed_headers, req, Duration::from_secs(timeout.max(1))).await;
                 }

@@ -355,6 +355,9 @@ fn delivery(fixed: &HeaderMap, control: Control) -> (HeaderMap, Bytes) {
     h.insert("x-fc-qualifier", text(&control.qualifier));
     h.insert("x-fc-function-type", HeaderValue::from_static(function_type(control.hook)));
     h.insert("x-fc-retry-count", HeaderValue::from_static("0"));
+    if let Some(creds) = &control.credentials {
+        crate::control::set_credentials(&mut h, creds);
+    }
     if h.contains_key(crate::instance::X_FC_TRACING_ENDPOINT) {
         h.insert(crate::instance::X_FC_TRACING_SPAN, text(&crate::instance::span_context(&control.request_id)));
     }

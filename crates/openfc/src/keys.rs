@@ -172,11 +172,61 @@ pub struct Keyring {
     cache: RwLock<HashMap<String, (Instant, ActiveKey)>>,
     /// Where nodes sharing a database record accepted signatures (see `api::auth`); `None` on SQLite.
     ledger: Option<Arc<dyn openfc_core::cluster::SignatureLedger>>,
+    /// Temporary credentials of roles (`sts`); `None`: `STS.` keys are unknown.
+    sts: Option<Arc<crate::sts::Sts>>,
+}
+
+/// Why temporary credentials were refused.
+#[derive(Debug)]
+pub enum TemporaryKeyError {
+    /// No token, a forged or malformed one, or one minted for another AccessKeyId.
+    Invalid(&'static str),
+    Expired,
+    /// The role was deleted since the credentials were handed out.
+    RoleGone(String),
+    Backend(String),
 }
 
 impl Keyring {
     pub fn new(meta: Arc<dyn MetaStore>, master: Arc<MasterKey>, ttl: Duration) -> Self {
-        Keyring { meta, master, ttl, cache: RwLock::new(HashMap::new()), ledger: None }
+        Keyring { meta, master, ttl, cache: RwLock::new(HashMap::new()), ledger: None, sts: None }
+    }
+
+    /// Accepts the temporary credentials `sts` mints.
+    pub fn with_sts(mut self, sts: Arc<crate::sts::Sts>) -> Self {
+        self.sts = Some(sts);
+        self
+    }
+
+    /// A temporary AccessKey (`STS.…`) presented with its security token: the role's account, the secret the
+    /// id derives, and the role's policy as stored now (cached like keys, for the keyring's TTL).
+    pub async fn temporary(&self, id: &str, token: Option<&str>) -> Result<ActiveKey, TemporaryKeyError> {
+        use crate::sts::TokenError;
+        let sts = self.sts.as_ref().ok_or(TemporaryKeyError::Invalid("temporary credentials are not accepted here"))?;
+        let grant = sts.check(id, token, crate::sts::now()).map_err(|e| match e {
+            TokenError::Missing => TemporaryKeyError::Invalid("the security token is missing (x-fc-security-token / x-acs-security-token)"),
+            TokenError::Invalid => TemporaryKeyError::Invalid("the security token is not valid for this AccessKeyId"),
+            TokenError::Expired => TemporaryKeyError::Expired,
+        })?;
+        let cache_key = format!("\0role/{}/{}", grant.account, grant.role);
+        let cached = self.cache.read().expect("keyring lock").get(&cache_key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, k)| k.policy.clone());
+        let policy = match cached {
+            Some(p) => p,
+            None => {
+                let text = crate::rolescli::policy_of(self.meta.as_ref(), &grant.account, &grant.role)
+                    .await
+                    .map_err(|e| TemporaryKeyError::Backend(e.to_string()))?
+                    .ok_or_else(|| TemporaryKeyError::RoleGone(grant.role.clone()))?;
+                let policy = Some(Arc::new(Policy::parse(&text).unwrap_or_else(|e| {
+                    tracing::error!(role = %grant.role, error = %e, "a role's stored policy is unreadable; it is refused everything");
+                    Policy::deny_all()
+                })));
+                let entry = ActiveKey { account_id: grant.account.clone(), secret: SecretKey::new(String::new()), status: KeyStatus::Active, policy: policy.clone() };
+                self.cache.write().expect("keyring lock").insert(cache_key, (Instant::now(), entry));
+                policy
+            }
+        };
+        Ok(ActiveKey { account_id: grant.account, secret: SecretKey::new(sts.secret_of(id)), status: KeyStatus::Active, policy })
     }
 
     /// Replays are refused across the nodes sharing `ledger`.

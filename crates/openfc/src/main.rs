@@ -14,8 +14,10 @@ mod keys;
 mod metrics;
 mod migrate;
 mod node;
+mod rolescli;
 mod runtimescli;
 mod server;
+mod sts;
 
 use clap::{Parser, Subcommand};
 
@@ -86,6 +88,13 @@ enum Command {
         #[command(subcommand)]
         action: runtimescli::RuntimesAction,
     },
+    /// Roles a service's `role` names: its functions get temporary credentials limited to the role's policy.
+    Roles {
+        #[command(flatten)]
+        store: config::StoreArgs,
+        #[command(subcommand)]
+        action: rolescli::RoleAction,
+    },
     /// Manage AccessKeys.
     Keys {
         #[command(flatten)]
@@ -124,6 +133,7 @@ fn main() -> anyhow::Result<()> {
         Command::Deploy(args) => cli::exit(runtime.block_on(cli::deploy(*args))),
         Command::Invoke(args) => cli::exit(runtime.block_on(cli::invoke(*args))),
         Command::Runtimes { store, args, action } => runtimescli::run(&store, &args, action),
+        Command::Roles { store, action } => runtime.block_on(rolescli::run(config::StoreConfig::resolve(&store)?, action)),
         Command::Keys { store, action } => runtime.block_on(server::keys(config::StoreConfig::resolve(&store)?, action)),
     }
 }

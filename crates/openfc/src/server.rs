@@ -90,6 +90,11 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let master = Arc::new(MasterKey::load_or_create(&cfg.store.master_key_file)?);
     let code = open_code_store(&cfg)?;
     let listener = tokio::net::TcpListener::bind(&cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    // Where this process's API is reached from its own host (instances with a role are forwarded to it).
+    let api_addr = listener.local_addr().map(|a| match a.ip().is_unspecified() {
+        true => std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), a.port()),
+        false => a,
+    })?;
     let bound: SocketAddr = listener.local_addr()?;
     let public_url = cfg.public_url_for(bound);
 
@@ -131,6 +136,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         openfc_core::images::ImageSettings::default(),
         node.clone(),
     ));
+    // Temporary credentials of roles: minted for functions, accepted by the API (`sts`).
+    let sts = Arc::new(crate::sts::Sts::new(&master, crate::sts::DEFAULT_TTL_SECS));
     let invoker = Invoker::new(
         InvokerConfig {
             data_dir: cfg.store.data_dir.clone(),
@@ -158,6 +165,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             container_start_timeout_secs: cfg.images.container_start_timeout,
             cluster: cluster.clone(),
             builtins_dir: Some(cfg.builtins_dir.clone()),
+            credentials: Some(sts.clone()),
+            api_addr: Some(api_addr),
         },
         code.clone(),
     )
@@ -186,7 +195,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         invoker: invoker.clone(),
         default_account: account.clone(),
         keyring: {
-            let keyring = Keyring::new(meta_dyn, master.clone(), Duration::from_secs(cfg.key_cache_ttl));
+            let keyring = Keyring::new(meta_dyn, master.clone(), Duration::from_secs(cfg.key_cache_ttl)).with_sts(sts.clone());
             // One process owns a SQLite file: its own memory of signatures is enough there.
             if meta.dialect() == "postgres" { keyring.with_ledger(meta.clone()) } else { keyring }
         },

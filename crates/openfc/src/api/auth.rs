@@ -102,12 +102,16 @@ pub async fn authenticate(keyring: &Keyring, parts: &Parts) -> Result<Caller, Ap
     })?;
     let header = header.to_str().map_err(|_| bad_header("it is not ASCII"))?;
     let auth = parse_authorization(header).map_err(map_auth_error)?;
-    let key = keyring.lookup(&auth.access_key_id).await.map_err(|e| match e {
-        KeyLookup::Unknown => {
-            ApiError::new(ErrorCode::InvalidAccessKeyId, format!("invalid access key ID '{}'", auth.access_key_id))
-        }
-        KeyLookup::Backend(detail) => ApiError::internal(detail),
-    })?;
+    let key = if auth.access_key_id.starts_with(crate::sts::KEY_PREFIX) {
+        temporary_key(keyring, &auth.access_key_id, &parts.headers).await?
+    } else {
+        keyring.lookup(&auth.access_key_id).await.map_err(|e| match e {
+            KeyLookup::Unknown => {
+                ApiError::new(ErrorCode::InvalidAccessKeyId, format!("invalid access key ID '{}'", auth.access_key_id))
+            }
+            KeyLookup::Backend(detail) => ApiError::internal(detail),
+        })?
+    };
     if key.status != KeyStatus::Active {
         return Err(ApiError::new(
             ErrorCode::AccessDenied,
@@ -145,6 +149,23 @@ pub async fn authenticate(keyring: &Keyring, parts: &Parts) -> Result<Caller, Ap
         (None, None)
     };
     Ok(Caller { account: key.account_id, policy: key.policy, body: verified.body, claim, shared })
+}
+
+/// A role's temporary AccessKey, with the security token the SDKs send beside it (`x-fc-security-token` for the
+/// FC scheme, `x-acs-security-token` for ACS3).
+async fn temporary_key(keyring: &Keyring, id: &str, headers: &HeaderMap) -> Result<crate::keys::ActiveKey, ApiError> {
+    use crate::keys::TemporaryKeyError;
+    let token = ["x-fc-security-token", "x-acs-security-token"].iter().find_map(|h| headers.get(*h)).and_then(|v| v.to_str().ok());
+    keyring.temporary(id, token).await.map_err(|e| match e {
+        TemporaryKeyError::Invalid(why) => ApiError::new(ErrorCode::InvalidAccessKeyId, format!("invalid access key ID '{id}': {why}")),
+        TemporaryKeyError::Expired => {
+            ApiError::new(ErrorCode::InvalidAccessKeyId, format!("the security token of '{id}' has expired: use the credentials of a newer invocation"))
+        }
+        TemporaryKeyError::RoleGone(role) => {
+            ApiError::new(ErrorCode::InvalidAccessKeyId, format!("the role '{role}' that issued '{id}' no longer exists"))
+        }
+        TemporaryKeyError::Backend(detail) => ApiError::internal(detail),
+    })
 }
 
 /// Records a first local sighting in the nodes' shared ledger: the claim to release, `None` for a tolerated
