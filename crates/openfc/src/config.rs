@@ -188,6 +188,10 @@ pub struct ServeArgs {
     /// on PostgreSQL; this bounds it if the notification is lost) [default: 1].
     #[arg(long, env = "OPENFC_KEY_CACHE_TTL")]
     pub key_cache_ttl: Option<u64>,
+    /// A bearer token `/metrics` requires (its series name every function); unset: only clients on this host
+    /// (loopback) may read it.
+    #[arg(long, env = "OPENFC_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Milliseconds a function read may be served from this node's cache. This node's writes show at once,
     /// other nodes' within milliseconds on PostgreSQL (they notify), or after at most this long if a
     /// notification is lost. 0 disables the cache [default: 1000].
@@ -282,6 +286,7 @@ struct FileConfig {
     gc_interval: Option<u64>,
     gc_grace: Option<u64>,
     key_cache_ttl: Option<u64>,
+    metrics_token: Option<String>,
     meta_cache_ttl_ms: Option<u64>,
     max_instances: Option<u32>,
     queue_timeout_ms: Option<u64>,
@@ -363,6 +368,7 @@ pub struct ServeConfig {
     pub gc_interval: u64,
     pub gc_grace: u64,
     pub key_cache_ttl: u64,
+    pub metrics_token: Option<String>,
     pub meta_cache_ttl_ms: u64,
     pub max_instances: u32,
     pub queue_timeout_ms: u64,
@@ -449,6 +455,7 @@ impl ServeConfig {
             gc_interval: a.gc_interval.or(f.gc_interval).unwrap_or(300),
             gc_grace: a.gc_grace.or(f.gc_grace).unwrap_or(600),
             key_cache_ttl: a.key_cache_ttl.or(f.key_cache_ttl).unwrap_or(1),
+            metrics_token: a.metrics_token.or(f.metrics_token.clone()).filter(|t| !t.is_empty()),
             meta_cache_ttl_ms: a.meta_cache_ttl_ms.or(f.meta_cache_ttl_ms).unwrap_or(1000),
             max_instances: a.max_instances.or(f.max_instances).unwrap_or(10),
             queue_timeout_ms: a.queue_timeout_ms.or(f.queue_timeout_ms).unwrap_or(10_000),

@@ -206,6 +206,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         // A base64 package at the size limit, or a 32 MB invocation payload, plus room for the rest.
         max_body: ((cfg.max_code_size as usize / 3 + 1) * 4).max(32 * 1024 * 1024) + 1024 * 1024,
         metrics: crate::metrics::handle(),
+        metrics_token: cfg.metrics_token.clone(),
         health: json!({
             "status": "ok",
             "version": env!("CARGO_PKG_VERSION"),
@@ -263,7 +264,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, api::router(app)).with_graceful_shutdown(shutdown_signal()).await?;
+    // The peer's address reaches handlers (`/metrics` serves loopback clients only unless it has a token).
+    axum::serve(listener, api::router(app).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     gc.abort();
     heartbeat.abort();
     changes.abort();

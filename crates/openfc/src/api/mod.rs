@@ -80,6 +80,8 @@ pub struct App {
     /// Largest request body accepted: a base64 package at the size limit, plus room for the rest.
     pub max_body: usize,
     pub metrics: PrometheusHandle,
+    /// The bearer token `/metrics` requires (it names every function); `None`: only loopback clients may read it.
+    pub metrics_token: Option<String>,
     pub health: serde_json::Value,
 }
 
@@ -158,10 +160,44 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     with_request_id(handlers::json(health))
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+async fn metrics(State(app): State<Arc<App>>, req: Request) -> Response {
+    if let Err(why) = metrics_allowed(&app, &req) {
+        let request_id = new_request_id();
+        let mut resp = ApiError::new(ErrorCode::AccessDenied, why).render(&request_id);
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert(X_FC_REQUEST_ID, v);
+        }
+        return resp;
+    }
     let mut resp = app.metrics.render().into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     with_request_id(resp)
+}
+
+/// Who may read `/metrics`: with a token configured, whoever presents it (`Authorization: Bearer`); without,
+/// clients on this host only. The series name every function of every account.
+fn metrics_allowed(app: &App, req: &Request) -> Result<(), &'static str> {
+    match &app.metrics_token {
+        Some(token) => {
+            let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+            let ok = given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), token.as_bytes()));
+            if ok { Ok(()) } else { Err("/metrics needs the metrics token: Authorization: Bearer TOKEN (--metrics-token)") }
+        }
+        None => {
+            let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+            // In-process tests have no peer: they are this host.
+            if peer.is_none_or(|ip| ip.is_loopback()) {
+                Ok(())
+            } else {
+                Err("/metrics is served to this host's own clients only unless --metrics-token is set")
+            }
+        }
+    }
+}
+
+/// A comparison whose time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `/health` and `/metrics` carry a request id like every other response.

@@ -183,6 +183,7 @@ impl Harness {
             code_url_ttl: 600,
             max_body: MAX_BODY,
             metrics: crate::metrics::handle(),
+            metrics_token: None,
             health: json!({"status": "ok"}),
         });
         Harness { app, ak: key.id, secret, _dir: dir }
