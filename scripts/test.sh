@@ -181,6 +181,15 @@ pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry' 2>/dev/null || t
 umoci --version; skopeo --version
 
 # ---------------------------------------------------------------------------------------------------------------
+phase "chromium and its driver (the web console's browser tests, tests/e2e/test_console.py)"
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "installing Debian's chromium and chromium-driver"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+        || echo "could not install chromium: the console's browser tests will be skipped"
+fi
+command -v chromium >/dev/null 2>&1 && chromium --version 2>/dev/null | head -n 1 || true
+
+# ---------------------------------------------------------------------------------------------------------------
 phase "Node.js SDK (@alicloud/fc2, pinned in tests/e2e/node)"
 NODE_DIR=$TESTENV/node
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -256,6 +256,9 @@ pub struct ServeArgs {
     /// Region reported in ARNs and account settings [default: cn-hangzhou].
     #[arg(long, env = "OPENFC_REGION")]
     pub region: Option<String>,
+    /// Seconds a web console sign-in lasts (its session cookie expires then) [default: 28800].
+    #[arg(long, env = "OPENFC_CONSOLE_SESSION_TTL")]
+    pub console_session_ttl: Option<u64>,
     /// The runtime built-ins (`openfc runtimes install`), shown read-only to Python and Node.js instances; a
     /// directory several data directories may share [default: DATA_DIR/builtins].
     #[arg(long, env = "OPENFC_BUILTINS_DIR")]
@@ -305,6 +308,7 @@ struct FileConfig {
     php: Option<std::path::PathBuf>,
     java: Option<std::path::PathBuf>,
     region: Option<String>,
+    console_session_ttl: Option<u64>,
     log_format: Option<String>,
     builtins_dir: Option<PathBuf>,
     registry_auth_file: Option<PathBuf>,
@@ -383,6 +387,7 @@ pub struct ServeConfig {
     pub php: std::path::PathBuf,
     pub java: std::path::PathBuf,
     pub region: String,
+    pub console_session_ttl: u64,
     pub log_json: bool,
     pub images: ImageConfig,
     pub builtins_dir: PathBuf,
@@ -477,6 +482,7 @@ impl ServeConfig {
             php: a.php.or(f.php).unwrap_or_else(|| "/usr/bin/php8.2".into()),
             java: a.java.or(f.java).unwrap_or_else(|| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into()),
             region: a.region.or(f.region).unwrap_or_else(|| "cn-hangzhou".into()),
+            console_session_ttl: a.console_session_ttl.or(f.console_session_ttl).unwrap_or(8 * 3600).max(1),
             log_json: log_format == "json",
             images,
             builtins_dir,

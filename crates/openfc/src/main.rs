@@ -9,6 +9,7 @@ mod api;
 mod asynccli;
 mod cli;
 mod config;
+mod console;
 mod imagescli;
 mod keys;
 mod metrics;

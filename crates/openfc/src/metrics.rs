@@ -26,8 +26,9 @@ pub fn handle() -> PrometheusHandle {
                 .expect("buckets are non-empty")
                 .build_recorder();
             let handle = recorder.handle();
-            // A second recorder (tests starting several servers in one process) keeps the first.
-            let _ = metrics::set_global_recorder(recorder);
+            // A second recorder (tests starting several servers in one process) keeps the first. The console's
+            // time series taps the few metrics it charts on their way to it.
+            let _ = metrics::set_global_recorder(crate::console::series::Tap(recorder));
             // `build_recorder` leaves the upkeep to us: without it every histogram sample of every request
             // stays in memory until the next scrape.
             let upkeep = handle.clone();

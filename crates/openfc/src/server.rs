@@ -207,6 +207,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         max_body: ((cfg.max_code_size as usize / 3 + 1) * 4).max(32 * 1024 * 1024) + 1024 * 1024,
         metrics: crate::metrics::handle(),
         metrics_token: cfg.metrics_token.clone(),
+        console: crate::console::Settings {
+            session_key: master.derive("openfc console session v1"),
+            session_ttl_secs: cfg.console_session_ttl,
+        },
         health: json!({
             "status": "ok",
             "version": env!("CARGO_PKG_VERSION"),

@@ -56,6 +56,12 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller the console's session cookie authenticated (`session.rs`): nothing of the body is signed and
+    /// there is no signature to remember.
+    pub(super) fn from_session(account: String, policy: Option<std::sync::Arc<openfc_core::policy::Policy>>) -> Caller {
+        Caller { account, policy, body: BodyCheck::unsigned(), claim: None, shared: None }
+    }
+
     /// Reads the body (at most `max` bytes) and checks it against the signed hash header. A request refused
     /// here did not take effect, so its signature is released for an honest retry.
     pub async fn read_body(&mut self, body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, ApiError> {

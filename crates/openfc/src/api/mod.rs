@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod error;
 mod handlers;
 pub mod invoke;
+pub(crate) mod session;
 mod proxy;
 mod stateful;
 #[cfg(test)]
@@ -83,6 +84,8 @@ pub struct App {
     /// The bearer token `/metrics` requires (it names every function); `None`: only loopback clients may read it.
     pub metrics_token: Option<String>,
     pub health: serde_json::Value,
+    /// The web console's session key and lifetime (`crate::console`).
+    pub console: crate::console::Settings,
 }
 
 /// The routes: `/health` and `/metrics` (a router of their own, which also answers their HEAD and refused
@@ -215,6 +218,7 @@ async fn entry(app: Arc<App>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let (operation, result) = match path.strip_prefix(download::PREFIX) {
+        None if crate::console::owns(&path) => crate::console::handle(&app, parts, body).await,
         Some(key) => {
             let query = Query::parse(parts.uri.query());
             ("DownloadCode", download::serve(&app, &parts.method, key, &query, &parts.headers).await)
@@ -275,7 +279,11 @@ async fn api(
     };
 
     let result = async {
-        let mut caller = auth::authenticate(&app.keyring, &parts).await?;
+        // The web console's requests carry its session cookie instead of a signature (`session`).
+        let mut caller = match session::authenticate(app, &parts).await {
+            Some(session) => session?,
+            None => auth::authenticate(&app.keyring, &parts).await?,
+        };
         let outcome = async {
             let (version, endpoint) = parsed.map_err(|e| match e {
                 ParseError::NotSupported => ApiError::path_not_supported(parts.method.as_str(), parts.uri.path()),

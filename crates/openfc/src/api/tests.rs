@@ -185,6 +185,7 @@ impl Harness {
             metrics: crate::metrics::handle(),
             metrics_token: None,
             health: json!({"status": "ok"}),
+            console: crate::console::Settings { session_key: master.derive("openfc console session v1"), session_ttl_secs: 60 },
         });
         Harness { app, ak: key.id, secret, _dir: dir }
     }
