@@ -183,8 +183,8 @@ impl Pool {
         };
         self.invocations[i]
             .get_or_init(|| {
-                metrics::counter!("openfc_invocations_total", "service" => self.service.clone(),
-                    "function" => self.function.clone(), "outcome" => outcome)
+                metrics::counter!("openfc_invocations_total", "account" => self.account.clone(),
+                    "service" => self.service.clone(), "function" => self.function.clone(), "outcome" => outcome)
             })
             .increment(1);
     }

@@ -104,7 +104,9 @@ impl Invoker {
             String::new()
         };
         let outcome = if failure.is_some() { "unhandled_error" } else { "success" };
-        metrics::counter!("openfc_invocations_total", "service" => spec.service.clone(), "function" => spec.function.clone(), "outcome" => outcome).increment(1);
+        metrics::counter!("openfc_invocations_total", "account" => spec.account_id.clone(), "service" => spec.service.clone(),
+            "function" => spec.function.clone(), "outcome" => outcome)
+        .increment(1);
         let (body, content_type, error) = match failure {
             None => (Bytes::new(), None, None),
             Some((kind, msg)) => (error_body(kind, &msg), Some("application/json".to_owned()), Some(FunctionError::Unhandled)),

@@ -217,6 +217,8 @@ async fn entry(app: Arc<App>, req: Request) -> Response {
     let started = Instant::now();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
+    let sent_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || parts.headers.get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
     let (operation, result) = match path.strip_prefix(download::PREFIX) {
         None if crate::console::owns(&path) => crate::console::handle(&app, parts, body).await,
         Some(key) => {
@@ -228,7 +230,15 @@ async fn entry(app: Arc<App>, req: Request) -> Response {
         }
         None => api(&app, &request_id, parts, body).await,
     };
-    finish(&request_id, started, operation, &path, result)
+    let refused = result.is_err();
+    let mut resp = finish(&request_id, started, operation, &path, result);
+    // A request openfc refused may have left its body unread, and the connection is then not reused: say so,
+    // or a client sending its next request on it finds it closed. (A function's own error answers are not
+    // refusals: their connections stay.)
+    if sent_body && refused {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// Renders the outcome of a request with its request id, and records and logs it.
