@@ -13,7 +13,8 @@ use crate::config::StoreConfig;
 
 #[derive(Subcommand)]
 pub enum AsyncAction {
-    /// List a function's async invocations, newest first (one JSON object per line).
+    /// List a function's async invocations, newest first (from the data directory: one JSON object per line;
+    /// over HTTP: a table, or `-o json`).
     List {
         /// SERVICE/FUNCTION
         target: String,

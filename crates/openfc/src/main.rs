@@ -35,9 +35,13 @@ enum Command {
     /// Start the server (embedded SQLite and local code store by default).
     Serve(Box<config::ServeArgs>),
     /// Print a function's logs (the output of its instances): `openfc logs SERVICE/FUNCTION [--follow]`.
+    /// With --endpoint or OPENFC_ENDPOINT over the HTTP API (GetFunctionLogs), else from the data directory.
+    #[command(after_help = cli::EXIT_CODES)]
     Logs {
         #[command(flatten)]
         store: config::StoreArgs,
+        #[command(flatten)]
+        remote: cli::RemoteArgs,
         /// SERVICE/FUNCTION
         target: String,
         /// Keep printing new lines as they are written.
@@ -48,9 +52,13 @@ enum Command {
         lines: usize,
     },
     /// Async invocations from the shell: list, get, stop, redrive (`openfc async list SERVICE/FUNCTION`).
+    /// With --endpoint or OPENFC_ENDPOINT over the HTTP API, else in the data directory's database.
+    #[command(after_help = cli::EXIT_CODES)]
     Async {
         #[command(flatten)]
         store: config::StoreArgs,
+        #[command(flatten)]
+        remote: cli::RemoteArgs,
         #[command(subcommand)]
         action: asynccli::AsyncAction,
     },
@@ -80,6 +88,8 @@ enum Command {
     Deploy(Box<cli::DeployArgs>),
     /// Invoke a function over the HTTP API: its result on stdout, `--tail` its log on stderr.
     Invoke(Box<cli::InvokeArgs>),
+    /// Run a command inside a running instance (InstanceExec): `openfc exec SVC/FN [INSTANCE] [-i] [-t] -- CMD`.
+    Exec(Box<cli::ExecArgs>),
     /// The modules FC's Python and Node.js runtimes ship built in: `openfc runtimes install|list|prune`.
     Runtimes {
         #[command(flatten)]
@@ -119,10 +129,14 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(server::serve(config::ServeConfig::resolve(*args)?)),
-        Command::Logs { store, target, follow, lines } => {
-            runtime.block_on(server::logs(config::StoreConfig::resolve(&store)?, &target, follow, lines))
-        }
-        Command::Async { store, action } => runtime.block_on(asynccli::run(config::StoreConfig::resolve(&store)?, action)),
+        Command::Logs { store, remote, target, follow, lines } => match remote.http(store.data_dir.as_deref()) {
+            Some(conn) => cli::exit(runtime.block_on(cli::logs(conn, &target, follow, lines, remote.output))),
+            None => runtime.block_on(server::logs(config::StoreConfig::resolve(&store)?, &target, follow, lines)),
+        },
+        Command::Async { store, remote, action } => match remote.http(store.data_dir.as_deref()) {
+            Some(conn) => cli::exit(runtime.block_on(cli::async_http(conn, action, remote.output))),
+            None => runtime.block_on(asynccli::run(config::StoreConfig::resolve(&store)?, action)),
+        },
         Command::Images { store, images, action } => {
             let image_cfg = config::ImageConfig::from_args(&store, &images)?;
             runtime.block_on(imagescli::run(config::StoreConfig::resolve(&store)?, image_cfg, action))
@@ -133,6 +147,7 @@ fn main() -> anyhow::Result<()> {
         Command::Functions(args) => cli::exit(runtime.block_on(cli::functions(*args))),
         Command::Deploy(args) => cli::exit(runtime.block_on(cli::deploy(*args))),
         Command::Invoke(args) => cli::exit(runtime.block_on(cli::invoke(*args))),
+        Command::Exec(args) => cli::exit_with(runtime.block_on(cli::exec(*args))),
         Command::Runtimes { store, args, action } => runtimescli::run(&store, &args, action),
         Command::Roles { store, action } => runtime.block_on(rolescli::run(config::StoreConfig::resolve(&store)?, action)),
         Command::Keys { store, action } => runtime.block_on(server::keys(config::StoreConfig::resolve(&store)?, action)),

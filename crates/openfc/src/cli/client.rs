@@ -252,12 +252,7 @@ impl Client {
 
     /// Sends a call and reads the whole answer, whatever its status.
     pub async fn send(&self, call: Call) -> Result<Answer, CliError> {
-        let mut url = self.endpoint.clone();
-        let base = self.endpoint.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{base}{PREFIX}{}", call.path));
-        if !call.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(call.query.iter().map(|(k, v)| (*k, v.as_str())));
-        }
+        let url = self.url(&call);
         let headers = self.signed_headers(&call, &url);
         let mut req = self.http.request(call.method, url.clone()).body(call.body);
         for (name, value) in &headers {
@@ -268,6 +263,36 @@ impl Client {
         let headers = resp.headers().clone();
         let body = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
         Ok(Answer { status, headers, body })
+    }
+
+    /// The endpoint (and its base path), the API prefix, the call's path and query.
+    fn url(&self, call: &Call) -> Url {
+        let mut url = self.endpoint.clone();
+        let base = self.endpoint.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base}{PREFIX}{}", call.path));
+        if !call.query.is_empty() {
+            url.query_pairs_mut().extend_pairs(call.query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    /// A GET to upgrade to a websocket (InstanceExec): `ws://`/`wss://` for `http://`/`https://`, signed as
+    /// any call (the FC scheme signs the path, not the query); the upgrade headers are the connector's.
+    pub fn websocket_url_and_headers(&self, call: &Call) -> (String, Vec<(String, String)>) {
+        let url = self.url(call);
+        let headers = self.signed_headers(call, &url);
+        let text = url.as_str();
+        let ws = match text.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", text.strip_prefix("http://").unwrap_or(text)),
+        };
+        (ws, headers)
+    }
+
+    /// The error of a connection that never got an answer.
+    pub fn unreachable_because(&self, why: &dyn std::error::Error) -> CliError {
+        let host = self.endpoint.as_str().trim_end_matches('/');
+        CliError::Unreachable(format!("cannot reach {host}: {}", chain(why)))
     }
 
     /// Sends a call and returns its JSON answer, or the server's error.
@@ -312,8 +337,7 @@ impl Client {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> CliError {
-        let host = self.endpoint.as_str().trim_end_matches('/');
-        CliError::Unreachable(format!("cannot reach {host}: {}", chain(e)))
+        self.unreachable_because(e)
     }
 }
 
@@ -399,6 +423,34 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let none = ConnArgs { data_dir: Some(empty.path().into()), ..Default::default() };
         assert!(matches!(resolve(&none), Err(CliError::Unreachable(m)) if m.contains("no credentials")));
+    }
+
+    /// InstanceExec's upgrade: the endpoint's scheme turned into ws/wss, the query kept but not signed.
+    #[test]
+    fn websocket_requests_keep_the_base_path_and_sign_the_path_only() {
+        let conn = |endpoint: &str| ConnArgs {
+            endpoint: Some(endpoint.into()),
+            access_key_id: Some("AK".into()),
+            access_key_secret: Some("secret".into()),
+            ..Default::default()
+        };
+        let mut call = Call::new(Method::GET, "/services/s/functions/f/instances/c-1/exec".into());
+        call.query = vec![("command", "sh".into()), ("command", "-c".into()), ("command", "echo a b".into())];
+        let (url, headers) = Client::new(&conn("http://127.0.0.1:1/base")).unwrap().websocket_url_and_headers(&call);
+        assert_eq!(
+            url,
+            "ws://127.0.0.1:1/base/2016-08-15/services/s/functions/f/instances/c-1/exec?command=sh&command=-c&command=echo+a+b"
+        );
+        let (tls, _) = Client::new(&conn("https://fc.example.com")).unwrap().websocket_url_and_headers(&call);
+        assert!(tls.starts_with("wss://fc.example.com/2016-08-15/services/"), "{tls}");
+        let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let auth = pairs.iter().find(|(k, _)| *k == "authorization").unwrap().1;
+        let parsed = openfc_auth::parse_authorization(auth).unwrap();
+        let path = "/base/2016-08-15/services/s/functions/f/instances/c-1/exec";
+        let other_query =
+            openfc_auth::RequestHead { method: "GET", raw_path: path, raw_query: Some("command=ls"), headers: &pairs };
+        let now = time::OffsetDateTime::now_utc();
+        openfc_auth::verify_head(&parsed, &other_query, &SecretKey::new("secret".into()), now).unwrap();
     }
 
     /// The signature is the one openfc-auth's verifier (the server's) accepts.

@@ -55,7 +55,7 @@ pub async fn functions(args: FunctionsArgs) -> Result<(), CliError> {
 }
 
 /// `/services/{svc}[.{qualifier}]`: the fc2 SDKs' way of naming a version or alias on the 2016-08-15 prefix.
-fn service_path(service: &str, qualifier: Option<&str>) -> String {
+pub(super) fn service_path(service: &str, qualifier: Option<&str>) -> String {
     match qualifier {
         Some(q) => format!("/services/{}.{}", seg(service), seg(q)),
         None => format!("/services/{}", seg(service)),

@@ -1,35 +1,46 @@
-//! The resource CLI: `openfc services|functions|deploy|invoke`, over the HTTP API and signed with the FC scheme
-//! as the fc2 SDKs sign, so they work against any openfc node and any FC-compatible endpoint. (`openfc logs`,
-//! `async`, `keys` read the data directory's database instead and need no server.)
+//! The resource CLI: `openfc services|functions|deploy|invoke|exec`, over the HTTP API and signed with the FC
+//! scheme as the fc2 SDKs sign, so they work against any openfc node and any FC-compatible endpoint.
+//! `openfc logs` and `async` use the API too when given an endpoint (`--endpoint` or `OPENFC_ENDPOINT`) and
+//! otherwise read the data directory directly, needing no server; `keys` always reads it directly.
 //!
 //! `client` resolves the endpoint and AccessKey and sends signed requests, `output` prints tables or JSON,
 //! `commands` holds the listing, get, delete and invoke commands, `deploy` zips a folder and creates or
-//! updates a function from it. Every command ends in [`exit`], which turns the outcome into the documented
-//! exit code.
+//! updates a function from it, `exec` runs a command in an instance over InstanceExec's websocket, `logs` and
+//! `asyncs` are the HTTP modes of `openfc logs` and `openfc async`. Every command ends in [`exit`] (or
+//! [`exit_with`]), which turns the outcome into the documented exit code.
 
+mod asyncs;
 mod client;
 mod commands;
 mod deploy;
+mod exec;
+mod logs;
 mod output;
+mod terminal;
 
 use std::fmt;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+pub use asyncs::run as async_http;
 pub use commands::{functions, invoke, services};
 pub use deploy::deploy;
+pub use exec::exec;
+pub use logs::logs;
 use output::Output;
 
 /// Shown under every command's `--help`; the README's "Command-line client" repeats it.
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  the server answered an error (printed on stderr as `Code: message (request id: ID)`)
+  1  the server answered an error (printed on stderr as `Code: message (request id: ID)`), or there is
+     nothing to act on (exec: no running instance, or the session ended without an exit code)
   2  usage error: bad arguments, or local input the command cannot use (no such folder, package too large)
   3  the endpoint cannot be reached (refused, DNS, TLS, timeout, connection lost) or no credentials were found
   4  invoke only: the function ran and failed (X-Fc-Error-Type HandledInvocationError or
      UnhandledInvocationError); its error body is still printed on stdout
+  N  exec only: the command's own exit code, once the session is open
 
 Credentials: --access-key-id/--access-key-secret, else OPENFC_ACCESS_KEY_ID/OPENFC_ACCESS_KEY_SECRET, else
 ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET, else DATA_DIR/credentials.json (written by the
@@ -214,6 +225,80 @@ pub struct InvokeArgs {
     pub conn: ConnArgs,
 }
 
+/// `openfc exec SERVICE/FUNCTION [INSTANCE] -- CMD [ARGS...]`
+#[derive(Args)]
+#[command(after_help = format!("{EXEC_HELP}\n{EXIT_CODES}"))]
+pub struct ExecArgs {
+    /// SERVICE/FUNCTION
+    pub target: String,
+    /// The instance (as ListInstances names it) [default: the first running one, named on stderr].
+    pub instance: Option<String>,
+    /// A version or alias of the service [default: LATEST].
+    #[arg(long, short)]
+    pub qualifier: Option<String>,
+    /// Send this terminal's standard input to the command.
+    #[arg(long = "stdin", short = 'i')]
+    pub stdin: bool,
+    /// Run the command in a terminal (stdout and stderr merged); this terminal goes raw and sends its size.
+    #[arg(long, short)]
+    pub tty: bool,
+    /// End the session after this many seconds with nothing sent or received (1 to 86400) [server default: 600].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub idle_timeout: Option<u64>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+const EXEC_HELP: &str = "\
+The command runs inside the instance (its namespaces, cgroup, user and syscall filter) through InstanceExec's
+websocket. Its exit code becomes this command's. The end of standard input is not passed on (FC's frames have
+no way to say it): a command reading its input to the end must be ended by other means (Ctrl-C with -t).
+";
+
+/// The HTTP mode of `openfc logs` and `openfc async`: chosen by an endpoint (`--endpoint` or
+/// `OPENFC_ENDPOINT`); the key comes as for the other commands, the data directory being the command's own
+/// `--data-dir`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Over the HTTP API (when --endpoint or OPENFC_ENDPOINT is given)")]
+pub struct RemoteArgs {
+    /// Use this FC endpoint's API instead of reading the data directory, e.g. http://127.0.0.1:9900.
+    #[arg(long, global = true, env = "OPENFC_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// AccessKey id (with --access-key-secret) [default: as for `openfc services`, see below].
+    #[arg(long, global = true, env = "OPENFC_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    /// AccessKey secret; prefer the environment variable.
+    #[arg(long, global = true, env = "OPENFC_ACCESS_KEY_SECRET", hide_env_values = true)]
+    pub access_key_secret: Option<String>,
+    /// STS security token, for temporary AccessKeys.
+    #[arg(long, global = true, env = "OPENFC_SECURITY_TOKEN", hide_env_values = true)]
+    pub security_token: Option<String>,
+    /// Account id, sent as x-fc-account-id.
+    #[arg(long, global = true, env = "OPENFC_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// `table` or `json` (over HTTP; reading the data directory prints as it always has).
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+impl RemoteArgs {
+    /// The connection to use when an endpoint is given (HTTP mode); `None` keeps the direct mode.
+    pub fn http(&self, data_dir: Option<&std::path::Path>) -> Option<ConnArgs> {
+        let endpoint = self.endpoint.clone().filter(|e| !e.trim().is_empty())?;
+        Some(ConnArgs {
+            endpoint: Some(endpoint),
+            access_key_id: self.access_key_id.clone(),
+            access_key_secret: self.access_key_secret.clone(),
+            security_token: self.security_token.clone(),
+            account_id: self.account_id.clone(),
+            data_dir: data_dir.map(PathBuf::from),
+        })
+    }
+}
+
 /// Why a command failed; each kind has its exit code ([`EXIT_CODES`]).
 #[derive(Debug)]
 pub enum CliError {
@@ -225,6 +310,8 @@ pub enum CliError {
     Unreachable(String),
     /// The function ran and reported or suffered an error (its body went to stdout).
     Function { error_type: String, request_id: String },
+    /// Nothing to act on, found out without a server error (no running instance to exec into).
+    Nothing(String),
 }
 
 impl CliError {
@@ -234,6 +321,7 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Unreachable(_) => 3,
             CliError::Function { .. } => 4,
+            CliError::Nothing(_) => 1,
         }
     }
 }
@@ -245,7 +333,7 @@ impl fmt::Display for CliError {
                 let code = if code.is_empty() { format!("HTTP {status}") } else { code.clone() };
                 write!(f, "{code}: {message} (request id: {request_id})")
             }
-            CliError::Usage(m) | CliError::Unreachable(m) => write!(f, "{m}"),
+            CliError::Usage(m) | CliError::Unreachable(m) | CliError::Nothing(m) => write!(f, "{m}"),
             CliError::Function { error_type, request_id } => {
                 write!(f, "the function failed: {error_type} (request id: {request_id})")
             }
@@ -261,6 +349,14 @@ pub fn exit(result: Result<(), CliError>) -> ! {
             eprintln!("{e}");
             std::process::exit(e.exit_code())
         }
+    }
+}
+
+/// As [`exit`], for a command that ends with an exit code of its own (`openfc exec`: the remote command's).
+pub fn exit_with(result: Result<i32, CliError>) -> ! {
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => exit(Err(e)),
     }
 }
 
