@@ -89,6 +89,9 @@ def test_exec_sends_stdin_with_i_and_asks_for_a_terminal_with_t(srv, running):
     read_one = ["sh", "-c", "read line; echo got:$line"]
     p = exec_cli(srv, f"{svc}/{fn}", inst, "-i", cmd=read_one, stdin="hello stdin\n")
     assert p.stdout == "got:hello stdin\n", describe(p)
+    # The end of this input ends the command's (an empty stdin frame): `wc -c` counts everything and exits.
+    p = exec_cli(srv, f"{svc}/{fn}", inst, "-i", cmd=["wc", "-c"], stdin="x" * 100_000)
+    assert p.stdout.strip() == "100000", describe(p)
     # Without -i nothing is sent: the command's stdin is not this one's.
     p = exec_cli(srv, f"{svc}/{fn}", inst, cmd=read_one, stdin="ignored\n")
     assert p.stdout == "got:\n", describe(p)

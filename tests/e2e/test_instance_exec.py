@@ -120,6 +120,11 @@ def test_stdin_frames_reach_the_command(srv, running):
     assert out[1] == b"hello stdin\n" and reason == "exit code 0"
 
 
+def test_an_empty_stdin_frame_ends_the_commands_input(srv, running):
+    out, _, reason = run(srv, running, ["cat"], stdin=True, send=[b"\x00abc", b"\x00def\n", b"\x00"])
+    assert out[1] == b"abcdef\n" and reason == "exit code 0", (out, reason)
+
+
 def test_a_terminal_when_tty_is_asked(srv, running):
     cmd = ["python3", "-c", "import os, sys; print(os.isatty(0), os.isatty(1), os.get_terminal_size()); sys.stdout.flush()"]
     out, _, reason = run(srv, running, cmd, tty=True, stderr=False)

@@ -97,6 +97,11 @@ impl ExecSession {
         }
     }
 
+    /// Whether the command has a terminal (its input then ends only by what is typed, e.g. Ctrl-D).
+    pub fn has_terminal(&self) -> bool {
+        self.terminal.is_some()
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.start_kill();
     }

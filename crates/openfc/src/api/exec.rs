@@ -1,8 +1,9 @@
 //! InstanceExec (spec §5.1): a websocket session running a command in one of a function's instances on this
 //! node. Query: `command` (repeated, the argv), `stdin`, `stdout`, `stderr`, `tty` (`true`/`false`),
 //! `idleTimeout` (seconds). Frames carry the stream in their first byte, as FC's SDKs read and write them:
-//! 0 stdin (client to server), 1 stdout, 2 stderr, 3 an error from openfc, 4 a terminal resize (client to
-//! server, JSON `{"width": W, "height": H}`). When the command ends and its output is drained, openfc closes
+//! 0 stdin (client to server; an empty one closes the command's stdin, openfc's convention for the end of
+//! input), 1 stdout, 2 stderr, 3 an error from openfc, 4 a terminal resize (client to server, JSON
+//! `{"width": W, "height": H}`). When the command ends and its output is drained, openfc closes
 //! the socket with code 1000 and the reason `exit code N`; the idle timeout closes it with an error frame
 //! first. An instance on another node of the cluster is refused with `InstanceNotFound`, naming the node.
 
@@ -139,6 +140,9 @@ async fn run(mut socket: WebSocket, mut session: ExecSession, idle: Duration) {
                     }
                 };
                 match data.first() {
+                    // An empty stdin frame is the end of input (openfc's convention: FC's frames have no word for
+                    // it): the command's stdin is closed.
+                    Some(&FRAME_STDIN) if data.len() == 1 && !session.has_terminal() => input = None,
                     Some(&FRAME_STDIN) => {
                         if let Some(w) = input.as_mut() {
                             let ok = w.write_all(&data[1..]).await.is_ok() && w.flush().await.is_ok();

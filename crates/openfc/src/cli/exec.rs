@@ -135,8 +135,15 @@ where
                         input_open = false;
                     }
                 }
-                // FC's frames cannot say "end of input": the command keeps its stdin open.
-                None => input_open = false,
+                // The end of input: an empty stdin frame (openfc closes the command's stdin; FC's frames
+                // have no word for it, and an empty frame carries nothing else). A terminal gets no EOF this
+                // way: Ctrl-D reaches it as a byte.
+                None => {
+                    input_open = false;
+                    if !args.tty {
+                        let _ = sink.send(frame(FRAME_STDIN, &[])).await;
+                    }
+                }
             },
             Some(()) = async { match resized.as_mut() { Some(s) => s.recv().await, None => std::future::pending().await } } => {
                 if let Some((width, height)) = terminal::size() {
