@@ -3,7 +3,7 @@
 //! traced functions, and keep-alive connections driven by the invocation that uses them.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
@@ -147,11 +147,9 @@ impl Conn {
         let exchange = async {
             let resp = self.sender.send_request(req).await.map_err(|e| CallError::Broken(e.to_string()))?;
             let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE)
-                .collect()
+            let body = crate::budget::collect(body, MAX_RESPONSE)
                 .await
-                .map_err(|e| CallError::Broken(format!("reading the response: {e}")))?
-                .to_bytes();
+                .map_err(|e| CallError::Broken(format!("reading the response: {e}")))?;
             Ok((parts, body))
         };
         tokio::pin!(exchange);

@@ -6,6 +6,7 @@
 pub mod cgroup;
 mod control;
 mod apiforward;
+pub mod budget;
 mod env;
 pub mod exec;
 mod instance;
@@ -55,6 +56,8 @@ pub struct InvokerConfig {
     pub warm_sandboxes: usize,
     /// Python and Node.js runtimes kept started per language, waiting for a function (see `prestart`); 0: off.
     pub prestarted_runtimes: usize,
+    /// openfc's memory for function responses in flight, in MiB (`budget`).
+    pub response_memory_mb: usize,
     /// Mints the temporary credentials of a service's role (openfc's STS); `None`: functions get none.
     pub credentials: Option<Arc<dyn openfc_core::invocation::CredentialIssuer>>,
     /// openfc's own API address: instances of functions with a role reach it at the FC endpoint names
@@ -198,6 +201,7 @@ impl Invoker {
     }
 
     pub fn new(config: InvokerConfig, store: Arc<dyn CodeStore>) -> std::io::Result<Arc<Invoker>> {
+        budget::configure(config.response_memory_mb);
         let run = config.data_dir.join("run");
         let runtime_dir = run.join("runtime");
         let instances_dir = run.join("instances");

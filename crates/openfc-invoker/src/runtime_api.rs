@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{Notify, oneshot, watch};
@@ -327,8 +327,8 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 
 /// The body, or (as `Err`) FC's error body for one over the limit.
 async fn read_body(req: http::Request<Incoming>, limit: usize) -> Result<Bytes, Bytes> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
+    match crate::budget::collect(req.into_body(), limit).await {
+        Ok(b) => Ok(b),
         Err(e) => Err(Bytes::from(
             serde_json::json!({"errorMessage": format!("the function's answer could not be read: {e}"), "errorType": "FunctionResponseError"})
                 .to_string(),

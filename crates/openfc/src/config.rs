@@ -192,6 +192,10 @@ pub struct ServeArgs {
     /// (loopback) may read it.
     #[arg(long, env = "OPENFC_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// MiB of function responses openfc holds at once (outside any instance's cgroup): reading a response
+    /// waits while they are spent [default: 1024; at least 64].
+    #[arg(long, env = "OPENFC_RESPONSE_MEMORY_MB")]
+    pub response_memory_mb: Option<usize>,
     /// Milliseconds a function read may be served from this node's cache. This node's writes show at once,
     /// other nodes' within milliseconds on PostgreSQL (they notify), or after at most this long if a
     /// notification is lost. 0 disables the cache [default: 1000].
@@ -290,6 +294,7 @@ struct FileConfig {
     gc_grace: Option<u64>,
     key_cache_ttl: Option<u64>,
     metrics_token: Option<String>,
+    response_memory_mb: Option<usize>,
     meta_cache_ttl_ms: Option<u64>,
     max_instances: Option<u32>,
     queue_timeout_ms: Option<u64>,
@@ -373,6 +378,7 @@ pub struct ServeConfig {
     pub gc_grace: u64,
     pub key_cache_ttl: u64,
     pub metrics_token: Option<String>,
+    pub response_memory_mb: usize,
     pub meta_cache_ttl_ms: u64,
     pub max_instances: u32,
     pub queue_timeout_ms: u64,
@@ -461,6 +467,7 @@ impl ServeConfig {
             gc_grace: a.gc_grace.or(f.gc_grace).unwrap_or(600),
             key_cache_ttl: a.key_cache_ttl.or(f.key_cache_ttl).unwrap_or(1),
             metrics_token: a.metrics_token.or(f.metrics_token.clone()).filter(|t| !t.is_empty()),
+            response_memory_mb: a.response_memory_mb.or(f.response_memory_mb).unwrap_or(openfc_invoker::budget::DEFAULT_MB),
             meta_cache_ttl_ms: a.meta_cache_ttl_ms.or(f.meta_cache_ttl_ms).unwrap_or(1000),
             max_instances: a.max_instances.or(f.max_instances).unwrap_or(10),
             queue_timeout_ms: a.queue_timeout_ms.or(f.queue_timeout_ms).unwrap_or(10_000),

@@ -165,6 +165,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
             container_start_timeout_secs: cfg.images.container_start_timeout,
             cluster: cluster.clone(),
             builtins_dir: Some(cfg.builtins_dir.clone()),
+            response_memory_mb: cfg.response_memory_mb,
             credentials: Some(sts.clone()),
             api_addr: Some(api_addr),
         },
