@@ -50,7 +50,7 @@ pub async fn run(store: StoreConfig, action: AccountAction) -> anyhow::Result<()
                     Err(e) => return Err(e.into()),
                 }
                 // Running nodes forget the deleted keys now.
-                let _ = openfc_core::cluster::ClusterStore::publish(meta.as_ref(), "openfc accounts", &openfc_core::cluster::Change::Keys).await;
+                crate::server::tell_nodes_keys_changed(meta.as_ref(), "openfc accounts").await;
             }
         }
         anyhow::Ok(())

@@ -122,8 +122,7 @@ pub async fn run(store: StoreConfig, action: RoleAction) -> anyhow::Result<()> {
                 }
             }
         }
-        // Running nodes read roles afresh (their keyrings cache role policies briefly).
-        let _ = openfc_core::cluster::ClusterStore::publish(meta.as_ref(), "openfc roles", &openfc_core::cluster::Change::Keys).await;
+        crate::server::tell_nodes_keys_changed(meta.as_ref(), "openfc roles").await;
         anyhow::Ok(())
     }
     .await;

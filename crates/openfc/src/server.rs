@@ -40,6 +40,15 @@ pub(crate) fn timestamp() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
+/// After a change to keys, accounts or roles from the shell: running nodes drop their cached keys and role
+/// policies now rather than after the key cache's TTL (on PostgreSQL; SQLite has one process, which the TTL
+/// covers).
+pub(crate) async fn tell_nodes_keys_changed(meta: &SqlMeta, who: &str) {
+    if let Err(e) = openfc_core::cluster::ClusterStore::publish(meta, who, &openfc_core::cluster::Change::Keys).await {
+        eprintln!("warning: running nodes were not told ({e}); they see the change within --key-cache-ttl");
+    }
+}
+
 pub(crate) async fn open_meta(store: &StoreConfig) -> anyhow::Result<Arc<SqlMeta>> {
     if !store.data_dir.exists() {
         std::fs::create_dir_all(&store.data_dir)
@@ -439,10 +448,7 @@ pub async fn keys(store: StoreConfig, action: KeyAction) -> anyhow::Result<()> {
                 println!("deleted {access_key_id}");
             }
         }
-        // Running nodes drop their cached keys now rather than after the key cache's TTL.
-        if let Err(e) = openfc_core::cluster::ClusterStore::publish(meta.as_ref(), "openfc keys", &openfc_core::cluster::Change::Keys).await {
-            eprintln!("warning: running nodes were not told ({e}); they see the change within --key-cache-ttl");
-        }
+        tell_nodes_keys_changed(meta.as_ref(), "openfc keys").await;
         anyhow::Ok(())
     }
     .await;
