@@ -100,7 +100,7 @@ def test_reserved_capacities_on_both_spellings_and_prefixes(server, prefix, path
     raw = server.raw21 if prefix == "raw21" else server.raw
     assert ok(raw.get(path)) == {"reservedCapacities": []}
     body = err(raw.get(path, params={"limit": "many"}), 400, "InvalidArgument")
-    assert "limit" in body["ErrorMessage"], body
+    assert body["ErrorMessage"] == "Limit is set to an invalid value (allowed: 1 to 100, actual: 'many')", body
 
 
 def test_reserved_capacities_through_the_node_sdk(server):
@@ -153,10 +153,11 @@ def test_vpc_bindings_of_a_missing_service(server, client):
 
 
 BAD_VPC_BODIES = {
-    "no vpcId": ({}, "vpcId is required"),
-    "empty vpcId": ({"vpcId": ""}, "vpcId must not be empty"),
-    "number": ({"vpcId": 42}, "vpcId must be a string"),
-    "bad characters": ({"vpcId": "vpc 1/x"}, "vpcId 'vpc 1/x' is invalid"),
+    "no vpcId": ({}, "VpcId is required but not provided."),
+    "empty vpcId": ({"vpcId": ""}, "VpcId is set to an invalid value (allowed: a non-empty string, actual: '')"),
+    "number": ({"vpcId": 42}, "VpcId is set to an invalid value (allowed: a string, actual: '42')"),
+    "bad characters": ({"vpcId": "vpc 1/x"},
+                       "VpcId doesn't match expected format (allowed: '^[-_a-zA-Z0-9]{1,128}$', actual: 'vpc 1/x')"),
 }
 
 
@@ -254,10 +255,12 @@ def test_event_sources_of_a_missing_service_or_function(server, client):
 
 
 BAD_SOURCE_BODIES = {
-    "no sourceArn": ({}, "sourceArn is required"),
-    "empty sourceArn": ({"sourceArn": " "}, "sourceArn must not be empty"),
-    "list": ({"sourceArn": ["acs:x"]}, "sourceArn must be a string"),
-    "control character": ({"sourceArn": "acs:mns:x\n"}, "is invalid"),
+    "no sourceArn": ({}, "SourceArn is required but not provided."),
+    "empty sourceArn": ({"sourceArn": " "}, "SourceArn is set to an invalid value (allowed: a non-empty string"),
+    "list": ({"sourceArn": ["acs:x"]}, "SourceArn is set to an invalid value (allowed: a string, actual: '"),
+    "control character": ({"sourceArn": "acs:mns:x\n"}, "SourceArn is set to an invalid value (allowed: 1 to 1024 "
+                                                         "characters without control characters, actual: "
+                                                         "'acs:mns:x\\n')"),
 }
 
 

@@ -244,7 +244,9 @@ pub struct Destination {
 pub fn parse_destination(arn: &str, account: &str) -> CoreResult<Destination> {
     let refuse = |why: &str| {
         CoreError::invalid(format!(
-            "destination '{arn}' {why}; openfc delivers to functions only: acs:fc:{{region}}:{{accountId}}:services/{{service}}[.{{qualifier}}]/functions/{{function}}"
+            "DestinationConfig.Destination is set to an invalid value (allowed: acs:fc:{{region}}:{{accountId}}:\
+             services/{{service}}[.{{qualifier}}]/functions/{{function}}, actual: '{arn}'): it {why}; openfc delivers \
+             to functions only"
         ))
     };
     let rest = arn.strip_prefix("acs:fc:").ok_or_else(|| refuse("is not a Function Compute function"))?;

@@ -40,10 +40,10 @@ struct SourceBody {
 /// A required, non-empty string field of a request body.
 fn required_string(field: &str, value: Option<Value>) -> CoreResult<String> {
     match value {
-        None => Err(CoreError::invalid(format!("{field} is required"))),
-        Some(Value::String(s)) if s.trim().is_empty() => Err(CoreError::invalid(format!("{field} must not be empty"))),
+        None => Err(CoreError::required(field)),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(CoreError::invalid_value(field, "a non-empty string", s)),
         Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(CoreError::invalid(format!("{field} must be a string, actual: {other}"))),
+        Some(other) => Err(CoreError::invalid_value(field, "a string", other)),
     }
 }
 
@@ -55,19 +55,18 @@ pub fn validate_vpc_id(id: &str) -> CoreResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(CoreError::invalid(format!(
-            "vpcId '{id}' is invalid: 1 to 128 letters, digits, '-' or '_' (for example vpc-bp1a2b3c4d5e6f)"
-        )))
+        Err(CoreError::bad_format("VpcId", "^[-_a-zA-Z0-9]{1,128}$", id))
     }
 }
 
 /// Event source ARNs: at most 1024 characters, no control characters.
 pub fn validate_source_arn(arn: &str) -> CoreResult<()> {
     if arn.is_empty() || arn.chars().count() > 1024 || arn.chars().any(char::is_control) {
-        return Err(CoreError::invalid(format!(
-            "sourceArn '{}' is invalid: 1 to 1024 characters, no control characters",
-            arn.escape_debug()
-        )));
+        return Err(CoreError::invalid_value(
+            "SourceArn",
+            "1 to 1024 characters without control characters",
+            arn.escape_debug(),
+        ));
     }
     Ok(())
 }
@@ -123,7 +122,7 @@ impl Fc {
     pub async fn create_vpc_binding(&self, account: &str, service: &ServiceName, body: &[u8]) -> CoreResult<()> {
         self.existing_service(account, service).await?;
         let req: VpcBody = parse_body(body, &VPC_SHAPE)?;
-        let vpc_id = required_string("vpcId", req.vpc_id)?;
+        let vpc_id = required_string("VpcId", req.vpc_id)?;
         validate_vpc_id(&vpc_id)?;
         let key = DocKey::VpcBinding { service: service.as_str(), vpc_id: &vpc_id }.key();
         let doc = self.new_document(account, VPC_BINDING, key, json!({ "vpcId": vpc_id }));
@@ -167,7 +166,7 @@ impl Fc {
     ) -> CoreResult<Value> {
         self.source_target(account, service, function, q).await?;
         let req: SourceBody = parse_body(body, &SOURCE_SHAPE)?;
-        let arn = required_string("sourceArn", req.source_arn)?;
+        let arn = required_string("SourceArn", req.source_arn)?;
         validate_source_arn(&arn)?;
         let key = DocKey::EventSource { service: service.as_str(), function: function.as_str(), qualifier: q, source: &arn }.key();
         let doc = self.new_document(account, EVENT_SOURCE, key, json!({ "sourceArn": arn }));
@@ -232,10 +231,10 @@ mod tests {
 
     #[test]
     fn bodies() {
-        assert_eq!(required_string("vpcId", Some(json!("v"))).unwrap(), "v");
-        let msg = |v: Option<Value>| required_string("vpcId", v).unwrap_err().to_string();
-        assert_eq!(msg(None), "vpcId is required");
-        assert_eq!(msg(Some(json!(""))), "vpcId must not be empty");
-        assert_eq!(msg(Some(json!(3))), "vpcId must be a string, actual: 3");
+        assert_eq!(required_string("VpcId", Some(json!("v"))).unwrap(), "v");
+        let msg = |v: Option<Value>| required_string("VpcId", v).unwrap_err().to_string();
+        assert_eq!(msg(None), "VpcId is required but not provided.");
+        assert_eq!(msg(Some(json!(""))), "VpcId is set to an invalid value (allowed: a non-empty string, actual: '')");
+        assert_eq!(msg(Some(json!(3))), "VpcId is set to an invalid value (allowed: a string, actual: '3')");
     }
 }

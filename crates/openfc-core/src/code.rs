@@ -52,7 +52,7 @@ pub fn decode_zip_file(text: &str, max: u64) -> CoreResult<Vec<u8>> {
 }
 
 fn bad_base64(e: base64::DecodeError) -> CoreError {
-    CoreError::invalid(format!("code.zipFile is not valid base64: {e}"))
+    CoreError::invalid(format!("Code.ZipFile is set to an invalid value (allowed: base64 text): {e}"))
 }
 
 /// A validated package, ready to store.

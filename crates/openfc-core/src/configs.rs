@@ -49,7 +49,7 @@ impl Fc {
         body: &[u8],
     ) -> CoreResult<Value> {
         if let Qualifier::Version(_) = q {
-            return Err(CoreError::invalid("provision configs take an alias or LATEST as qualifier, not a version"));
+            return Err(CoreError::invalid_value("Qualifier", "an alias or LATEST for a provision config", q));
         }
         self.config_target(account, service, function, q).await?;
         let req: ProvisionBody = parse_body(body, &PROVISION_SHAPE)?;
@@ -59,9 +59,9 @@ impl Fc {
             Err(MetaError::NotFound) => ProvisionConfig::default(),
             Err(e) => return Err(e.into()),
         };
-        let target = req.target.ok_or_else(|| CoreError::invalid("target is required"))?;
+        let target = req.target.ok_or_else(|| CoreError::required("Target"))?;
         if !(0..=10_000).contains(&target) {
-            return Err(CoreError::invalid(format!("target must be between 0 and 10000, actual: {target}")));
+            return Err(CoreError::invalid_value("Target", "0 to 10000", target));
         }
         cfg.target = target;
         // `null` leaves a list unchanged; `[]` clears it.
@@ -71,13 +71,21 @@ impl Fc {
         for a in cfg.scheduled_actions.iter().flatten() {
             let t = a.get("target").and_then(Value::as_i64).unwrap_or(0);
             if a.get("name").and_then(Value::as_str).is_none_or(str::is_empty) || !(0..=10_000).contains(&t) {
-                return Err(CoreError::invalid("scheduledActions need a name and a target between 0 and 10000"));
+                return Err(CoreError::invalid_value(
+                    "ScheduledActions",
+                    "actions with a name and a target from 0 to 10000",
+                    Value::Object(a.clone()),
+                ));
             }
         }
         for p in cfg.target_tracking_policies.iter().flatten() {
             let (min, max) = (p.get("minCapacity").and_then(Value::as_i64), p.get("maxCapacity").and_then(Value::as_i64));
             if p.get("name").and_then(Value::as_str).is_none_or(str::is_empty) || min.zip(max).is_some_and(|(a, b)| a > b) {
-                return Err(CoreError::invalid("targetTrackingPolicies need a name and minCapacity ≤ maxCapacity"));
+                return Err(CoreError::invalid_value(
+                    "TargetTrackingPolicies",
+                    "policies with a name and minCapacity ≤ maxCapacity",
+                    Value::Object(p.clone()),
+                ));
             }
         }
         let doc = new_doc(account, PROVISION, key, to_body(&cfg)?, self.timestamp());
@@ -111,7 +119,9 @@ impl Fc {
     ) -> CoreResult<(Vec<Value>, Option<String>)> {
         let parent = match (service.filter(|s| !s.is_empty()), qualifier.filter(|q| !q.is_empty())) {
             (Some(s), q) => crate::dockey::prefix::provision(s, q),
-            (None, Some(_)) => return Err(CoreError::invalid("qualifier needs serviceName")),
+            (None, Some(_)) => {
+                return Err(CoreError::required_hint("ServiceName", "A qualifier filter needs serviceName."));
+            }
             (None, None) => String::new(),
         };
         let (docs, next) = self.list_children(account, PROVISION, &parent, page).await?;
@@ -137,9 +147,9 @@ impl Fc {
     ) -> CoreResult<Value> {
         self.config_target(account, service, function, q).await?;
         let req: OnDemandBody = parse_body(body, &ON_DEMAND_SHAPE)?;
-        let max = req.maximum_instance_count.ok_or_else(|| CoreError::invalid("maximumInstanceCount is required"))?;
+        let max = req.maximum_instance_count.ok_or_else(|| CoreError::required("MaximumInstanceCount"))?;
         if !(0..=100_000).contains(&max) {
-            return Err(CoreError::invalid(format!("maximumInstanceCount must be between 0 and 100000, actual: {max}")));
+            return Err(CoreError::invalid_value("MaximumInstanceCount", "0 to 100000", max));
         }
         let key = on_demand_key(service, q, function);
         if let Some(m) = if_match
@@ -202,12 +212,12 @@ impl Fc {
         if let Some(age) = req.max_async_event_age_in_seconds
             && !(1..=86_400).contains(&age)
         {
-            return Err(CoreError::invalid(format!("maxAsyncEventAgeInSeconds must be between 1 and 86400, actual: {age}")));
+            return Err(CoreError::invalid_value("MaxAsyncEventAgeInSeconds", "1 to 86400", age));
         }
         if let Some(n) = req.max_async_retry_attempts
             && !(0..=8).contains(&n)
         {
-            return Err(CoreError::invalid(format!("maxAsyncRetryAttempts must be between 0 and 8, actual: {n}")));
+            return Err(CoreError::invalid_value("MaxAsyncRetryAttempts", "0 to 8", n));
         }
         for dest in req.destination_config.iter().flat_map(|d| [&d.on_success, &d.on_failure]).flatten() {
             // MNS, EventBridge and the other kinds are refused here, not accepted and silently dropped.

@@ -1,6 +1,7 @@
 //! Domain errors. The API layer maps each variant to a wire code with one exhaustive `match`.
 
 use crate::ports::{BlobError, MetaError};
+use std::fmt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -66,10 +67,47 @@ pub enum CoreError {
     Internal(String),
 }
 
+/// InvalidArgument messages are written in FC's own sentence shapes (docs/fc-messages.md lists each with its
+/// source), so a client that shows or matches FC's message reads the same text from openfc. Fields are named as
+/// FC names them in these sentences: PascalCase (`Runtime`, `LogType`), nested ones joined by dots.
 impl CoreError {
     pub fn invalid(msg: impl Into<String>) -> Self {
         CoreError::InvalidArgument(msg.into())
     }
+
+    /// A value outside its field's domain, as FC words it:
+    /// `Runtime is set to an invalid value (allowed: python3.10 | nodejs18, actual: 'python4')`.
+    pub fn invalid_value(field: &str, allowed: impl fmt::Display, actual: impl fmt::Display) -> Self {
+        Self::invalid(format!("{field} is set to an invalid value (allowed: {allowed}, actual: '{actual}')"))
+    }
+
+    /// A name that breaks its pattern, as FC words it:
+    /// `domain name doesn't match expected format (allowed: '^…$', actual: 'Auto')`.
+    pub fn bad_format(field: &str, pattern: &str, actual: impl fmt::Display) -> Self {
+        Self::invalid(format!("{field} doesn't match expected format (allowed: '{pattern}', actual: '{actual}')"))
+    }
+
+    /// A field the request must carry, as FC words it (`Disk is required but not provided.`).
+    pub fn required(field: &str) -> Self {
+        Self::invalid(format!("{field} is required but not provided."))
+    }
+
+    /// [`CoreError::required`] followed by what to send.
+    pub fn required_hint(field: &str, hint: &str) -> Self {
+        Self::invalid(format!("{field} is required but not provided. {hint}"))
+    }
+
+    /// A request body that is not the JSON expected, as FC words it (`Bad data in request body.`), with the
+    /// reason.
+    pub fn bad_body(reason: impl fmt::Display) -> Self {
+        Self::invalid(format!("Bad data in request body. {reason}"))
+    }
+}
+
+/// A JSON member name as a field of FC's messages: `authType` → `AuthType`.
+pub(crate) fn pascal(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
 }
 
 impl From<BlobError> for CoreError {

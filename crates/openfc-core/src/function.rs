@@ -106,11 +106,11 @@ impl Default for CustomContainerConfig {
 impl CustomContainerConfig {
     /// `command` as an argv (`None` when absent: `""`, `"[]"` and `null` mean absent).
     pub fn command_argv(&self) -> CoreResult<Option<Vec<String>>> {
-        json_argv("customContainerConfig.command", &self.command)
+        json_argv("CustomContainerConfig.Command", &self.command)
     }
 
     pub fn args_argv(&self) -> CoreResult<Option<Vec<String>>> {
-        json_argv("customContainerConfig.args", &self.args)
+        json_argv("CustomContainerConfig.Args", &self.args)
     }
 }
 
@@ -121,9 +121,9 @@ fn json_argv(field: &str, text: &str) -> CoreResult<Option<Vec<String>>> {
         return Ok(None);
     }
     let argv: Vec<String> = serde_json::from_str(text)
-        .map_err(|_| CoreError::invalid(format!("{field} must be a JSON array of strings, actual: {text}")))?;
+        .map_err(|_| CoreError::invalid_value(field, "a JSON array of strings", text))?;
     if argv.iter().any(|a| a.contains('\0')) {
-        return Err(CoreError::invalid(format!("{field} must not contain NUL characters")));
+        return Err(CoreError::invalid_value(field, "strings without NUL characters", text.escape_debug()));
     }
     Ok(if argv.is_empty() { None } else { Some(argv) })
 }
@@ -251,7 +251,7 @@ pub fn split_code(body: &[u8]) -> CoreResult<(Value, Option<CodeSource<'_>>)> {
         BTreeMap::new()
     } else {
         serde_json::from_slice(body)
-            .map_err(|e| CoreError::invalid(format!("the request body is not a valid JSON object: {e}")))?
+            .map_err(|e| CoreError::bad_body(format_args!("It is not a valid JSON object: {e}")))?
     };
     let mut rest = Map::new();
     let mut code = None;
@@ -260,19 +260,23 @@ pub fn split_code(body: &[u8]) -> CoreResult<(Value, Option<CodeSource<'_>>)> {
             code = parse_code(raw)?;
         } else {
             let value: Value = serde_json::from_str(raw.get())
-                .map_err(|e| CoreError::invalid(format!("the request body is invalid: {e}")))?;
+                .map_err(|e| CoreError::bad_body(format_args!("{key}: {e}")))?;
             rest.insert(key.to_owned(), value);
         }
     }
     Ok((Value::Object(rest), code))
 }
 
+const CODE: &str = "Code";
+const CODE_FORMS: &str = "an object with zipFile, or with ossBucketName and ossObjectName";
+const CONTAINER_IMAGE: &str = "A custom-container function runs an image.";
+
 fn parse_code(raw: &RawValue) -> CoreResult<Option<CodeSource<'_>>> {
     if raw.get() == "null" {
         return Ok(None);
     }
     let parts: BTreeMap<&str, &RawValue> = serde_json::from_str(raw.get())
-        .map_err(|_| CoreError::invalid("code must be an object with zipFile, or ossBucketName and ossObjectName"))?;
+        .map_err(|_| CoreError::invalid_value(CODE, CODE_FORMS, raw.get().chars().take(64).collect::<String>()))?;
     let mut zip = None;
     let (mut bucket, mut object) = (None, None);
     for (key, value) in parts {
@@ -288,8 +292,12 @@ fn parse_code(raw: &RawValue) -> CoreResult<Option<CodeSource<'_>>> {
         (Some(z), None, None) => Ok(Some(CodeSource::Zip(z))),
         (None, Some(bucket), Some(object)) => Ok(Some(CodeSource::Oss { bucket, object })),
         (None, None, None) => Ok(None),
-        (Some(_), _, _) => Err(CoreError::invalid("code must give either zipFile or an OSS object, not both")),
-        _ => Err(CoreError::invalid("code.ossBucketName and code.ossObjectName must be given together")),
+        (Some(_), _, _) => Err(CoreError::invalid_value(CODE, CODE_FORMS, "zipFile and an OSS object")),
+        (None, bucket, object) => Err(CoreError::invalid_value(
+            CODE,
+            CODE_FORMS,
+            format!("ossBucketName '{}', ossObjectName '{}'", bucket.unwrap_or_default(), object.unwrap_or_default()),
+        )),
     }
 }
 
@@ -299,7 +307,7 @@ fn json_str<'a>(raw: &'a RawValue, key: &str) -> CoreResult<Option<Cow<'a, str>>
     if text == "null" {
         return Ok(None);
     }
-    let bad = || CoreError::invalid(format!("code.{key} must be a string"));
+    let bad = || CoreError::invalid_value(&format!("Code.{}", crate::error::pascal(key)), "a string", text);
     let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).ok_or_else(bad)?;
     if !inner.contains('\\') {
         return Ok(Some(Cow::Borrowed(inner)));
@@ -379,69 +387,63 @@ impl FunctionFields {
 
     /// Validates a complete (defaults applied) configuration.
     pub fn validate(&self) -> CoreResult<()> {
-        let runtime = self.runtime.as_deref().ok_or_else(|| CoreError::invalid("runtime is required"))?;
+        let runtime = self.runtime.as_deref().ok_or_else(|| CoreError::required("Runtime"))?;
         if !RUNTIMES.contains(&runtime) {
-            return Err(CoreError::invalid(format!(
-                "Runtime is set to an invalid value (allowed: {}, actual: '{runtime}')",
-                RUNTIMES.join(" | ")
-            )));
+            return Err(CoreError::invalid_value("Runtime", RUNTIMES.join(" | "), runtime));
         }
         let handler = self.handler.as_deref().unwrap_or("");
         if handler.is_empty() && !self.is_container() {
-            return Err(CoreError::invalid("handler is required"));
+            return Err(CoreError::required("Handler"));
         }
-        max_len("handler", handler, 128)?;
+        max_len("Handler", handler, 128)?;
         if handler.chars().any(char::is_whitespace) {
-            return Err(CoreError::invalid(format!("handler '{handler}' must not contain whitespace")));
+            return Err(CoreError::invalid_value("Handler", "a handler without whitespace", handler));
         }
         let file_dot_function = runtime.starts_with("python") || runtime.starts_with("nodejs") || runtime.starts_with("php");
         if file_dot_function && (!handler.contains('.') || handler.starts_with('.') || handler.ends_with('.')) {
-            return Err(CoreError::invalid(format!("handler '{handler}' must be of the form 'file.function'")));
+            return Err(CoreError::invalid_value("Handler", "[file].[function]", handler));
         }
         // go1: the executable's path inside the package.
         if runtime == "go1" && (handler.starts_with('/') || handler.split('/').any(|p| p == "..")) {
-            return Err(CoreError::invalid(format!("handler '{handler}' must name the executable inside the package (a relative path)")));
+            let allowed = "the executable's relative path inside the package";
+            return Err(CoreError::invalid_value("Handler", allowed, handler));
         }
         if let Some(init) = &self.initializer {
-            max_len("initializer", init, 128)?;
+            max_len("Initializer", init, 128)?;
         }
         if self.is_container() {
             match &self.custom_container_config {
                 Some(c) if !c.image.is_empty() => {
-                    max_len("customContainerConfig.image", &c.image, 1024)?;
+                    max_len("CustomContainerConfig.Image", &c.image, 1024)?;
                     c.command_argv()?;
                     c.args_argv()?;
                 }
-                _ => return Err(CoreError::invalid("customContainerConfig.image is required for custom-container")),
+                _ => return Err(CoreError::required_hint("CustomContainerConfig.Image", CONTAINER_IMAGE)),
             }
         }
-        max_len("description", self.description.as_deref().unwrap_or(""), 256)?;
+        max_len("Description", self.description.as_deref().unwrap_or(""), 256)?;
         let memory = self.memory_size.unwrap_or(128);
-        in_range("memorySize", memory, 128, 32768)?;
-        if memory % 64 != 0 {
-            return Err(CoreError::invalid(format!("memorySize must be a multiple of 64 MB, actual: {memory}")));
+        if !(128..=32768).contains(&memory) || memory % 64 != 0 {
+            return Err(CoreError::invalid_value("MemorySize", "a multiple of 64 from 128 to 32768", memory));
         }
-        in_range("timeout", self.timeout.unwrap_or(3), 1, 86400)?;
-        in_range("initializationTimeout", self.initialization_timeout.unwrap_or(3), 1, 300)?;
-        in_range("caPort", self.ca_port.unwrap_or(9000), 1, 65535)?;
+        in_range("Timeout", self.timeout.unwrap_or(3), 1, 86400)?;
+        in_range("InitializationTimeout", self.initialization_timeout.unwrap_or(3), 1, 300)?;
+        in_range("CaPort", self.ca_port.unwrap_or(9000), 1, 65535)?;
         let concurrency = self.instance_concurrency.unwrap_or(1);
-        in_range("instanceConcurrency", concurrency, 1, 200)?;
+        in_range("InstanceConcurrency", concurrency, 1, 200)?;
         if let Some(soft) = self.instance_soft_concurrency {
-            in_range("instanceSoftConcurrency", soft, 1, concurrency)?;
+            in_range("InstanceSoftConcurrency", soft, 1, concurrency)?;
         }
         let kind = self.instance_type.as_deref().unwrap_or("e1");
         if !INSTANCE_TYPES.contains(&kind) {
-            return Err(CoreError::invalid(format!(
-                "InstanceType is set to an invalid value (allowed: {}, actual: '{kind}')",
-                INSTANCE_TYPES.join(" | ")
-            )));
+            return Err(CoreError::invalid_value("InstanceType", INSTANCE_TYPES.join(" | "), kind));
         }
         if let Some(env) = &self.environment_variables {
             validate_env(env)?;
         }
         if let Some(l) = &self.instance_lifecycle_config {
-            in_range("instanceLifecycleConfig.preFreeze.timeout", l.pre_freeze.timeout, 1, 90)?;
-            in_range("instanceLifecycleConfig.preStop.timeout", l.pre_stop.timeout, 1, 90)?;
+            in_range("InstanceLifecycleConfig.PreFreeze.Timeout", l.pre_freeze.timeout, 1, 90)?;
+            in_range("InstanceLifecycleConfig.PreStop.Timeout", l.pre_stop.timeout, 1, 90)?;
         }
         if let Some(layers) = &self.layers {
             validate_layers(layers)?;
@@ -449,34 +451,36 @@ impl FunctionFields {
         if let Some(dns) = &self.custom_dns
             && dns.name_servers.len() > 5
         {
-            return Err(CoreError::invalid("customDNS allows at most 5 nameServers"));
+            let actual = format!("{} name servers", dns.name_servers.len());
+            return Err(CoreError::invalid_value("CustomDNS.NameServers", "at most 5 name servers", actual));
         }
         if let Some(h) = &self.custom_health_check_config {
             if !h.http_get_url.starts_with('/') {
-                return Err(CoreError::invalid("customHealthCheckConfig.httpGetUrl must start with '/'"));
+                let field = "CustomHealthCheckConfig.HttpGetUrl";
+                return Err(CoreError::invalid_value(field, "a path starting with '/'", &h.http_get_url));
             }
-            in_range("customHealthCheckConfig.initialDelaySeconds", h.initial_delay_seconds, 0, 120)?;
-            in_range("customHealthCheckConfig.periodSeconds", h.period_seconds, 1, 120)?;
-            in_range("customHealthCheckConfig.timeoutSeconds", h.timeout_seconds, 1, 3)?;
-            in_range("customHealthCheckConfig.failureThreshold", h.failure_threshold, 1, 120)?;
-            in_range("customHealthCheckConfig.successThreshold", h.success_threshold, 1, 120)?;
+            in_range("CustomHealthCheckConfig.InitialDelaySeconds", h.initial_delay_seconds, 0, 120)?;
+            in_range("CustomHealthCheckConfig.PeriodSeconds", h.period_seconds, 1, 120)?;
+            in_range("CustomHealthCheckConfig.TimeoutSeconds", h.timeout_seconds, 1, 3)?;
+            in_range("CustomHealthCheckConfig.FailureThreshold", h.failure_threshold, 1, 120)?;
+            in_range("CustomHealthCheckConfig.SuccessThreshold", h.success_threshold, 1, 120)?;
         }
         if let Some(cpu) = self.cpu {
             let units = cpu / 0.05;
             if !(0.05..=16.0).contains(&cpu) || (units - units.round()).abs() > 1e-6 {
-                return Err(CoreError::invalid(format!("cpu must be a multiple of 0.05 between 0.05 and 16, actual: {cpu}")));
+                return Err(CoreError::invalid_value("Cpu", "a multiple of 0.05 from 0.05 to 16", cpu));
             }
         }
         if let Some(disk) = self.disk_size
             && disk != 512
             && disk != 10240
         {
-            return Err(CoreError::invalid(format!("DiskSize is set to an invalid value (allowed: 512 | 10240, actual: {disk})")));
+            return Err(CoreError::invalid_value("DiskSize", "512 | 10240", disk));
         }
         if let Some(gpu) = self.gpu_memory_size
             && (gpu <= 0 || gpu % 1024 != 0 || gpu > 81920)
         {
-            return Err(CoreError::invalid(format!("gpuMemorySize must be a positive multiple of 1024 MB, actual: {gpu}")));
+            return Err(CoreError::invalid_value("GpuMemorySize", "a multiple of 1024 from 1024 to 81920", gpu));
         }
         Ok(())
     }
@@ -486,7 +490,7 @@ fn in_range(field: &str, value: i64, lo: i64, hi: i64) -> CoreResult<()> {
     if (lo..=hi).contains(&value) {
         Ok(())
     } else {
-        Err(CoreError::invalid(format!("{field} must be between {lo} and {hi}, actual: {value}")))
+        Err(CoreError::invalid_value(field, format!("{lo} to {hi}"), value))
     }
 }
 
@@ -497,32 +501,30 @@ fn validate_env(env: &BTreeMap<String, String>) -> CoreResult<()> {
         let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !ok {
-            return Err(CoreError::invalid(format!(
-                "environment variable name '{key}' is invalid: it must start with a letter and contain only letters, digits and '_'"
-            )));
+            return Err(CoreError::bad_format("EnvironmentVariables key", "^[a-zA-Z][a-zA-Z0-9_]*$", key));
         }
         if key.starts_with("FC_") {
-            return Err(CoreError::invalid(format!("environment variable name '{key}' is reserved (prefix FC_)")));
+            let allowed = "a name without the reserved prefix FC_";
+            return Err(CoreError::invalid_value("EnvironmentVariables key", allowed, key));
         }
         total += key.len() + value.len();
     }
     if total > ENV_TOTAL_MAX {
-        return Err(CoreError::invalid(format!(
-            "environmentVariables are {total} bytes in total, more than the limit of {ENV_TOTAL_MAX}"
-        )));
+        let allowed = format!("at most {ENV_TOTAL_MAX} bytes of names and values in total");
+        return Err(CoreError::invalid_value("EnvironmentVariables", allowed, format_args!("{total} bytes")));
     }
     Ok(())
 }
 
 fn validate_layers(layers: &[String]) -> CoreResult<()> {
     if layers.len() > 5 {
-        return Err(CoreError::invalid("a function may use at most 5 layers"));
+        return Err(CoreError::invalid_value("Layers", "at most 5 layers", format!("{} layers", layers.len())));
     }
     for arn in layers {
         let v1 = arn.split('#').count() == 3;
         let v2 = arn.starts_with("acs:fc:") && arn.contains(":layers/") && arn.contains("/versions/");
         if !v1 && !v2 {
-            return Err(CoreError::invalid(format!("layer '{arn}' is not a layer ARN")));
+            return Err(CoreError::invalid_value("Layers", crate::layers::ARN_FORMS, arn));
         }
     }
     Ok(())

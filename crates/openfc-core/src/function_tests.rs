@@ -76,3 +76,41 @@ fn code_is_borrowed_and_forms_are_exclusive() {
     assert!(parse_function_request(br#"{"code":{"zipFile":5}}"#).is_err());
     assert!(parse_function_request(br#"{"code":"zip"}"#).is_err());
 }
+
+/// The message a function body is refused with (docs/fc-messages.md).
+fn refusal(body: &str) -> String {
+    parse_function_request(body.as_bytes())
+        .and_then(|r| r.fields.with_defaults().validate())
+        .expect_err(body)
+        .to_string()
+}
+
+#[test]
+fn refusals_are_worded_as_fc_words_them() {
+    let base = r#""runtime":"python3.10","handler":"index.handler""#;
+    let with = |field: &str, value: &str| refusal(&format!("{{{base},\"{field}\":{value}}}"));
+    assert!(refusal(r#"{"runtime":"python4","handler":"a.b"}"#)
+        .starts_with("Runtime is set to an invalid value (allowed: "));
+    assert!(refusal(r#"{"runtime":"python4","handler":"a.b"}"#).ends_with(", actual: 'python4')"));
+    assert_eq!(refusal(r#"{"handler":"a.b"}"#), "Runtime is required but not provided.");
+    assert_eq!(
+        refusal(r#"{"runtime":"python3.10","handler":"nodot"}"#),
+        "Handler is set to an invalid value (allowed: [file].[function], actual: 'nodot')"
+    );
+    assert_eq!(
+        with("memorySize", "100"),
+        "MemorySize is set to an invalid value (allowed: a multiple of 64 from 128 to 32768, actual: '100')"
+    );
+    assert_eq!(with("timeout", "0"), "Timeout is set to an invalid value (allowed: 1 to 86400, actual: '0')");
+    assert_eq!(
+        with("instanceConcurrency", "201"),
+        "InstanceConcurrency is set to an invalid value (allowed: 1 to 200, actual: '201')"
+    );
+    assert_eq!(
+        with("environmentVariables", r#"{"1A":"x"}"#),
+        "EnvironmentVariables key doesn't match expected format (allowed: '^[a-zA-Z][a-zA-Z0-9_]*$', actual: '1A')"
+    );
+    assert!(with("layers", r#"["nope"]"#).starts_with("Layers is set to an invalid value (allowed: acs:fc:"));
+    assert_eq!(with("diskSize", "1024"), "DiskSize is set to an invalid value (allowed: 512 | 10240, actual: '1024')");
+    assert!(refusal("{not json").starts_with("Bad data in request body. "));
+}

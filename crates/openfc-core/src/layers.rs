@@ -29,12 +29,14 @@ struct LayerBody {
 
 /// Layer names: a letter or '_' first, then letters, digits, '_' and '-', 1 to 64 characters.
 pub fn check_layer_name(name: &str) -> CoreResult<()> {
-    crate::names::FunctionName::parse(name).map(|_| ()).map_err(|_| {
-        CoreError::invalid(format!(
-            "layer name '{name}' is invalid: 1 to 64 letters, digits, '_' or '-', starting with a letter or '_'"
-        ))
-    })
+    crate::names::FunctionName::parse(name)
+        .map(|_| ())
+        .map_err(|_| CoreError::bad_format("LayerName", &crate::names::name_pattern(64), name))
 }
+
+/// The two forms of a layer version's ARN, as messages name them.
+pub(crate) const ARN_FORMS: &str =
+    "acs:fc:{region}:{accountID}:layers/{layerName}/versions/{version} | {accountHash}#{layerName}#{version}";
 
 fn account_hash(account: &str) -> String {
     hex::encode(Md5::digest(account.as_bytes()))
@@ -75,7 +77,7 @@ enum LayerRef {
 }
 
 fn parse_arn(arn: &str) -> CoreResult<LayerRef> {
-    let bad = || CoreError::invalid(format!("'{arn}' is not a layer ARN"));
+    let bad = || CoreError::invalid_value("LayerVersionArn", ARN_FORMS, arn);
     let version = |v: &str| v.parse::<u64>().map_err(|_| bad());
     if let Some(rest) = arn.strip_prefix("acs:fc:") {
         let mut parts = rest.splitn(3, ':');
@@ -96,14 +98,16 @@ impl Fc {
         check_layer_name(name)?;
         let (req, package): (LayerBody, _) = self.parse_with_package(body, &LAYER_SHAPE).await?;
         let runtimes = req.compatible_runtime.filter(|r| !r.is_empty()).ok_or_else(|| {
-            CoreError::invalid("compatibleRuntime is required: a non-empty list of runtimes")
+            CoreError::required_hint("CompatibleRuntime", "Give a non-empty list of runtimes.")
         })?;
         if let Some(bad) = runtimes.iter().find(|r| !RUNTIMES.contains(&r.as_str())) {
-            return Err(CoreError::invalid(format!("compatibleRuntime has an unknown runtime '{bad}'")));
+            return Err(CoreError::invalid_value("CompatibleRuntime", RUNTIMES.join(" | "), bad));
         }
         let description = req.description.unwrap_or_default();
-        crate::service::max_len("description", &description, 256)?;
-        let package = package.ok_or_else(|| CoreError::invalid("code is required: give code.zipFile or an OSS object"))?;
+        crate::service::max_len("Description", &description, 256)?;
+        let package = package.ok_or_else(|| {
+            CoreError::required_hint("Code", "Give code.zipFile, or code.ossBucketName and code.ossObjectName.")
+        })?;
         let code = self.store_package(package, None).await?;
         let body = json!({"description": description, "compatibleRuntime": runtimes, "license": req.license.unwrap_or_default()});
         Ok(self.meta.create_layer_version(account, name, &body, &code, &self.timestamp()).await?)
@@ -172,7 +176,7 @@ impl Fc {
         let page = PageQuery::new(limit, None, None, None)?;
         let start = match start_version.filter(|s| !s.is_empty()) {
             None => 1,
-            Some(s) => s.parse().map_err(|_| CoreError::invalid(format!("startVersion '{s}' is not a number")))?,
+            Some(s) => s.parse().map_err(|_| CoreError::invalid_value("StartVersion", "a version number", s))?,
         };
         let mut items = self.meta.list_layer_versions(account, name, start, page.limit).await?;
         if items.is_empty() && start <= 1 {
@@ -199,10 +203,7 @@ impl Fc {
             Some("true") => 1,
             Some("false") => 0,
             other => {
-                return Err(CoreError::invalid(format!(
-                    "public is set to an invalid value (allowed: true | false, actual: '{}')",
-                    other.unwrap_or("")
-                )));
+                return Err(CoreError::invalid_value("Public", "true | false", other.unwrap_or("")));
             }
         };
         self.meta.set_layer_acl(account, name, acl).await.map_err(meta_err(|| CoreError::LayerNotFound(name.to_owned())))

@@ -4,19 +4,17 @@ use crate::error::CoreError;
 use std::fmt;
 
 /// FC name rule: `[A-Za-z_][A-Za-z0-9_-]*` within a length range.
-fn check_name(kind: &str, value: &str, max: usize) -> Result<(), CoreError> {
+fn check_name(field: &str, value: &str, max: usize) -> Result<(), CoreError> {
     let ok_len = !value.is_empty() && value.len() <= max;
     let mut chars = value.chars();
     let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     let ok_rest = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok_len && ok_first && ok_rest {
-        Ok(())
-    } else {
-        Err(CoreError::invalid(format!(
-            "{kind} name '{value}' is invalid: it must be 1 to {max} characters of letters, digits, '_' and '-', \
-             and start with a letter or '_'"
-        )))
-    }
+    if ok_len && ok_first && ok_rest { Ok(()) } else { Err(CoreError::bad_format(field, &name_pattern(max), value)) }
+}
+
+/// The name rule as the pattern FC quotes in its messages, the length folded in: `^[_a-zA-Z][-_a-zA-Z0-9]{0,127}$`.
+pub(crate) fn name_pattern(max: usize) -> String {
+    format!("^[_a-zA-Z][-_a-zA-Z0-9]{{0,{}}}$", max.saturating_sub(1))
 }
 
 macro_rules! name_type {
@@ -43,8 +41,8 @@ macro_rules! name_type {
     };
 }
 
-name_type!(ServiceName, "service", 128);
-name_type!(FunctionName, "function", 64);
+name_type!(ServiceName, "ServiceName", 128);
+name_type!(FunctionName, "FunctionName", 64);
 
 /// What a request addresses: `LATEST`, a version id or an alias name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,14 +58,19 @@ impl Qualifier {
             return Ok(Qualifier::Latest);
         }
         if value.bytes().all(|b| b.is_ascii_digit()) {
-            return value
-                .parse()
-                .map(Qualifier::Version)
-                .map_err(|_| CoreError::invalid(format!("qualifier '{value}' is invalid")));
+            return value.parse().map(Qualifier::Version).map_err(|_| bad_qualifier(value));
         }
-        check_name("alias", value, 128)?;
+        check_name("Qualifier", value, 128).map_err(|_| bad_qualifier(value))?;
         Ok(Qualifier::Alias(value.to_owned()))
     }
+}
+
+fn bad_qualifier(value: &str) -> CoreError {
+    CoreError::invalid_value(
+        "Qualifier",
+        format!("LATEST, a version id or an alias name matching '{}'", name_pattern(128)),
+        value,
+    )
 }
 
 impl fmt::Display for Qualifier {
@@ -94,9 +97,9 @@ impl VersionId {
         self.0
     }
 
-    /// `what` names the field in the error (`versionId`, `additionalVersionWeight key`).
+    /// `what` names the field in the error (`VersionId`, `AdditionalVersionWeight key`).
     pub fn parse(text: &str, what: &str) -> Result<Self, CoreError> {
-        text.parse().map(VersionId).map_err(|_| CoreError::invalid(format!("{what} '{text}' is not a version number")))
+        text.parse().map(VersionId).map_err(|_| CoreError::invalid_value(what, "a version id", text))
     }
 }
 
@@ -146,7 +149,7 @@ mod tests {
         let weights: std::collections::BTreeMap<VersionId, f64> = serde_json::from_str(r#"{"3": 0.5}"#).unwrap();
         assert_eq!(serde_json::to_string(&weights).unwrap(), r#"{"3":0.5}"#);
         assert!(serde_json::from_str::<VersionId>("\"x\"").is_err());
-        assert!(VersionId::parse("-1", "versionId").is_err());
+        assert!(VersionId::parse("-1", "VersionId").is_err());
     }
 
     fn check(value: &str, service_ok: bool, function_ok: bool) {
@@ -169,6 +172,24 @@ mod tests {
         check(&"a".repeat(65), true, false);
         check(&"a".repeat(128), true, false);
         check(&"a".repeat(129), false, false);
+    }
+
+    #[test]
+    fn name_errors_are_worded_as_fc_words_them() {
+        let msg = |r: Result<ServiceName, CoreError>| r.unwrap_err().to_string();
+        assert_eq!(
+            msg(ServiceName::parse("1svc")),
+            "ServiceName doesn't match expected format (allowed: '^[_a-zA-Z][-_a-zA-Z0-9]{0,127}$', actual: '1svc')"
+        );
+        assert_eq!(
+            FunctionName::parse("a b").unwrap_err().to_string(),
+            "FunctionName doesn't match expected format (allowed: '^[_a-zA-Z][-_a-zA-Z0-9]{0,63}$', actual: 'a b')"
+        );
+        assert!(Qualifier::parse("bad!").unwrap_err().to_string().starts_with("Qualifier is set to an invalid value"));
+        assert_eq!(
+            VersionId::parse("x", "VersionId").unwrap_err().to_string(),
+            "VersionId is set to an invalid value (allowed: a version id, actual: 'x')"
+        );
     }
 
     #[test]

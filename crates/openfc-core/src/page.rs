@@ -28,9 +28,7 @@ impl PageQuery {
                     if n == 0 { DEFAULT_LIMIT } else { n as usize }
                 }
                 _ => {
-                    return Err(CoreError::invalid(format!(
-                        "limit is set to an invalid value (allowed: 1 to {MAX_LIMIT}, actual: '{l}')"
-                    )));
+                    return Err(CoreError::invalid_value("Limit", format_args!("1 to {MAX_LIMIT}"), l));
                 }
             },
         };
@@ -64,6 +62,10 @@ mod tests {
         assert!(PageQuery::new(Some("101"), None, None, None).is_err());
         assert!(PageQuery::new(Some("-1"), None, None, None).is_err());
         assert!(PageQuery::new(Some("x"), None, None, None).is_err());
+        assert_eq!(
+            PageQuery::new(Some("101"), None, None, None).unwrap_err().to_string(),
+            "Limit is set to an invalid value (allowed: 1 to 100, actual: '101')"
+        );
     }
 
     #[test]

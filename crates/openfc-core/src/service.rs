@@ -176,58 +176,66 @@ impl ServiceFields {
 
     pub fn validate(&self) -> CoreResult<()> {
         if let Some(d) = &self.description {
-            max_len("description", d, 256)?;
+            max_len("Description", d, 256)?;
         }
         if let Some(r) = &self.role {
-            max_len("role", r, 1024)?;
+            max_len("Role", r, 1024)?;
         }
         if let Some(l) = &self.log_config {
             if l.project.is_empty() != l.logstore.is_empty() {
-                return Err(CoreError::invalid("logConfig.project and logConfig.logstore must be set together"));
+                return Err(CoreError::invalid_value(
+                    "LogConfig",
+                    "project and logstore set together",
+                    format!("project '{}', logstore '{}'", l.project, l.logstore),
+                ));
             }
             if !["", "None", "DefaultRegex"].contains(&l.log_begin_rule.as_str()) {
-                return Err(CoreError::invalid(format!(
-                    "logConfig.logBeginRule is set to an invalid value (allowed: None | DefaultRegex, actual: '{}')",
-                    l.log_begin_rule
-                )));
+                let rule = &l.log_begin_rule;
+                return Err(CoreError::invalid_value("LogConfig.LogBeginRule", "None | DefaultRegex", rule));
             }
         }
         if let Some(v) = &self.vpc_config
             && !v.vpc_id.is_empty()
             && (v.v_switch_ids.is_empty() || v.security_group_id.is_empty())
         {
-            return Err(CoreError::invalid("vpcConfig needs vSwitchIds and securityGroupId when vpcId is set"));
+            return Err(CoreError::invalid_value(
+                "VpcConfig",
+                "vSwitchIds and securityGroupId with vpcId",
+                format!("vpcId '{}' without them", v.vpc_id),
+            ));
         }
         if let Some(n) = &self.nas_config {
-            for (field, id) in [("userId", n.user_id), ("groupId", n.group_id)] {
+            for (field, id) in [("NasConfig.UserId", n.user_id), ("NasConfig.GroupId", n.group_id)] {
                 if !(-1..=65534).contains(&id) {
-                    return Err(CoreError::invalid(format!("nasConfig.{field} must be between -1 and 65534")));
+                    return Err(CoreError::invalid_value(field, "-1 to 65534", id));
                 }
             }
             if n.mount_points.len() > 5 {
-                return Err(CoreError::invalid("nasConfig allows at most 5 mountPoints"));
+                return Err(CoreError::invalid_value(
+                    "NasConfig.MountPoints",
+                    "at most 5 mount points",
+                    format!("{} mount points", n.mount_points.len()),
+                ));
             }
             for m in &n.mount_points {
                 if m.server_addr.is_empty() {
-                    return Err(CoreError::invalid("nasConfig.mountPoints[].serverAddr is required"));
+                    return Err(CoreError::required("NasConfig.MountPoints.ServerAddr"));
                 }
-                mount_dir("nasConfig.mountPoints[].mountDir", &m.mount_dir)?;
+                mount_dir("NasConfig.MountPoints.MountDir", &m.mount_dir)?;
             }
         }
         if let Some(t) = &self.tracing_config
             && let Some(kind) = &t.kind
             && kind != "Jaeger"
         {
-            return Err(CoreError::invalid(format!(
-                "tracingConfig.type is set to an invalid value (allowed: Jaeger, actual: '{kind}')"
-            )));
+            return Err(CoreError::invalid_value("TracingConfig.Type", "Jaeger", kind));
         }
         if let Some(o) = &self.oss_mount_config {
             for m in &o.mount_points {
                 if m.bucket_name.is_empty() {
-                    return Err(CoreError::invalid("ossMountConfig.mountPoints[].bucketName is required"));
+                    return Err(CoreError::required("OssMountConfig.MountPoints.BucketName"));
                 }
-                mount_dir("ossMountConfig.mountPoints[].mountDir", &m.mount_dir)?;
+                mount_dir("OssMountConfig.MountPoints.MountDir", &m.mount_dir)?;
             }
         }
         Ok(())
@@ -241,15 +249,16 @@ pub(crate) fn replace<T>(slot: &mut Option<T>, new: Option<T>) {
 }
 
 pub(crate) fn max_len(field: &str, value: &str, max: usize) -> CoreResult<()> {
-    if value.chars().count() > max {
-        return Err(CoreError::invalid(format!("{field} is longer than {max} characters")));
+    let len = value.chars().count();
+    if len > max {
+        return Err(CoreError::invalid_value(field, format!("at most {max} characters"), format!("{len} characters")));
     }
     Ok(())
 }
 
 fn mount_dir(field: &str, dir: &str) -> CoreResult<()> {
     if !dir.starts_with('/') || dir == "/" || dir.split('/').any(|s| s == "..") {
-        return Err(CoreError::invalid(format!("{field} '{dir}' must be an absolute directory other than '/'")));
+        return Err(CoreError::invalid_value(field, "an absolute directory other than '/'", dir));
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ impl Fc {
     pub async fn create_service(&self, account: &str, body: &[u8]) -> CoreResult<ServiceRecord> {
         let fields: ServiceFields = parse_body(body, &SERVICE_SHAPE)?;
         let name = ServiceName::parse(
-            fields.service_name.as_deref().ok_or_else(|| CoreError::invalid("serviceName is required"))?,
+            fields.service_name.as_deref().ok_or_else(|| CoreError::required("ServiceName"))?,
         )?;
         let fields = fields.with_defaults();
         fields.validate()?;

@@ -41,9 +41,7 @@ pub fn check_invocation_id(id: &str) -> CoreResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(CoreError::invalid(format!(
-            "invocation id '{id}' is invalid: 1 to 128 letters, digits, '_' or '-', starting with a letter or '_'"
-        )))
+        Err(CoreError::bad_format("StatefulAsyncInvocationId", &crate::names::name_pattern(128), id))
     }
 }
 

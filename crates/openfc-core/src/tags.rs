@@ -39,12 +39,19 @@ fn tags_of(doc: &Document) -> BTreeMap<String, String> {
 fn validate_tag(key: &str, value: &str) -> CoreResult<()> {
     let lower = key.to_ascii_lowercase();
     if key.is_empty() || key.chars().count() > 128 || lower.starts_with("aliyun") || lower.starts_with("acs:") {
-        return Err(CoreError::invalid(format!(
-            "tag key '{key}' is invalid: 1 to 128 characters, not starting with 'aliyun' or 'acs:'"
-        )));
+        return Err(CoreError::invalid_value(
+            "Tags key",
+            "1 to 128 characters, not starting with 'aliyun' or 'acs:'",
+            key,
+        ));
     }
-    if value.chars().count() > 256 {
-        return Err(CoreError::invalid(format!("tag value of '{key}' is longer than 256 characters")));
+    let len = value.chars().count();
+    if len > 256 {
+        return Err(CoreError::invalid_value(
+            "Tags value",
+            "at most 256 characters",
+            format_args!("{len} characters for key {key}"),
+        ));
     }
     Ok(())
 }
@@ -57,14 +64,18 @@ impl Fc {
     /// The full ARN of the service or function `arn` names — a full ARN or, as the SDKs document, a partial one
     /// (`services/SVC`, `services/SVC/functions/FN`) — which must exist in this account.
     async fn tagged_service(&self, account: &str, arn: Option<&str>) -> CoreResult<String> {
-        let arn = arn.filter(|a| !a.is_empty()).ok_or_else(|| CoreError::invalid("resourceArn is required"))?;
+        let arn = arn.filter(|a| !a.is_empty()).ok_or_else(|| CoreError::required("ResourceArn"))?;
         let prefix = format!("acs:fc:{}:{account}:", self.region);
         let path = arn.strip_prefix(&prefix).unwrap_or(arn);
         let bad = || {
-            CoreError::invalid(format!(
-                "resourceArn '{arn}' names no service or function of this account (expected {prefix}services/NAME, \
-                 services/NAME or services/NAME/functions/FUNCTION)"
-            ))
+            CoreError::invalid_value(
+                "ResourceArn",
+                format_args!(
+                    "a service or function of this account: {prefix}services/NAME[/functions/FUNCTION], \
+                     services/NAME or services/NAME/functions/FUNCTION"
+                ),
+                arn,
+            )
         };
         let rest = path.strip_prefix("services/").ok_or_else(bad)?;
         let (svc, function) = match rest.split_once("/functions/") {
@@ -125,14 +136,18 @@ impl Fc {
     pub async fn tag_resource(&self, account: &str, body: &[u8]) -> CoreResult<()> {
         let req: TagBody = parse_body(body, &TAG_SHAPE)?;
         let arn = self.tagged_service(account, req.resource_arn.as_deref()).await?;
-        let new = req.tags.filter(|t| !t.is_empty()).ok_or_else(|| CoreError::invalid("tags must not be empty"))?;
+        let new = req.tags.filter(|t| !t.is_empty()).ok_or_else(|| CoreError::required("Tags"))?;
         let mut tags = self.tag_doc(account, &arn).await?.map(|d| tags_of(&d)).unwrap_or_default();
         for (k, v) in new {
             validate_tag(&k, &v)?;
             tags.insert(k, v);
         }
         if tags.len() > MAX_TAGS {
-            return Err(CoreError::invalid(format!("a resource can have at most {MAX_TAGS} tags")));
+            return Err(CoreError::invalid_value(
+                "Tags",
+                format_args!("at most {MAX_TAGS} tags per resource"),
+                format_args!("{} tags", tags.len()),
+            ));
         }
         self.store_tags(account, &arn, tags).await
     }
@@ -145,7 +160,7 @@ impl Fc {
         if req.all == Some(true) {
             tags.clear();
         } else if keys.is_empty() {
-            return Err(CoreError::invalid("give tagKeys, or all: true to remove every tag"));
+            return Err(CoreError::required_hint("TagKeys", "Give tagKeys, or all: true to remove every tag."));
         }
         for k in keys {
             tags.remove(&k);

@@ -45,13 +45,20 @@ struct TriggerBody {
 fn config_object(v: Value) -> CoreResult<Map<String, Value>> {
     let v = match v {
         Value::String(s) => serde_json::from_str(&s)
-            .map_err(|e| CoreError::invalid(format!("triggerConfig is not valid JSON: {e}")))?,
+            .map_err(|e| CoreError::invalid_value(TRIGGER_CONFIG, "a JSON object", format_args!("{e}")))?,
         other => other,
     };
     match v {
         Value::Object(m) => Ok(m),
-        _ => Err(CoreError::invalid("triggerConfig must be a JSON object")),
+        other => Err(CoreError::invalid_value(TRIGGER_CONFIG, "a JSON object", other)),
     }
+}
+
+const TRIGGER_CONFIG: &str = "TriggerConfig";
+
+/// `TriggerConfig.AuthType`: a config key as messages name it.
+fn config_field(name: &str) -> String {
+    format!("{TRIGGER_CONFIG}.{}", crate::error::pascal(name))
 }
 
 /// Reads a config key case-insensitively, as FC's backend does.
@@ -61,17 +68,17 @@ fn field<'a>(cfg: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
 
 fn want_str<'a>(cfg: &'a Map<String, Value>, name: &str, required: bool) -> CoreResult<Option<&'a str>> {
     match field(cfg, name) {
-        None if required => Err(CoreError::invalid(format!("triggerConfig.{name} is required"))),
+        None if required => Err(CoreError::required(&config_field(name))),
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(CoreError::invalid(format!("triggerConfig.{name} must be a string"))),
+        Some(other) => Err(CoreError::invalid_value(&config_field(name), "a string", other)),
     }
 }
 
 fn want_bool(cfg: &Map<String, Value>, name: &str) -> CoreResult<()> {
     match field(cfg, name) {
         None | Some(Value::Bool(_)) => Ok(()),
-        Some(_) => Err(CoreError::invalid(format!("triggerConfig.{name} must be a boolean"))),
+        Some(other) => Err(CoreError::invalid_value(&config_field(name), "true | false", other)),
     }
 }
 
@@ -79,16 +86,13 @@ fn want_kind(cfg: &Map<String, Value>, name: &str, ok: fn(&Value) -> bool, what:
     match field(cfg, name) {
         None => Ok(()),
         Some(v) if ok(v) => Ok(()),
-        Some(_) => Err(CoreError::invalid(format!("triggerConfig.{name} must be {what}"))),
+        Some(other) => Err(CoreError::invalid_value(&config_field(name), what, other)),
     }
 }
 
 fn one_of(name: &str, value: Option<&str>, allowed: &[&str]) -> CoreResult<()> {
     match value {
-        Some(v) if !allowed.contains(&v) => Err(CoreError::invalid(format!(
-            "triggerConfig.{name} is set to an invalid value (allowed: {}, actual: '{v}')",
-            allowed.join(" | ")
-        ))),
+        Some(v) if !allowed.contains(&v) => Err(CoreError::invalid_value(&config_field(name), allowed.join(" | "), v)),
         _ => Ok(()),
     }
 }
@@ -104,7 +108,8 @@ pub fn set_min_timer_interval(secs: u64) {
 
 /// `@every 1h30m`: a Go-style duration of at least one minute (or the configured minimum).
 fn every(spec: &str) -> CoreResult<()> {
-    let bad = || CoreError::invalid(format!("cronExpression '@every {spec}' needs a duration like 5m or 1h30m"));
+    let allowed = "@every followed by a duration such as 5m or 1h30m";
+    let bad = || CoreError::invalid_value(CRON, allowed, format_args!("@every {spec}"));
     let (mut total, mut num) = (0u64, String::new());
     let mut seen_unit = false;
     for c in spec.trim().chars() {
@@ -127,31 +132,36 @@ fn every(spec: &str) -> CoreResult<()> {
     }
     let min = MIN_EVERY_SECS.load(std::sync::atomic::Ordering::Relaxed);
     if total < min {
-        return Err(CoreError::invalid(if min == 60 {
-            "cronExpression '@every' must be at least 1m".to_owned()
-        } else {
-            format!("cronExpression '@every' must be at least {min}s")
-        }));
+        let least = if min == 60 { "1m".to_owned() } else { format!("{min}s") };
+        let allowed = format!("@every of at least {least}");
+        return Err(CoreError::invalid_value(CRON, allowed, format_args!("@every {spec}")));
     }
     Ok(())
 }
+
+const CRON: &str = "TriggerConfig.CronExpression";
 
 /// FC cron: `@every <duration>` or six fields (seconds first), optionally after `CRON_TZ=<zone> `.
 pub fn validate_cron(expr: &str) -> CoreResult<()> {
     let mut expr = expr.trim();
     if let Some(rest) = expr.strip_prefix("CRON_TZ=") {
-        let (zone, cron) = rest.split_once(' ').ok_or_else(|| CoreError::invalid("CRON_TZ= must be followed by a schedule"))?;
+        let (zone, cron) = rest
+            .split_once(' ')
+            .ok_or_else(|| CoreError::invalid_value(CRON, "CRON_TZ=<zone> followed by a schedule", expr))?;
         let ok = !zone.is_empty()
             && zone.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c)));
         if !ok {
-            return Err(CoreError::invalid(format!("CRON_TZ zone '{zone}' is not a time zone name")));
+            return Err(CoreError::invalid_value(CRON, "CRON_TZ=<time zone name>", format_args!("CRON_TZ={zone}")));
         }
         // Accepted means it fires: a zone openfc cannot compute (daylight saving needs a zone database) is
         // refused here rather than stored and never run.
         if !crate::timers::zone_supported(zone) {
-            return Err(CoreError::invalid(format!(
-                "CRON_TZ zone '{zone}' is not supported by openfc: use UTC, a zone without daylight saving (e.g. Asia/Shanghai, Asia/Tokyo) or Etc/GMT±N"
-            )));
+            return Err(CoreError::invalid_value(
+                CRON,
+                "CRON_TZ=UTC, a zone without daylight saving (e.g. Asia/Shanghai, Asia/Tokyo) or Etc/GMT±N: openfc \
+                 computes no daylight saving",
+                format_args!("CRON_TZ={zone}"),
+            ));
         }
         expr = cron.trim();
     }
@@ -159,19 +169,27 @@ pub fn validate_cron(expr: &str) -> CoreResult<()> {
         return every(spec);
     }
     if expr.split_whitespace().count() != 6 {
-        return Err(CoreError::invalid(format!(
-            "cronExpression '{expr}' must have 6 fields (second minute hour day month weekday) or be '@every <duration>'"
-        )));
+        return Err(CoreError::invalid_value(
+            CRON,
+            "6 fields (second minute hour day month weekday) or @every <duration>",
+            expr,
+        ));
     }
     let parser = CronParser::builder().seconds(Seconds::Required).year(Year::Disallowed).sloppy_ranges(true).build();
-    parser.parse(expr).map(|_| ()).map_err(|e| CoreError::invalid(format!("cronExpression '{expr}' is invalid: {e}")))
+    parser.parse(expr).map(|_| ()).map_err(|e| {
+        CoreError::invalid(format!("{CRON} is set to an invalid value (actual: '{expr}'): {e}"))
+    })
 }
 
 fn validate_config(kind: &str, cfg: &Map<String, Value>, source_arn: Option<&str>) -> CoreResult<()> {
     let need_arn = |service: &str| -> CoreResult<()> {
         match source_arn {
             Some(a) if a.starts_with(&format!("acs:{service}:")) => Ok(()),
-            _ => Err(CoreError::invalid(format!("a {kind} trigger needs sourceArn 'acs:{service}:...'"))),
+            other => Err(CoreError::invalid_value(
+                "SourceArn",
+                format_args!("acs:{service}:... for a {kind} trigger"),
+                other.unwrap_or(""),
+            )),
         }
     };
     let is_array = |v: &Value| v.is_array();
@@ -181,12 +199,16 @@ fn validate_config(kind: &str, cfg: &Map<String, Value>, source_arn: Option<&str
         "http" => {
             one_of("authType", want_str(cfg, "authType", true)?, &["anonymous", "function"])?;
             let methods = field(cfg, "methods").and_then(Value::as_array).filter(|m| !m.is_empty()).ok_or_else(|| {
-                CoreError::invalid(format!("triggerConfig.methods must be a non-empty list of {}", HTTP_METHODS.join(", ")))
+                CoreError::invalid_value(
+                    "TriggerConfig.Methods",
+                    format_args!("a non-empty list of {}", HTTP_METHODS.join(" | ")),
+                    field(cfg, "methods").unwrap_or(&Value::Null),
+                )
             })?;
             for m in methods {
                 match m.as_str() {
                     Some(m) if HTTP_METHODS.contains(&m) => {}
-                    _ => return Err(CoreError::invalid(format!("triggerConfig.methods has an invalid method {m}"))),
+                    _ => return Err(CoreError::invalid_value("TriggerConfig.Methods", HTTP_METHODS.join(" | "), m)),
                 }
             }
             want_bool(cfg, "disableURLInternet")?;
@@ -202,7 +224,11 @@ fn validate_config(kind: &str, cfg: &Map<String, Value>, source_arn: Option<&str
             let events = field(cfg, "events").and_then(Value::as_array).filter(|e| !e.is_empty());
             let ok = events.is_some_and(|e| e.iter().all(|x| x.as_str().is_some_and(|s| s.starts_with("oss:"))));
             if !ok {
-                return Err(CoreError::invalid("triggerConfig.events must be a non-empty list of 'oss:...' events"));
+                return Err(CoreError::invalid_value(
+                    "TriggerConfig.Events",
+                    "a non-empty list of oss:... events",
+                    field(cfg, "events").unwrap_or(&Value::Null),
+                ));
             }
             want_kind(cfg, "filter", is_object, "an object")?;
         }
@@ -210,7 +236,10 @@ fn validate_config(kind: &str, cfg: &Map<String, Value>, source_arn: Option<&str
             need_arn("log")?;
             for key in ["sourceConfig", "jobConfig", "logConfig"] {
                 if !field(cfg, key).is_some_and(Value::is_object) {
-                    return Err(CoreError::invalid(format!("triggerConfig.{key} is required and must be an object")));
+                    return Err(match field(cfg, key) {
+                        None => CoreError::required(&config_field(key)),
+                        Some(other) => CoreError::invalid_value(&config_field(key), "an object", other),
+                    });
                 }
             }
             want_bool(cfg, "enable")?;
@@ -242,10 +271,7 @@ fn validate_config(kind: &str, cfg: &Map<String, Value>, source_arn: Option<&str
             want_kind(cfg, "concurrency", is_number, "a number")?;
         }
         other => {
-            return Err(CoreError::invalid(format!(
-                "TriggerType is set to an invalid value (allowed: {}, actual: '{other}')",
-                TYPES.join(" | ")
-            )));
+            return Err(CoreError::invalid_value("TriggerType", TYPES.join(" | "), other));
         }
     }
     Ok(())
@@ -257,9 +283,9 @@ fn trigger_key(service: &ServiceName, function: &FunctionName, name: &str) -> St
 
 fn trigger_name(name: &str) -> CoreResult<String> {
     // Trigger names follow the service rule (1–128).
-    ServiceName::parse(name).map(|n| n.to_string()).map_err(|_| {
-        CoreError::invalid(format!("trigger name '{name}' is invalid: 1 to 128 letters, digits, '_' or '-', not starting with a digit or '-'"))
-    })
+    ServiceName::parse(name)
+        .map(|n| n.to_string())
+        .map_err(|_| CoreError::bad_format("TriggerName", &crate::names::name_pattern(128), name))
 }
 
 /// The JSON of a trigger. `config_as_string` for the 2021-04-06 API; `base_url` is openfc's public URL.
@@ -321,15 +347,15 @@ impl Fc {
     ) -> CoreResult<Document> {
         let req: TriggerBody = parse_body(body, &TRIGGER_SHAPE)?;
         let target = self.fresh_function(account, service, function).await?;
-        let name = trigger_name(req.trigger_name.as_deref().ok_or_else(|| CoreError::invalid("triggerName is required"))?)?;
-        let kind = req.trigger_type.ok_or_else(|| CoreError::invalid("triggerType is required"))?;
-        let cfg = config_object(req.trigger_config.ok_or_else(|| CoreError::invalid("triggerConfig is required"))?)?;
+        let name = trigger_name(req.trigger_name.as_deref().ok_or_else(|| CoreError::required("TriggerName"))?)?;
+        let kind = req.trigger_type.ok_or_else(|| CoreError::required("TriggerType"))?;
+        let cfg = config_object(req.trigger_config.ok_or_else(|| CoreError::required(TRIGGER_CONFIG))?)?;
         // HTTP and timer triggers have no event source: FC discards a sourceArn sent for them.
         let source_arn = if kind == "http" || kind == "timer" { None } else { req.source_arn.filter(|a| !a.is_empty()) };
         validate_config(&kind, &cfg, source_arn.as_deref())?;
         self.check_qualifier(account, service, req.qualifier.as_deref()).await?;
         let description = req.description.unwrap_or_default();
-        crate::service::max_len("description", &description, 256)?;
+        crate::service::max_len("Description", &description, 256)?;
         if kind == "http" {
             if crate::images::non_web_container(&target.config) {
                 return Err(CoreError::invalid(format!(
@@ -416,7 +442,7 @@ impl Fc {
             body.insert("invocationRole".into(), role.into());
         }
         if let Some(d) = req.description {
-            crate::service::max_len("description", &d, 256)?;
+            crate::service::max_len("Description", &d, 256)?;
             body.insert("description".into(), d.into());
         }
         let expected = std::mem::replace(&mut doc.etag, new_etag());

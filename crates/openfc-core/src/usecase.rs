@@ -120,7 +120,7 @@ impl Fc {
         self.meta.get_service(account, service.as_str()).await.map_err(Self::service_missing(service))?;
         let (fields, package) = self.parse_function_body(body).await?;
         let name = FunctionName::parse(
-            fields.function_name.as_deref().ok_or_else(|| CoreError::invalid("functionName is required"))?,
+            fields.function_name.as_deref().ok_or_else(|| CoreError::required("FunctionName"))?,
         )?;
         let fields = fields.with_defaults();
         fields.validate()?;
@@ -128,7 +128,12 @@ impl Fc {
         let code = match package {
             Some(input) => Some(self.store_package(input, checksum_header).await?),
             None if fields.is_container() => None,
-            None => return Err(CoreError::invalid("code is required: give code.zipFile or code.ossBucketName/ossObjectName")),
+            None => {
+                return Err(CoreError::required_hint(
+                    "Code",
+                    "Give code.zipFile, or code.ossBucketName and code.ossObjectName.",
+                ));
+            }
         };
         let now = self.timestamp();
         let mut config = to_config(&fields)?;

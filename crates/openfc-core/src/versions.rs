@@ -75,14 +75,14 @@ impl VersionIdInput {
     fn parse(&self) -> CoreResult<VersionId> {
         match self {
             VersionIdInput::Number(n) => Ok(VersionId::new(*n)),
-            VersionIdInput::Text(t) => VersionId::parse(t, "versionId"),
+            VersionIdInput::Text(t) => VersionId::parse(t, "VersionId"),
         }
     }
 }
 
 /// `additionalVersionWeight` as sent: its keys must be version numbers.
 fn weights(sent: BTreeMap<String, f64>) -> CoreResult<BTreeMap<VersionId, f64>> {
-    sent.into_iter().map(|(k, w)| Ok((VersionId::parse(&k, "additionalVersionWeight key")?, w))).collect()
+    sent.into_iter().map(|(k, w)| Ok((VersionId::parse(&k, "AdditionalVersionWeight key")?, w))).collect()
 }
 
 #[derive(Deserialize, Default)]
@@ -128,12 +128,12 @@ pub fn alias_json(doc: &Document) -> Value {
     Value::Object(out)
 }
 
+const WEIGHTS: &str = "AdditionalVersionWeight";
+
 fn alias_name(value: &str) -> CoreResult<String> {
     match Qualifier::parse(value)? {
         Qualifier::Alias(a) => Ok(a),
-        _ => Err(CoreError::invalid(format!(
-            "alias name '{value}' is invalid: it must not be LATEST or a number, and must start with a letter or '_'"
-        ))),
+        _ => Err(CoreError::bad_format("AliasName", &crate::names::name_pattern(128), value)),
     }
 }
 
@@ -202,7 +202,7 @@ impl Fc {
     ) -> CoreResult<VersionRecord> {
         let req: PublishBody = parse_body(body, &PUBLISH_SHAPE)?;
         let description = req.description.unwrap_or_default();
-        crate::service::max_len("description", &description, 256)?;
+        crate::service::max_len("Description", &description, 256)?;
         let if_match = if_match.map(|m| m.trim().trim_matches('"'));
         let now = self.timestamp();
         match self.meta.publish_version(account, service.as_str(), &description, if_match, &now).await {
@@ -231,15 +231,13 @@ impl Fc {
             None | Some("BACKWARD") => false,
             Some("FORWARD") => true,
             Some(other) => {
-                return Err(CoreError::invalid(format!(
-                    "direction is set to an invalid value (allowed: FORWARD | BACKWARD, actual: '{other}')"
-                )));
+                return Err(CoreError::invalid_value("Direction", "FORWARD | BACKWARD", other));
             }
         };
         let page = PageQuery::new(limit, None, None, None)?;
         let start = match start.filter(|s| !s.is_empty()) {
             None => None,
-            Some(s) => Some(s.parse::<u64>().map_err(|_| CoreError::invalid(format!("'{s}' is not a version id")))?),
+            Some(s) => Some(s.parse::<u64>().map_err(|_| CoreError::invalid_value("NextToken", "a version id", s))?),
         };
         let mut items = self.meta.list_versions(account, service.as_str(), forward, start, page.limit).await?;
         // The item after the page is where the next page starts.
@@ -273,35 +271,35 @@ impl Fc {
         for (v, w) in &alias.additional_version_weight {
             self.version(account, service, v.get()).await?;
             if !(0.0..=1.0).contains(w) || !w.is_finite() {
-                return Err(CoreError::invalid(format!("additionalVersionWeight of version {v} must be between 0 and 1, actual: {w}")));
+                return Err(CoreError::invalid_value(WEIGHTS, "weights from 0 to 1", format_args!("{v}: {w}")));
             }
             sum += w;
         }
         if sum > 1.0 + 1e-9 {
-            return Err(CoreError::invalid(format!("additionalVersionWeight values add up to {sum}, more than 1")));
+            let allowed = "weights adding up to at most 1";
+            return Err(CoreError::invalid_value(WEIGHTS, allowed, format_args!("a sum of {sum}")));
         }
         if !["Random", "Content"].contains(&alias.resolve_policy.as_str()) {
-            return Err(CoreError::invalid(format!(
-                "ResolvePolicy is set to an invalid value (allowed: Random | Content, actual: '{}')",
-                alias.resolve_policy
-            )));
+            return Err(CoreError::invalid_value("ResolvePolicy", "Random | Content", &alias.resolve_policy));
         }
         if let Some(p) = &alias.route_policy {
             for item in &p.policy_items {
                 if item.key.is_empty() || !["Header", "Cookie", "Query"].contains(&item.kind.as_str()) {
-                    return Err(CoreError::invalid(
-                        "routePolicy.policyItems need a type (Header | Cookie | Query) and a key",
+                    return Err(CoreError::invalid_value(
+                        "RoutePolicy.PolicyItems",
+                        "items with a type (Header | Cookie | Query) and a key",
+                        format!("type {}, key {}", item.kind, item.key),
                     ));
                 }
             }
         }
-        crate::service::max_len("description", &alias.description, 256)
+        crate::service::max_len("Description", &alias.description, 256)
     }
 
     pub async fn create_alias(&self, account: &str, service: &ServiceName, body: &[u8]) -> CoreResult<Document> {
         let req: AliasBody = parse_body(body, &ALIAS_SHAPE)?;
-        let name = alias_name(req.alias_name.as_deref().ok_or_else(|| CoreError::invalid("aliasName is required"))?)?;
-        let version = req.version_id.ok_or_else(|| CoreError::invalid("versionId is required"))?.parse()?;
+        let name = alias_name(req.alias_name.as_deref().ok_or_else(|| CoreError::required("AliasName"))?)?;
+        let version = req.version_id.ok_or_else(|| CoreError::required("VersionId"))?.parse()?;
         let alias = Alias {
             alias_name: name.clone(),
             version_id: version,

@@ -171,8 +171,16 @@ fn check_domain_name(name: &str) -> CoreResult<()> {
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
                 || (i == 0 && *l == "*")
         });
-    if ok { Ok(()) } else { Err(CoreError::invalid(format!("domain name '{name}' is not a valid host name"))) }
+    if ok { Ok(()) } else { Err(bad_domain_name(name)) }
 }
+
+/// FC's own message for a bad domain name (lower-case "domain name", as FC writes it), with openfc's rule.
+fn bad_domain_name(name: &str) -> CoreError {
+    CoreError::bad_format("domain name", DOMAIN_PATTERN, name)
+}
+
+/// The rule `check_domain_name` applies (bar the 253-character total), as a pattern for messages.
+const DOMAIN_PATTERN: &str = r"^(\*\.)?([a-z0-9A-Z]([-a-z0-9A-Z]{0,61}[a-z0-9A-Z])?\.)+[a-zA-Z]{2,}$";
 
 /// The domain name a `Host` header names: port and a final dot dropped, lower-cased; `None` for what cannot
 /// be a custom domain (IP addresses, `localhost`, malformed values).
@@ -196,23 +204,27 @@ impl DomainBody {
     fn validate(&self) -> CoreResult<()> {
         let protocol = self.protocol.as_deref().unwrap_or("HTTP");
         if !["HTTP", "HTTPS", "HTTP,HTTPS"].contains(&protocol) {
-            return Err(CoreError::invalid(format!(
-                "Protocol is set to an invalid value (allowed: HTTP | HTTPS | HTTP,HTTPS, actual: '{protocol}')"
-            )));
+            return Err(CoreError::invalid_value("Protocol", "HTTP | HTTPS | HTTP,HTTPS", protocol));
         }
         let cert = self.cert_config.as_ref().filter(|c| !c.certificate.is_empty());
         if protocol.contains("HTTPS") && cert.is_none_or(|c| c.private_key.is_empty() || c.cert_name.is_empty()) {
-            return Err(CoreError::invalid("HTTPS needs certConfig with certName, certificate and privateKey"));
+            return Err(CoreError::required_hint(
+                "CertConfig",
+                "Protocol HTTPS needs certConfig with certName, certificate and privateKey.",
+            ));
         }
         if let Some(c) = cert
             && (!c.certificate.contains("BEGIN CERTIFICATE") || !c.private_key.contains("PRIVATE KEY"))
         {
-            return Err(CoreError::invalid("certConfig.certificate and privateKey must be PEM"));
+            // FC's sentence without its `actual`, which would echo the private key.
+            return Err(CoreError::invalid(
+                "CertConfig is set to an invalid value (allowed: a PEM certificate and a PEM private key)",
+            ));
         }
         if let Some(t) = &self.tls_config {
             for v in [&t.min_version, &t.max_version] {
                 if !v.is_empty() && !TLS.contains(&v.as_str()) {
-                    return Err(CoreError::invalid(format!("tlsConfig version '{v}' is not one of {}", TLS.join(", "))));
+                    return Err(CoreError::invalid_value("TlsConfig.Version", TLS.join(" | "), v));
                 }
             }
         }
@@ -271,9 +283,9 @@ impl Fc {
 
     pub async fn create_custom_domain(&self, account: &str, body: &[u8]) -> CoreResult<Document> {
         let mut req: DomainBody = parse_body(body, &DOMAIN_SHAPE)?;
-        let name = req.domain_name.clone().ok_or_else(|| CoreError::invalid("domainName is required"))?;
+        let name = req.domain_name.clone().ok_or_else(|| CoreError::required("DomainName"))?;
         let key = key_of(&name);
-        check_domain_name(&key).map_err(|_| CoreError::invalid(format!("domain name '{name}' is not a valid host name")))?;
+        check_domain_name(&key).map_err(|_| bad_domain_name(&name))?;
         req.protocol.get_or_insert_with(|| "HTTP".into());
         req.route_config.get_or_insert_with(RouteConfig::default);
         req.validate()?;

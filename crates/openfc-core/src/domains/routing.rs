@@ -13,18 +13,24 @@ pub(super) enum RoutePath {
     Prefix(String),
 }
 
+const ROUTE_PATH: &str = "RouteConfig.Routes.Path";
+
 impl RoutePath {
     pub(super) fn parse(path: &str) -> CoreResult<Self> {
         if !path.starts_with('/') {
-            return Err(CoreError::invalid(format!("route path '{path}' must start with '/'")));
+            return Err(CoreError::invalid_value(ROUTE_PATH, "a path starting with '/'", path));
         }
         if path.len() > MAX_PATTERN {
-            return Err(CoreError::invalid(format!("route path is longer than {MAX_PATTERN} characters")));
+            return Err(CoreError::invalid_value(
+                ROUTE_PATH,
+                format_args!("at most {MAX_PATTERN} characters"),
+                format_args!("{} characters", path.len()),
+            ));
         }
         match path.strip_suffix('*') {
             Some(prefix) if !prefix.contains('*') => Ok(RoutePath::Prefix(prefix.to_owned())),
             None if !path.contains('*') => Ok(RoutePath::Exact(path.to_owned())),
-            _ => Err(CoreError::invalid(format!("route path '{path}' may have '*' only at its end"))),
+            _ => Err(CoreError::invalid_value(ROUTE_PATH, "a path with '*' only at its end", path)),
         }
     }
 
@@ -176,7 +182,11 @@ pub(super) struct CompiledRoute {
 pub(super) fn compile_routes(cfg: Option<&RouteConfig>, strict: bool) -> CoreResult<Vec<CompiledRoute>> {
     let routes = cfg.map_or(&[][..], |c| c.routes.as_slice());
     if strict && routes.len() > MAX_ROUTES {
-        return Err(CoreError::invalid(format!("a custom domain has at most {MAX_ROUTES} routes")));
+        return Err(CoreError::invalid_value(
+            "RouteConfig.Routes",
+            format_args!("at most {MAX_ROUTES} routes"),
+            format_args!("{} routes", routes.len()),
+        ));
     }
     let mut out = Vec::with_capacity(routes.len());
     let mut rules = 0;
@@ -186,8 +196,12 @@ pub(super) fn compile_routes(cfg: Option<&RouteConfig>, strict: bool) -> CoreRes
                 rules += c.rewrite.len();
                 out.push(c);
             }
-            Ok(_) if strict => {
-                return Err(CoreError::invalid(format!("a custom domain has at most {MAX_RULES} rewrite rules")));
+            Ok(c) if strict => {
+                return Err(CoreError::invalid_value(
+                    "RouteConfig.Routes.RewriteConfig",
+                    format_args!("at most {MAX_RULES} rewrite rules per domain"),
+                    format_args!("{} rules", rules + c.rewrite.len()),
+                ));
             }
             Err(e) if strict => return Err(e),
             Ok(_) | Err(_) => tracing::warn!(path = %r.path, "stored custom-domain route left out: invalid or over the limits"),
@@ -204,10 +218,14 @@ pub(super) fn compile_route(r: &Route) -> CoreResult<CompiledRoute> {
     let function = FunctionName::parse(&r.function_name)?;
     let qualifier = Qualifier::parse(&r.qualifier)?;
     if let Some(m) = r.methods.iter().find(|m| !METHODS.contains(&m.as_str())) {
-        return Err(CoreError::invalid(format!("route method '{m}' is not one of {}", METHODS.join(", "))));
+        return Err(CoreError::invalid_value("RouteConfig.Routes.Methods", METHODS.join(" | "), m));
     }
     let rewrite = match &r.rewrite_config {
-        Some(cfg) => Rewrite::compile(cfg).map_err(|e| CoreError::invalid(format!("route '{}': {e}", r.path)))?,
+        Some(cfg) => Rewrite::compile(cfg).map_err(|e| {
+            let path = &r.path;
+            let field = "RouteConfig.Routes.RewriteConfig";
+            CoreError::invalid(format!("{field} of route '{path}' is set to an invalid value: {e}"))
+        })?,
         None => Rewrite::default(),
     };
     Ok(CompiledRoute { path, service, function, qualifier, methods: r.methods.clone(), rewrite })

@@ -62,17 +62,17 @@ pub fn parse_body<T: DeserializeOwned>(body: &[u8], shape: &Shape) -> Result<T, 
         Value::Object(Map::new())
     } else {
         serde_json::from_slice(body)
-            .map_err(|e| CoreError::invalid(format!("the request body is not valid JSON: {e}")))?
+            .map_err(|e| CoreError::bad_body(format_args!("It is not valid JSON: {e}")))?
     };
     from_value(value, shape)
 }
 
 pub fn from_value<T: DeserializeOwned>(value: Value, shape: &Shape) -> Result<T, CoreError> {
     if !value.is_object() {
-        return Err(CoreError::invalid("the request body must be a JSON object"));
+        return Err(CoreError::bad_body("It must be a JSON object."));
     }
     serde_json::from_value(normalize(value, shape))
-        .map_err(|e| CoreError::invalid(format!("the request body is invalid: {e}")))
+        .map_err(CoreError::bad_body)
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ pub(super) async fn handle(ctx: &Ctx<'_>, endpoint: Endpoint) -> Result<axum::re
             let limit = match query.get("limit").filter(|v| !v.is_empty()) {
                 None => max,
                 Some(v) => v.parse::<usize>().ok().filter(|n| *n <= max).ok_or_else(|| {
-                    openfc_core::CoreError::invalid(format!("limit must be an integer from 0 to {max}, actual: '{v}'"))
+                    openfc_core::CoreError::invalid_value("Limit", format_args!("0 to {max}"), v)
                 })?,
             };
             let ids = query.list("instanceIds");

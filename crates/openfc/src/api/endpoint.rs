@@ -163,7 +163,7 @@ fn unqualified(seg: &str, query: &Query) -> Result<ServiceName, CoreError> {
     let (service, q) = service_segment(seg, query)?;
     match q {
         Qualifier::Latest => Ok(service),
-        other => Err(CoreError::invalid(format!("qualifier '{other}' is not allowed here: only LATEST can be changed"))),
+        other => Err(CoreError::invalid_value("Qualifier", "LATEST: only LATEST can be changed", other)),
     }
 }
 

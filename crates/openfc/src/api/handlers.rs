@@ -163,7 +163,7 @@ pub async fn handle(app: &App, call: Call<'_>) -> Result<Response, ApiError> {
             let limit = match query.get("limit") {
                 None | Some("") => 100,
                 Some(l) => l.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| {
-                    ApiError::new(openfc_core::wire::ErrorCode::InvalidArgument, format!("limit must be 1 to 10000, actual: '{l}'"))
+                    openfc_core::CoreError::invalid_value("Limit", "1 to 10000", l)
                 })?,
             };
             json(json!({ "lines": app.invoker.function_logs(acct, service.as_str(), function.as_str(), limit).await }))

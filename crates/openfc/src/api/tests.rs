@@ -385,7 +385,7 @@ async fn vpc_bindings_are_stored_listed_and_go_with_their_service() {
         h.send(h.signed("POST", &uri, Some(bind("vpc-a")))).await.ok(200);
         assert_eq!(h.send(h.signed("GET", &uri, None)).await.ok(200), json!({"vpcIds": ["vpc-a", "vpc-b"]}));
         let bad = h.send(h.signed("POST", &uri, Some(b"{}".to_vec()))).await.error(400, "InvalidArgument");
-        assert_eq!(bad["ErrorMessage"], "vpcId is required");
+        assert_eq!(bad["ErrorMessage"], "VpcId is required but not provided.");
         let missing = h.send(h.signed("DELETE", &format!("{uri}/vpc-zz"), None)).await.error(404, "VpcBindingNotFound");
         assert!(missing["ErrorMessage"].as_str().unwrap().contains("vpc-zz"), "{missing}");
         let answer = h.send(h.signed("DELETE", &format!("{uri}/vpc-b"), None)).await;
