@@ -36,12 +36,13 @@ fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::InvalidArgument, message)
 }
 
-fn flag(query: &Query, name: &str, default: bool) -> Result<bool, ApiError> {
+/// A `true`/`false` query parameter; `field` is its name in FC's messages.
+fn flag(query: &Query, name: &str, field: &str, default: bool) -> Result<bool, ApiError> {
     match query.get(name) {
         None | Some("") => Ok(default),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
         Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(invalid(format!("{name} must be true or false, actual: '{v}'"))),
+        Some(v) => Err(ApiError::from(openfc_core::CoreError::invalid_value(field, "true | false", v))),
     }
 }
 
@@ -49,10 +50,10 @@ fn flag(query: &Query, name: &str, default: bool) -> Result<bool, ApiError> {
 fn exec_request(query: &Query) -> Result<(ExecRequest, Duration), ApiError> {
     let argv = query.list("command");
     if argv.is_empty() || argv[0].is_empty() {
-        return Err(invalid("command is required: one `command` query parameter per argument"));
+        return Err(openfc_core::CoreError::required_hint("Command", "Send one `command` query parameter per argument.").into());
     }
     if argv.iter().any(|a| a.contains('\0')) {
-        return Err(invalid("command must not contain NUL characters"));
+        return Err(openfc_core::CoreError::invalid_value("Command", "text without NUL characters", "\\0").into());
     }
     let idle = match query.get("idleTimeout").filter(|v| !v.is_empty()) {
         None => DEFAULT_IDLE_SECS,
@@ -60,14 +61,14 @@ fn exec_request(query: &Query) -> Result<(ExecRequest, Duration), ApiError> {
             .parse::<u64>()
             .ok()
             .filter(|n| (1..=MAX_IDLE_SECS).contains(n))
-            .ok_or_else(|| invalid(format!("idleTimeout must be an integer from 1 to {MAX_IDLE_SECS}, actual: '{v}'")))?,
+            .ok_or_else(|| ApiError::from(openfc_core::CoreError::invalid_value("IdleTimeout", format!("1 to {MAX_IDLE_SECS}"), v)))?,
     };
-    let tty = flag(query, "tty", false)?;
+    let tty = flag(query, "tty", "Tty", false)?;
     let req = ExecRequest {
         argv,
-        stdin: flag(query, "stdin", false)?,
-        stdout: flag(query, "stdout", true)?,
-        stderr: flag(query, "stderr", true)?,
+        stdin: flag(query, "stdin", "Stdin", false)?,
+        stdout: flag(query, "stdout", "Stdout", true)?,
+        stderr: flag(query, "stderr", "Stderr", true)?,
         tty: tty.then_some(DEFAULT_TERMINAL),
     };
     Ok((req, Duration::from_secs(idle)))

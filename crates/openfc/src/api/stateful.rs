@@ -48,7 +48,7 @@ pub async fn handle(fc: &Fc, acct: &str, endpoint: Endpoint, query: &Query) -> R
                 None => 20,
                 Some(v) => match v.parse::<usize>() {
                     Ok(n) if (1..=100).contains(&n) => n,
-                    _ => return Err(invalid(format!("limit must be 1 to 100, actual: '{v}'"))),
+                    _ => return Err(invalid(format!("Limit is set to an invalid value (allowed: 1 to 100, actual: '{v}')"))),
                 },
             };
             let status = match query.get("status").filter(|v| !v.is_empty()) {
@@ -62,7 +62,7 @@ pub async fn handle(fc: &Fc, acct: &str, endpoint: Endpoint, query: &Query) -> R
             let descending = match query.get("sortOrderByTime").filter(|v| !v.is_empty()) {
                 None | Some("desc") => true,
                 Some("asc") => false,
-                Some(v) => return Err(invalid(format!("sortOrderByTime is set to an invalid value (allowed: asc | desc, actual: '{v}')"))),
+                Some(v) => return Err(invalid(format!("SortOrderByTime is set to an invalid value (allowed: asc | desc, actual: '{v}')"))),
             };
             let after = match query.get("nextToken").filter(|v| !v.is_empty()) {
                 None => None,
