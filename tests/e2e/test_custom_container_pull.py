@@ -112,7 +112,8 @@ def test_empty_command_and_args_mean_absent_and_are_echoed(srv, svc, images, com
 def test_command_and_args_must_be_json_arrays_of_strings(srv, svc, images, key, value):
     body = function_body(unique("ccbad"), None, config={"image": images.ref("web"), key: value})
     err = assert_fc_error(srv.raw.post(f"/services/{svc}/functions", json=body), 400, "InvalidArgument")
-    assert key in err["ErrorMessage"], err
+    # FC's wording names the field as CustomContainerConfig.Command / .Args.
+    assert f"CustomContainerConfig.{key.capitalize()}" in err["ErrorMessage"], err
     # UpdateFunction checks the same.
     fn, _ = create_fn(srv, svc, images.ref("web"))
     r = srv.raw.put(f"/services/{svc}/functions/{fn}", json={"customContainerConfig": {"image": images.ref("web"),
