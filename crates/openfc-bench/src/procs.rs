@@ -309,6 +309,28 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(stat_fields(pid).map_or(0, |(_, t)| t) * 10)
 }
 
+/// Voluntary context switches so far of every thread of a process and its living descendants: each is a sleep
+/// (waiting for a socket, a lock, a wake-up from another thread), so per request they count the wake-ups a path
+/// costs. Preemptions are left out: they count the machine's other load more than the path.
+pub fn tree_sleeps(pid: u32) -> u64 {
+    let table = process_table();
+    tree(&table, pid).iter().map(|p| process_sleeps(*p)).sum()
+}
+
+fn process_sleeps(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .map(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
 /// User + system CPU time so far of a process and its living descendants (clock ticks of 10 ms).
 pub fn tree_cpu_time(pid: u32) -> Duration {
     let table = process_table();

@@ -36,6 +36,9 @@ use crate::prestartbench::{bare_start, metrics, min_p50_max, ms, phase_means, ph
 use crate::procs::Openfc;
 use crate::{Row, check, info, us};
 
+/// Per runtime: its cold-start times, how many of them a pre-started runtime served, and its cold-start phases.
+type Samples = (Vec<Duration>, f64, Vec<(String, f64)>);
+
 /// Measured cold starts per runtime (distinct functions) and bare starts per program.
 const RUNS: usize = 12;
 const BARE_RUNS: usize = 12;
@@ -320,7 +323,7 @@ async fn cold_run(openfc_bin: &Path, pool: usize, runtimes: &[&Rt], warm: bool) 
         let keys = pool_keys(pool, runtimes.iter().any(|r| r.pool_key == Some("java")));
         // Rounds in alternation (sample i of every runtime, then i + 1), so that the host's load drifting over
         // the run weighs on every runtime alike; the metrics are read around each sample.
-        let mut samples: Vec<(Vec<Duration>, f64, Vec<(String, f64)>)> = runtimes.iter().map(|_| (Vec::new(), 0.0, Vec::new())).collect();
+        let mut samples: Vec<Samples> = runtimes.iter().map(|_| (Vec::new(), 0.0, Vec::new())).collect();
         for i in 1..=RUNS {
             for (k, rt) in runtimes.iter().enumerate() {
                 wait_ready_for(&openfc, &keys, pool).await?;

@@ -15,6 +15,10 @@
 //!    `/proc/PID/stat` over the measured seconds) of openfc with its instance, of nginx with the runtime
 //!    server and of the runtime server alone, next to a signed GetFunction's on the same openfc.
 //!
+//! Every load also reports its servers' sleeps per request (voluntary context switches of all their threads,
+//! from `/proc/PID/task/*/status`): the wake-ups a path costs (in this VM, going to sleep and being woken took
+//! about a third of openfc's CPU at concurrency 1 when profiled).
+//!
 //! nginx runs on a private configuration in a temp directory (its own prefix, pid file, logs and temp
 //! paths) on a free port; the system configuration is never read.
 
@@ -29,7 +33,7 @@ use hyper::Method;
 use crate::client::{Conn, plain_get};
 use crate::invoke::{EVENT, FUNCTIONS, Pin, Zips, create_body, invoke_once, invoke_path, log_rows, setup, tail_sample};
 use crate::load::{self, Call, LoadResult};
-use crate::procs::{self, Openfc, tree_cpu_time};
+use crate::procs::{self, Openfc, tree_cpu_time, tree_sleeps};
 use crate::{Row, check, info, us};
 
 /// The same runtime told to compute per request (see `runtime.rs`; about 200 µs of CPU here): a function
@@ -66,40 +70,59 @@ pub async fn run(openfc_bin: &Path, seconds: Duration, zips: &Zips) -> anyhow::R
     Ok(rows)
 }
 
-fn load_figure(r: &LoadResult, cpu: Duration) -> String {
-    format!("{:.0} req/s, p50 {}, p99 {}, cpu {:.1}+{} µs", r.per_sec, us(r.p50), us(r.p99), micros(cpu), r.client_cpu.as_micros())
+/// What the server processes spent per request over the measured seconds.
+#[derive(Clone, Copy)]
+struct Usage {
+    cpu: Duration,
+    /// Voluntary context switches of all their threads: the sleeps (and so the wake-ups) the path costs.
+    sleeps: f64,
+}
+
+fn load_figure(r: &LoadResult, u: Usage) -> String {
+    format!(
+        "{:.0} req/s, p50 {}, p99 {}, cpu {:.1}+{} µs, {:.2} sleeps",
+        r.per_sec,
+        us(r.p50),
+        us(r.p99),
+        micros(u.cpu),
+        r.client_cpu.as_micros(),
+        u.sleeps
+    )
 }
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// One closed-loop load run; the server CPU is that of the process trees of `pids` (user + system) over the
-/// measured seconds, per recorded request.
-async fn measure(label: &str, call: Arc<Call>, workers: usize, pids: &[u32], seconds: Duration) -> anyhow::Result<(LoadResult, Duration)> {
+/// One closed-loop load run; the server CPU (user + system) and sleeps (voluntary context switches) are those of
+/// the process trees of `pids` over the measured seconds, per recorded request.
+async fn measure(label: &str, call: Arc<Call>, workers: usize, pids: &[u32], seconds: Duration) -> anyhow::Result<(LoadResult, Usage)> {
     eprintln!("load: {label}, concurrency {workers}, 1 s warm-up + {} s", seconds.as_secs());
     let warm_up = Duration::from_secs(1);
     // Sampled at the instants `load::run` records between (its own figure counts one process tree only).
     let t0 = tokio::time::Instant::now();
     let owned = pids.to_vec();
     let sampler = tokio::spawn(async move {
-        let cpu = |pids: &[u32]| pids.iter().map(|p| tree_cpu_time(*p)).sum::<Duration>();
+        let sample = |pids: &[u32]| {
+            (pids.iter().map(|p| tree_cpu_time(*p)).sum::<Duration>(), pids.iter().map(|p| tree_sleeps(*p)).sum::<u64>())
+        };
         tokio::time::sleep_until(t0 + warm_up).await;
-        let before = cpu(&owned);
+        let before = sample(&owned);
         tokio::time::sleep_until(t0 + warm_up + seconds).await;
-        cpu(&owned).saturating_sub(before)
+        let after = sample(&owned);
+        (after.0.saturating_sub(before.0), after.1.saturating_sub(before.1))
     });
     let r = load::run(call, workers, pids[0], warm_up, seconds).await?;
-    let cpu = sampler.await?;
+    let (cpu, sleeps) = sampler.await?;
     if let Some(e) = &r.first_error {
         eprintln!("  {} errors; first: {e}", r.errors);
     }
     let n = (r.per_sec * seconds.as_secs_f64()).round().max(1.0);
-    Ok((r, cpu.div_f64(n)))
+    Ok((r, Usage { cpu: cpu.div_f64(n), sleeps: sleeps as f64 / n }))
 }
 
 /// Runs the loads `(name, call, server pids, repeat)` in order, those marked `repeat` `rounds` times in
-/// alternation, and keeps for each the run that scores highest, with its CPU per request and the errors of all
+/// alternation, and keeps for each the run that scores highest, with its usage per request and the errors of all
 /// its runs; in the order given.
 async fn best_of(
     rounds: usize,
@@ -107,8 +130,8 @@ async fn best_of(
     workers: usize,
     seconds: Duration,
     score: impl Fn(&LoadResult) -> f64,
-) -> anyhow::Result<Vec<(&'static str, (LoadResult, Duration, usize))>> {
-    let mut best: Vec<Option<(LoadResult, Duration, usize)>> = runs.iter().map(|_| None).collect();
+) -> anyhow::Result<Vec<(&'static str, (LoadResult, Usage, usize))>> {
+    let mut best: Vec<Option<(LoadResult, Usage, usize)>> = runs.iter().map(|_| None).collect();
     for round in 0..rounds {
         for (i, (name, call, pids, repeat)) in runs.iter().enumerate() {
             if round > 0 && !repeat {
@@ -238,7 +261,8 @@ async fn concurrent(openfc_bin: &Path, seconds: Duration, zips: &Zips, nginx_bin
             got.insert(name, (r.per_sec, cpu));
         }
         let rate = |n: &str| got.get(n).map_or(0.0, |g| g.0).max(f64::MIN_POSITIVE);
-        let cpu = |n: &str| got.get(n).map_or(0.0, |g| micros(g.1));
+        let cpu = |n: &str| got.get(n).map_or(0.0, |g| micros(g.1.cpu));
+        let sleeps = |n: &str| got.get(n).map_or(0.0, |g| g.1.sleeps);
         let openfc_rate = rate("invoke through openfc");
         if got.contains_key("runtime server behind nginx") {
             let ratio = openfc_rate / rate("runtime server behind nginx");
@@ -266,6 +290,15 @@ async fn concurrent(openfc_bin: &Path, seconds: Duration, zips: &Zips, nginx_bin
                     "{:.1} / {:.1} µs (runtime alone {direct_cpu:.1} µs)",
                     invoke_cpu - direct_cpu,
                     nginx_cpu - direct_cpu
+                ),
+            ));
+            let direct = sleeps("runtime server called directly");
+            rows.push(info(
+                "c=16 sleeps (voluntary context switches) per request beyond the runtime's own: openfc / nginx",
+                format!(
+                    "{:.2} / {:.2} (runtime alone {direct:.2})",
+                    sleeps("invoke through openfc") - direct,
+                    sleeps("runtime server behind nginx") - direct
                 ),
             ));
         }
