@@ -192,6 +192,10 @@ pub struct ServeArgs {
     /// (loopback) may read it.
     #[arg(long, env = "OPENFC_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Threads running openfc's own async work (HTTP, invocations' I/O) [default: half the cores, at least 1;
+    /// the functions' instances use the rest].
+    #[arg(long, env = "OPENFC_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// MiB of function responses openfc holds at once (outside any instance's cgroup): reading a response
     /// waits while they are spent [default: 1024; at least 64].
     #[arg(long, env = "OPENFC_RESPONSE_MEMORY_MB")]
