@@ -192,8 +192,8 @@ pub struct ServeArgs {
     /// (loopback) may read it.
     #[arg(long, env = "OPENFC_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
-    /// Threads running openfc's own async work (HTTP, invocations' I/O) [default: half the cores, at least 1;
-    /// the functions' instances use the rest].
+    /// Threads running openfc's own async work (HTTP, invocations' I/O) [default: one per core]; fewer leave
+    /// more of the cores to the functions' instances.
     #[arg(long, env = "OPENFC_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
     /// MiB of function responses openfc holds at once (outside any instance's cgroup): reading a response

@@ -115,21 +115,14 @@ enum Command {
     },
 }
 
-/// How many threads run `openfc serve`'s async work: `--worker-threads`, else tokio's `TOKIO_WORKER_THREADS`,
-/// else half the cores (at least one). The functions' instances run on the same cores: with a worker per core,
-/// each invocation's wake-ups cross cores and compete with the instance it waits for (measured by
-/// `scripts/bench.sh warm` on two cores: one worker gave 3–9 % more invocations per second at 8–13 % less CPU
-/// each). Other commands keep tokio's default.
+/// How many threads run `openfc serve`'s async work: `--worker-threads`, else tokio's default (a worker per
+/// core, or `TOKIO_WORKER_THREADS`). Measured by `scripts/bench.sh warm` on two cores, same binary, only this
+/// changed: one worker used ~6 % less CPU per invocation (45.5–46.4 vs 48.9–49.0 µs) for ~3 % fewer invocations
+/// per second at c=16 (28.1–29.2k vs 29.5–29.9k), so the default stays; hosts that want the cores for their
+/// functions can lower it.
 fn server_worker_threads(command: &Command) -> Option<usize> {
     let Command::Serve(args) = command else { return None };
-    if let Some(n) = args.worker_threads {
-        return Some(n.max(1));
-    }
-    if std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
-        return None;
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Some((cores / 2).max(1))
+    args.worker_threads.map(|n| n.max(1))
 }
 
 fn main() -> anyhow::Result<()> {
