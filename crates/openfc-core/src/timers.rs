@@ -98,7 +98,8 @@ impl Schedule {
     /// The first tick strictly after `after_ms`.
     pub fn next_after(&self, after_ms: i64) -> Option<i64> {
         match self {
-            Schedule::Every(d) => Some(after_ms + d.as_millis() as i64),
+            // None past the end of representable time (an `@every` of millions of hours never fires).
+            Schedule::Every(d) => i64::try_from(d.as_millis()).ok().and_then(|ms| after_ms.checked_add(ms)),
             Schedule::Cron(cron, offset) => {
                 let from: DateTime<FixedOffset> = offset.timestamp_millis_opt(after_ms).single()?;
                 cron.find_next_occurrence(&from, false).ok().map(|t| t.timestamp_millis())

@@ -110,26 +110,9 @@ pub fn set_min_timer_interval(secs: u64) {
 fn every(spec: &str) -> CoreResult<()> {
     let allowed = "@every followed by a duration such as 5m or 1h30m";
     let bad = || CoreError::invalid_value(CRON, allowed, format_args!("@every {spec}"));
-    let (mut total, mut num) = (0u64, String::new());
-    let mut seen_unit = false;
-    for c in spec.trim().chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        total += n * match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-        seen_unit = true;
-    }
-    if !num.is_empty() || !seen_unit {
-        return Err(bad());
-    }
+    // The scheduler's own parser (`timers::every_duration`): what validation accepts, the scheduler runs; a
+    // duration too long to count in seconds is refused, not wrapped (the cron fuzz target found that here).
+    let total = crate::timers::every_duration(spec).ok_or_else(bad)?.as_secs();
     let min = MIN_EVERY_SECS.load(std::sync::atomic::Ordering::Relaxed);
     if total < min {
         let least = if min == 60 { "1m".to_owned() } else { format!("{min}s") };
