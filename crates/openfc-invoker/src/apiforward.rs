@@ -33,7 +33,14 @@ pub(crate) async fn start(netns: &std::fs::File, home: &std::fs::File, api: Sock
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut inside, _)) = listener.accept().await else { continue };
+            let (mut inside, _) = match listener.accept().await {
+                Ok(c) => c,
+                // Out of descriptors or memory: back off rather than spin on a core.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
             tokio::spawn(async move {
                 if let Ok(mut outside) = tokio::net::TcpStream::connect(api).await {
                     let _ = inside.set_nodelay(true);
