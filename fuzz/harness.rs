@@ -6,11 +6,15 @@
 // raw input is read as a *mutation program* over those seeds: byte 0 picks the mode (1 in 8: the raw bytes
 // themselves, unseeded), byte 1 the seed, the rest a list of edits (bit flips, byte sets, inserts, deletes,
 // dictionary tokens, splices from other seeds, repeats). On stable `cargo test`/`nextest`, bolero feeds that
-// closure random raw bytes for the time budget; under `cargo bolero test` (libFuzzer/AFL, nightly) the same
-// closure is coverage-guided, the engines evolving the programs.
+// closure random raw bytes; under `cargo bolero test` (libFuzzer/AFL, nightly) the same closure is
+// coverage-guided, the engines evolving the programs.
 //
-// Budget: `OPENFC_FUZZ_SECONDS` (seconds per target, fractional allowed; default 2), overridden by bolero's
-// own `BOLERO_RANDOM_TEST_TIME_MS`. A failing input is printed (escaped) and written to
+// Two modes. By default (tests, CI) the programs are a fixed sequence: `OPENFC_FUZZ_ITERATIONS` (default
+// 10,000) programs drawn from a splitmix64 stream seeded by `OPENFC_FUZZ_SEED` — the same inputs on every
+// machine, so a change fails or passes CI by what it changed, never by how far a random run got. A slow
+// machine may stop at a time cap (`DETERMINISTIC_CAP`) and so runs a prefix of the same sequence: it can find
+// less, never something else. With `OPENFC_FUZZ_SECONDS` set (scripts/fuzz.sh) bolero draws random programs
+// from the OS for that long. A failing input is printed (escaped) and written to
 // `target/fuzz-crashes/<name>/<fnv64>`; copy it into the corpus folder as a regression seed once fixed.
 
 #[allow(dead_code)]
@@ -46,10 +50,44 @@ pub mod harness {
         seeds
     }
 
-    /// Per-target time budget.
-    pub fn budget() -> Duration {
-        let secs = std::env::var("OPENFC_FUZZ_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(2.0);
-        Duration::from_secs_f64(secs.max(0.0))
+    /// How long a random (exploring) run lasts per target; `None`: the fixed sequence.
+    pub fn budget() -> Option<Duration> {
+        let secs = std::env::var("OPENFC_FUZZ_SECONDS").ok().and_then(|s| s.parse::<f64>().ok())?;
+        Some(Duration::from_secs_f64(secs.max(0.0)))
+    }
+
+    fn env_u64(name: &str, default: u64) -> u64 {
+        std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    }
+
+    /// The fixed sequence stops here even if it has not run every program (a loaded or slow machine).
+    pub const DETERMINISTIC_CAP: Duration = Duration::from_secs(20);
+
+    /// splitmix64: a tiny, well-mixed stream; its only job is to be the same everywhere.
+    struct SplitMix(u64);
+
+    impl SplitMix {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        /// A raw program of 0..=512 bytes, most of them short (short programs keep the seeds recognisable).
+        fn program(&mut self) -> Vec<u8> {
+            let len = match self.next() % 4 {
+                0 => self.next() % 513,
+                _ => self.next() % 33,
+            } as usize;
+            let mut out = Vec::with_capacity(len + 8);
+            while out.len() < len {
+                out.extend_from_slice(&self.next().to_le_bytes());
+            }
+            out.truncate(len);
+            out
+        }
     }
 
     fn fnv64(data: &[u8]) -> u64 {
@@ -144,13 +182,24 @@ pub mod harness {
         }
     }
 
-    /// Runs a target: the corpus, then mutated seeds for the budget.
+    /// Runs a target: the corpus, then mutated seeds (the fixed sequence, or random ones for the budget).
     pub fn fuzz(name: &str, dict: &[&[u8]], f: impl Fn(&[u8])) {
         let seeds = seeds(name);
         for seed in &seeds {
             run_one(name, seed, &f);
         }
-        let budget = budget();
+        let Some(budget) = budget() else {
+            let mut rng = SplitMix(env_u64("OPENFC_FUZZ_SEED", 20_261_208) ^ fnv64(name.as_bytes()));
+            let started = std::time::Instant::now();
+            for _ in 0..env_u64("OPENFC_FUZZ_ITERATIONS", 10_000) {
+                if started.elapsed() > DETERMINISTIC_CAP {
+                    break;
+                }
+                let input = mutate(&seeds, dict, &rng.program());
+                run_one(name, &input, &f);
+            }
+            return;
+        };
         if budget.is_zero() {
             return;
         }

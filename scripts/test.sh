@@ -338,9 +338,10 @@ fi
 
 if [[ $MODE == all ]]; then
     phase "cargo nextest run --workspace"
-    # The fuzz targets' random inputs come from one fixed seed here, so a CI result does not depend on the
-    # draw; scripts/fuzz.sh (hours, fresh seeds) is where new findings come from (docs/fuzzing.md).
-    BOLERO_RANDOM_SEED=${BOLERO_RANDOM_SEED:-20261207} cargo nextest run --workspace --no-tests=warn
+    # The fuzz targets run a fixed sequence of inputs unless OPENFC_FUZZ_SECONDS is set, and the property tests
+    # a fixed seed here, so a CI result never depends on a draw; scripts/fuzz.sh (hours, fresh seeds) is where
+    # new findings come from (docs/fuzzing.md).
+    PROPTEST_RNG_SEED=${PROPTEST_RNG_SEED:-20261208} cargo nextest run --workspace --no-tests=warn
 fi
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -81,6 +81,9 @@ impl Mirrors {
     }
 }
 
+/// Docker's limit on a repository's length (`NameTotalLengthMax`).
+const REPOSITORY_MAX: usize = 255;
+
 /// Docker Hub is written several ways; a mirror for any of them means Docker Hub.
 fn hub_alias(host: &str) -> &str {
     match host {
@@ -149,6 +152,11 @@ impl ImageRef {
             r if hub && !r.contains('/') => format!("library/{r}"),
             r => r.to_string(),
         };
+        // The grammar limits the repository as written; `library/` can take it past the limit, and then the
+        // canonical form would not read back (found by the image-reference fuzz target).
+        if repository.len() > REPOSITORY_MAX {
+            return Err(invalid(&format!("repository name must not be more than {REPOSITORY_MAX} characters")));
+        }
         Ok(ImageRef {
             written: written.to_string(),
             registry: mirrors.contact(parsed.registry()),
@@ -307,6 +315,11 @@ mod tests {
         assert!(!cause("a:").is_empty());
         assert!(!cause("/a").is_empty());
         assert!(!cause(&format!("a/{}", "b".repeat(300))).is_empty());
+        // 250 characters pass the grammar; with `library/` they do not fit Docker's 255.
+        let long = "b".repeat(250);
+        assert!(cause(&format!("docker.Io/{long}")).contains("255 characters"));
+        assert!(cause(&long).contains("255 characters"));
+        assert_eq!(parse(&"b".repeat(247)).repository.len(), 255);
     }
 
     #[test]
