@@ -43,8 +43,12 @@ fn zone(name: &str) -> Option<FixedOffset> {
         let secs = if off.abs() < 24 { off * 3600 } else { off * 60 };
         return FixedOffset::east_opt(secs);
     }
-    // Etc/GMT+8 is UTC-8 (POSIX sign).
+    // Etc/GMT+8 is UTC-8 (POSIX sign). The zone database has Etc/GMT-14 to Etc/GMT+12; a larger number is no
+    // zone (and `Etc/GMT+88888888` overflowed the seconds: found by the cron fuzz target).
     let n: i32 = name.strip_prefix("Etc/GMT")?.parse().ok()?;
+    if !(-14..=12).contains(&n) {
+        return None;
+    }
     FixedOffset::west_opt(n * 3600)
 }
 
@@ -278,5 +282,7 @@ mod tests {
         assert_eq!(rfc3339(s.next_after(t0).unwrap()), "2023-11-19T00:00:00Z");
         assert!(parse_schedule("CRON_TZ=America/New_York 0 0 8 * * *", min).is_err());
         assert_eq!(zone("Etc/GMT+8"), FixedOffset::west_opt(8 * 3600));
+        assert_eq!(zone("Etc/GMT-14"), FixedOffset::east_opt(14 * 3600));
+        assert_eq!((zone("Etc/GMT+13"), zone("Etc/GMT+88888888"), zone("Etc/GMT-15")), (None, None, None));
     }
 }
