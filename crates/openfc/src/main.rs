@@ -12,6 +12,7 @@ mod config;
 mod console;
 mod imagescli;
 mod keys;
+mod logsink;
 mod metrics;
 mod migrate;
 mod node;
@@ -142,7 +143,11 @@ fn main() -> anyhow::Result<()> {
     }
     let runtime = builder.enable_all().build()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(server::serve(config::ServeConfig::resolve(*args)?)),
+        Command::Serve(args) => {
+            let served = runtime.block_on(server::serve(config::ServeConfig::resolve(*args)?));
+            logsink::flush();
+            served
+        }
         Command::Logs { store, remote, target, follow, lines } => match remote.http(store.data_dir.as_deref()) {
             Some(conn) => cli::exit(runtime.block_on(cli::logs(conn, &target, follow, lines, remote.output))),
             None => runtime.block_on(server::logs(config::StoreConfig::resolve(&store)?, &target, follow, lines)),
