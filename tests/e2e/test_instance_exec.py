@@ -137,6 +137,18 @@ def test_a_terminal_when_tty_is_asked(srv, running):
     assert b"columns=120, lines=40" in out[1], out
 
 
+def test_the_terminal_is_the_instances_own(srv, running):
+    # Made in the instance's devpts: it has a name there (`tty`), and the host's terminals are not in sight.
+    out, _, reason = run(srv, running, ["sh", "-c", "tty; ls /dev/pts"], tty=True, stderr=False)
+    assert reason == "exit code 0", out
+    lines = out[1].decode().split()
+    assert lines[0].startswith("/dev/pts/"), lines
+    assert sorted(lines[1:]) == sorted(["ptmx", lines[0].rsplit("/", 1)[1]]), lines
+    # Without a terminal, none.
+    out, _, reason = run(srv, running, ["sh", "-c", "tty || true"])
+    assert out[1].strip() == b"not a tty", out
+
+
 def test_the_idle_timeout_ends_a_silent_session(srv, running):
     started = time.time()
     out, code, reason = run(srv, running, ["sleep", "60"], idle=1)
@@ -204,5 +216,7 @@ def test_exec_into_a_container_instance_runs_in_its_user_namespace(server_factor
         assert lines[0] == str(expected_uid(0)) and lines[1].split()[:2] == ["0", lines[1].split()[1]], lines
         assert lines[1].split()[1] != "0", "uid 0 inside is not the host's root"
         assert lines[2] == "/bin/fc-start"
+        out, _, reason = run(s, (svc, fn, inv.instance_id, None), ["sh", "-c", "tty"], tty=True, stderr=False)
+        assert reason == "exit code 0" and out[1].decode().strip().startswith("/dev/pts/"), (reason, out)
     finally:
         s.close()

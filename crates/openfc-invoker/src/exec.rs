@@ -158,7 +158,11 @@ impl Invoker {
         let mut input: Option<Box<dyn AsyncWrite + Send + Unpin>> = None;
         match req.tty {
             Some((cols, rows)) => {
-                let (leader, follower) = openfc_sandbox::exec::open_terminal(cols, rows).map_err(|e| ExecError::Start(format!("a terminal: {e}")))?;
+                // The instance's own devpts, so the command's terminal has a name there; the host's if it has none.
+                let ptmx = PathBuf::from(format!("/proc/{}/root/dev/pts/ptmx", profile.init));
+                let (leader, follower) = openfc_sandbox::exec::open_terminal_at(&ptmx, cols, rows)
+                    .or_else(|_| openfc_sandbox::exec::open_terminal(cols, rows))
+                    .map_err(|e| ExecError::Start(format!("a terminal: {e}")))?;
                 let dup = |fd: &std::os::fd::OwnedFd| fd.try_clone().map_err(|e| ExecError::Start(e.to_string()));
                 cmd.stdin(Stdio::from(dup(&follower)?)).stdout(Stdio::from(dup(&follower)?)).stderr(Stdio::from(follower));
                 // The terminal's leader side is read and written on blocking threads (tokio's File).

@@ -161,6 +161,34 @@ pub fn open_terminal(cols: u16, rows: u16) -> std::io::Result<(std::os::fd::Owne
     Ok((leader, follower))
 }
 
+/// A pseudo-terminal pair from the devpts whose `ptmx` is at `ptmx` (an instance's own, through
+/// `/proc/PID/root`), so the follower is named inside that instance; as [`open_terminal`] otherwise.
+pub fn open_terminal_at(ptmx: &std::path::Path, cols: u16, rows: u16) -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let leader: std::os::fd::OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(ptmx)?
+        .into();
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads an int that outlives the call.
+    if unsafe { libc::ioctl(leader.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The follower opened through the leader, not by a path: no lookup in another mount namespace.
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new descriptor.
+    let follower = unsafe { libc::ioctl(leader.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    if follower < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the ioctl returned a descriptor nobody else owns.
+    let follower = unsafe { std::os::fd::OwnedFd::from_raw_fd(follower) };
+    resize_terminal(std::os::fd::AsFd::as_fd(&leader), cols, rows)?;
+    Ok((leader, follower))
+}
+
 /// Sets a terminal's window size (the client resized its window).
 pub fn resize_terminal(leader: std::os::fd::BorrowedFd<'_>, cols: u16, rows: u16) -> std::io::Result<()> {
     let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };

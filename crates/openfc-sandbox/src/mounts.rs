@@ -218,6 +218,21 @@ fn build_image_root(spec: &Spec, tree: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A private `devpts` at `/dev/pts` with `/dev/ptmx` leading to it, as a container has: terminals made here
+/// (InstanceExec's, opened by openfc through `/proc/PID/root/dev/pts/ptmx`, or a function's own) are named
+/// inside the instance (`tty` prints `/dev/pts/0`), and the host's terminals stay out of sight. Best effort: an
+/// instance without it still runs, and InstanceExec then opens the terminal on the host's devpts.
+fn mount_devpts(dev: &Path) {
+    let pts = dev.join("pts");
+    if std::fs::create_dir_all(&pts).is_err() {
+        return;
+    }
+    let flags = libc::MS_NOSUID | libc::MS_NOEXEC;
+    if mount(Some(Path::new("devpts")), &pts, Some("devpts"), flags, Some("newinstance,ptmxmode=0666,mode=0620")).is_ok() {
+        let _ = std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"));
+    }
+}
+
 /// The writable, capped `/tmp`, a minimal `/dev` and a fresh `/proc` beneath `root` (their directories exist).
 fn mount_special(spec: &Spec, root: &Path) -> Result<()> {
     let tmp = inside(root, Path::new("/tmp"));
@@ -235,6 +250,7 @@ fn mount_special(spec: &Spec, root: &Path) -> Result<()> {
         }
     }
     std::fs::create_dir_all(dev.join("shm")).map_err(|e| format!("mkdir /dev/shm: {e}"))?;
+    mount_devpts(&dev);
     let proc_dir = inside(root, Path::new("/proc"));
     std::fs::create_dir_all(&proc_dir).map_err(|e| format!("mkdir /proc: {e}"))?;
     mount(Some(Path::new("proc")), &proc_dir, Some("proc"), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
