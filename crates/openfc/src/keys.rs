@@ -170,6 +170,8 @@ pub struct Keyring {
     master: Arc<MasterKey>,
     ttl: Duration,
     cache: RwLock<HashMap<String, (Instant, ActiveKey)>>,
+    /// The policies of roles that temporary credentials act as, kept for the same TTL as keys.
+    roles: RolePolicies,
     /// Where nodes sharing a database record accepted signatures (see `api::auth`); `None` on SQLite.
     ledger: Option<Arc<dyn openfc_core::cluster::SignatureLedger>>,
     /// Temporary credentials of roles (`sts`); `None`: `STS.` keys are unknown.
@@ -189,7 +191,8 @@ pub enum TemporaryKeyError {
 
 impl Keyring {
     pub fn new(meta: Arc<dyn MetaStore>, master: Arc<MasterKey>, ttl: Duration) -> Self {
-        Keyring { meta, master, ttl, cache: RwLock::new(HashMap::new()), ledger: None, sts: None }
+        let (cache, roles) = (RwLock::new(HashMap::new()), RolePolicies::new(ttl));
+        Keyring { meta, master, ttl, cache, roles, ledger: None, sts: None }
     }
 
     /// Accepts the temporary credentials `sts` mints.
@@ -203,30 +206,28 @@ impl Keyring {
     pub async fn temporary(&self, id: &str, token: Option<&str>) -> Result<ActiveKey, TemporaryKeyError> {
         use crate::sts::TokenError;
         let sts = self.sts.as_ref().ok_or(TemporaryKeyError::Invalid("temporary credentials are not accepted here"))?;
-        let grant = sts.check(id, token, crate::sts::now()).map_err(|e| match e {
+        let grant = sts.check(id, token, crate::sts::now_secs()).map_err(|e| match e {
             TokenError::Missing => TemporaryKeyError::Invalid("the security token is missing (x-fc-security-token / x-acs-security-token)"),
             TokenError::Invalid => TemporaryKeyError::Invalid("the security token is not valid for this AccessKeyId"),
             TokenError::Expired => TemporaryKeyError::Expired,
         })?;
-        let cache_key = format!("\0role/{}/{}", grant.account, grant.role);
-        let cached = self.cache.read().expect("keyring lock").get(&cache_key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, k)| k.policy.clone());
-        let policy = match cached {
+        let policy = match self.roles.get(&grant.account, &grant.role) {
             Some(p) => p,
             None => {
                 let text = crate::rolescli::policy_of(self.meta.as_ref(), &grant.account, &grant.role)
                     .await
                     .map_err(|e| TemporaryKeyError::Backend(e.to_string()))?
                     .ok_or_else(|| TemporaryKeyError::RoleGone(grant.role.clone()))?;
-                let policy = Some(Arc::new(Policy::parse(&text).unwrap_or_else(|e| {
+                let policy = Arc::new(Policy::parse(&text).unwrap_or_else(|e| {
                     tracing::error!(role = %grant.role, error = %e, "a role's stored policy is unreadable; it is refused everything");
                     Policy::deny_all()
-                })));
-                let entry = ActiveKey { account_id: grant.account.clone(), secret: SecretKey::new(String::new()), status: KeyStatus::Active, policy: policy.clone() };
-                self.cache.write().expect("keyring lock").insert(cache_key, (Instant::now(), entry));
+                }));
+                self.roles.put(&grant.account, &grant.role, policy.clone());
                 policy
             }
         };
-        Ok(ActiveKey { account_id: grant.account, secret: SecretKey::new(sts.secret_of(id)), status: KeyStatus::Active, policy })
+        let secret = SecretKey::new(sts.secret_of(id));
+        Ok(ActiveKey { account_id: grant.account, secret, status: KeyStatus::Active, policy: Some(policy) })
     }
 
     /// Replays are refused across the nodes sharing `ledger`.
@@ -239,9 +240,11 @@ impl Keyring {
         self.ledger.as_ref()
     }
 
-    /// Forgets every cached key (another node or `openfc keys` changed keys or policies).
+    /// Forgets every cached key and role policy (another node, `openfc keys` or `openfc roles` changed keys,
+    /// roles or policies).
     pub fn forget_all(&self) {
         self.cache.write().expect("keyring lock").clear();
+        self.roles.clear();
     }
 
     pub async fn lookup(&self, id: &str) -> Result<ActiveKey, KeyLookup> {
@@ -274,6 +277,43 @@ impl Keyring {
         }
         cache.insert(id.to_owned(), (Instant::now(), key.clone()));
         Ok(key)
+    }
+}
+
+/// Role policies by (account, role), each kept for `ttl` after it was read; a role that is gone is not kept
+/// (the next request reads the store again).
+struct RolePolicies {
+    ttl: Duration,
+    map: RwLock<HashMap<RoleId, (Instant, Arc<Policy>)>>,
+}
+
+/// (account, role name)
+type RoleId = (String, String);
+
+impl RolePolicies {
+    /// Past this many roles the cache starts over, as the key cache does.
+    const MAX: usize = 10_000;
+
+    fn new(ttl: Duration) -> Self {
+        RolePolicies { ttl, map: RwLock::new(HashMap::new()) }
+    }
+
+    fn get(&self, account: &str, role: &str) -> Option<Arc<Policy>> {
+        let map = self.map.read().expect("role policy lock");
+        let (at, policy) = map.get(&(account.to_owned(), role.to_owned()))?;
+        (at.elapsed() < self.ttl).then(|| policy.clone())
+    }
+
+    fn put(&self, account: &str, role: &str, policy: Arc<Policy>) {
+        let mut map = self.map.write().expect("role policy lock");
+        if map.len() > Self::MAX {
+            map.clear();
+        }
+        map.insert((account.to_owned(), role.to_owned()), (Instant::now(), policy));
+    }
+
+    fn clear(&self) {
+        self.map.write().expect("role policy lock").clear();
     }
 }
 
@@ -314,5 +354,19 @@ mod tests {
         let m = MasterKey([7; 32]);
         let (rec, secret) = new_access_key(&m, &id, "t");
         assert!(rec.id.starts_with("LTAI") && rec.id.len() == 24 && secret.len() == 30);
+    }
+
+    #[test]
+    fn role_policies_are_kept_for_the_ttl_per_account_and_role_until_cleared() {
+        let policy = Arc::new(Policy::deny_all());
+        let roles = RolePolicies::new(Duration::from_secs(60));
+        roles.put("123", "reader", policy.clone());
+        assert!(Arc::ptr_eq(&roles.get("123", "reader").unwrap(), &policy));
+        assert!(roles.get("123", "writer").is_none() && roles.get("456", "reader").is_none());
+        roles.clear();
+        assert!(roles.get("123", "reader").is_none());
+        let expired = RolePolicies::new(Duration::ZERO);
+        expired.put("123", "reader", policy);
+        assert!(expired.get("123", "reader").is_none());
     }
 }

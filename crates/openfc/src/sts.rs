@@ -7,6 +7,14 @@
 //! AccessKeyId and the expiry, sealed by another derived key. What the role may do is read at each request
 //! (the role's policy as stored now), so a changed policy or a deleted role takes effect at once; a token
 //! cannot outlive its expiry.
+//!
+//! Functions get credentials per invocation; minting (two HMACs, JSON, base64) is skipped while the role's
+//! last credentials still have more than half their lifetime left (`Sts::issue_at`). Each node keeps its own
+//! such cache and nothing needs sharing: a token is checked by its seal alone, so one minted on any node is
+//! accepted on every node with the same master key.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -23,6 +31,8 @@ pub const KEY_PREFIX: &str = "STS.";
 /// expected to use the ones of the invocation at hand.
 pub const DEFAULT_TTL_SECS: u64 = 3600;
 const TOKEN_VERSION: &str = "openfc1";
+/// Roles whose credentials are kept for reuse; past it the cache starts over (minting is only a little slower).
+const MAX_CACHED_ROLES: usize = 4096;
 
 #[derive(Serialize, Deserialize)]
 struct Claims {
@@ -55,6 +65,8 @@ pub struct Sts {
     token_key: [u8; 32],
     secret_key: [u8; 32],
     ttl_secs: u64,
+    /// The last credentials issued per (account, role), with the unix second they were minted.
+    issued: Mutex<HashMap<(String, String), (Credentials, u64)>>,
 }
 
 fn mac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
@@ -63,7 +75,8 @@ fn mac(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-fn now_secs() -> u64 {
+/// The current unix time in seconds, as [`Sts::check`] takes it.
+pub fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
@@ -73,6 +86,7 @@ impl Sts {
             token_key: master.derive("openfc sts token v1"),
             secret_key: master.derive("openfc sts secret v1"),
             ttl_secs: ttl_secs.max(60),
+            issued: Mutex::new(HashMap::new()),
         }
     }
 
@@ -92,6 +106,26 @@ impl Sts {
         let signed = format!("{TOKEN_VERSION}.{body}");
         let token = format!("{signed}.{}", B64URL.encode(mac(&self.token_key, signed.as_bytes())));
         Credentials { access_key_secret: self.secret_of(&access_key_id), access_key_id, security_token: token }
+    }
+
+    /// Credentials for `role` of `account` at `now`: the ones issued last while they have more than half
+    /// their lifetime left (so a function always gets at least half of it), else new ones.
+    pub fn issue_at(&self, account: &str, role: &str, now: u64) -> Credentials {
+        let reusable = |minted: u64| now < minted + self.ttl_secs / 2;
+        let key = (account.to_owned(), role.to_owned());
+        let cached = self.issued.lock().expect("sts cache lock").get(&key).filter(|(_, at)| reusable(*at)).cloned();
+        if let Some((creds, _)) = cached {
+            return creds;
+        }
+        let creds = self.mint(account, role, now);
+        let mut issued = self.issued.lock().expect("sts cache lock");
+        // Entries that would not be reused again go now, so the map holds only the roles in use.
+        issued.retain(|_, (_, at)| reusable(*at));
+        if issued.len() >= MAX_CACHED_ROLES {
+            issued.clear();
+        }
+        issued.insert(key, (creds.clone(), now));
+        creds
     }
 
     /// Checks `token` as presented with `access_key_id` at `now`: what it grants.
@@ -124,13 +158,8 @@ impl std::fmt::Debug for Sts {
 
 impl CredentialIssuer for Sts {
     fn issue(&self, account: &str, role: &str) -> Credentials {
-        self.mint(account, role, now_secs())
+        self.issue_at(account, role, now_secs())
     }
-}
-
-/// The current time for [`Sts::check`].
-pub fn now() -> u64 {
-    now_secs()
 }
 
 #[cfg(test)]
@@ -169,5 +198,40 @@ mod tests {
         assert_eq!(s.check(&a.access_key_id, Some("garbage"), 2000), Err(TokenError::Invalid));
         // Another master key: nothing is accepted.
         assert_eq!(sts().check(&a.access_key_id, Some(&a.security_token), 2000), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_role_gets_the_same_credentials_for_half_their_lifetime() {
+        let s = sts();
+        let first = s.issue_at("123", "reader", 1000);
+        let again = s.issue_at("123", "reader", 1000 + 1799);
+        assert_eq!((&again.access_key_id, &again.security_token), (&first.access_key_id, &first.security_token));
+        assert_eq!(again.access_key_secret, first.access_key_secret);
+        // Half the lifetime gone: new ones, reused in their turn.
+        let renewed = s.issue_at("123", "reader", 1000 + 1800);
+        assert_ne!(renewed.access_key_id, first.access_key_id);
+        assert_eq!(s.check(&renewed.access_key_id, Some(&renewed.security_token), 1000 + 3700).unwrap().expires, 6400);
+        assert_eq!(s.issue_at("123", "reader", 3000).access_key_id, renewed.access_key_id);
+        // Another role or another account never shares them.
+        let other_role = s.issue_at("123", "writer", 3000);
+        let other_account = s.issue_at("456", "reader", 3000);
+        let grant = |c: &Credentials| s.check(&c.access_key_id, Some(&c.security_token), 3000).unwrap();
+        assert_eq!((grant(&other_role).account, grant(&other_role).role), ("123".into(), "writer".into()));
+        assert_eq!((grant(&other_account).account, grant(&other_account).role), ("456".into(), "reader".into()));
+        assert_ne!(other_role.access_key_id, renewed.access_key_id);
+        assert_ne!(other_account.access_key_id, renewed.access_key_id);
+    }
+
+    #[test]
+    fn the_cache_keeps_only_reusable_credentials() {
+        let s = sts();
+        s.issue_at("123", "old", 1000);
+        s.issue_at("123", "current", 2000);
+        assert_eq!(s.issued.lock().unwrap().len(), 2);
+        // At 2800 "old" (minted at 1000) is past its half-life: inserting another role drops it.
+        s.issue_at("123", "new", 2800);
+        let mut kept: Vec<String> = s.issued.lock().unwrap().keys().map(|(_, r)| r.clone()).collect();
+        kept.sort();
+        assert_eq!(kept, ["current", "new"]);
     }
 }

@@ -51,7 +51,7 @@ fn env(name: &str) -> Option<String> {
 pub fn resolve(args: &ConnArgs) -> Result<(Url, Credentials), CliError> {
     let path = args.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)).join("credentials.json");
     let mut file = LazyFile { path, read: None };
-    let flags = (args.access_key_id.clone(), args.access_key_secret.clone());
+    let flags = (args.keys.access_key_id.clone(), args.keys.access_key_secret.clone());
     let alibaba = (env("ALIBABA_CLOUD_ACCESS_KEY_ID"), env("ALIBABA_CLOUD_ACCESS_KEY_SECRET"));
     let (id, secret, from_file) = match (flags, alibaba) {
         ((Some(id), Some(secret)), _) => (id, secret, false),
@@ -80,12 +80,12 @@ pub fn resolve(args: &ConnArgs) -> Result<(Url, Credentials), CliError> {
             Err(_) => default_endpoint(),
         },
     };
-    let account_id = match (&args.account_id, from_file) {
+    let account_id = match (&args.keys.account_id, from_file) {
         (Some(a), _) => Some(a.clone()),
         (None, true) => file.get("the account id")?.account_id.clone(),
         (None, false) => None,
     };
-    let security_token = args.security_token.clone().or_else(|| env("ALIBABA_CLOUD_SECURITY_TOKEN"));
+    let security_token = args.keys.security_token.clone().or_else(|| env("ALIBABA_CLOUD_SECURITY_TOKEN"));
     let creds = Credentials { access_key_id: id, secret: SecretKey::new(secret), security_token, account_id };
     Ok((parse_endpoint(&endpoint)?, creds))
 }
@@ -359,6 +359,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::KeyArgs;
 
     #[test]
     fn endpoints_get_a_scheme_by_host() {
@@ -412,7 +413,9 @@ mod tests {
         assert_eq!((url.as_str(), creds.access_key_id.as_str()), ("http://127.0.0.1:4242/", "AKF"));
         assert_eq!(creds.account_id.as_deref(), Some("1234"));
         // A key from flags: the file still names the endpoint, but its account is not the key's.
-        let flags = ConnArgs { access_key_id: Some("AK".into()), access_key_secret: Some("x".into()), ..args.clone() };
+        let keys =
+            KeyArgs { access_key_id: Some("AK".into()), access_key_secret: Some("x".into()), ..Default::default() };
+        let flags = ConnArgs { keys, ..args.clone() };
         let (url, creds) = resolve(&flags).unwrap();
         assert_eq!(
             (url.as_str(), creds.access_key_id.as_str(), creds.account_id),
@@ -430,8 +433,11 @@ mod tests {
     fn websocket_requests_keep_the_base_path_and_sign_the_path_only() {
         let conn = |endpoint: &str| ConnArgs {
             endpoint: Some(endpoint.into()),
-            access_key_id: Some("AK".into()),
-            access_key_secret: Some("secret".into()),
+            keys: KeyArgs {
+                access_key_id: Some("AK".into()),
+                access_key_secret: Some("secret".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut call = Call::new(Method::GET, "/services/s/functions/f/instances/c-1/exec".into());
@@ -458,9 +464,12 @@ mod tests {
     fn calls_are_signed_as_the_server_verifies() {
         let args = ConnArgs {
             endpoint: Some("http://127.0.0.1:1/base/".into()),
-            access_key_id: Some("AK".into()),
-            access_key_secret: Some("secret".into()),
-            account_id: Some("1234".into()),
+            keys: KeyArgs {
+                access_key_id: Some("AK".into()),
+                access_key_secret: Some("secret".into()),
+                account_id: Some("1234".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let client = Client::new(&args).unwrap();

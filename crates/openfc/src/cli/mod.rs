@@ -47,14 +47,10 @@ ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET, else DATA_DIR/crede
 first `openfc serve`). Endpoint: --endpoint, else OPENFC_ENDPOINT, else the credentials file's, else
 http://127.0.0.1:9900.";
 
-/// Where the API is and who signs: flags, each with an environment twin, over the data directory's
-/// `credentials.json`.
+/// Who signs: the AccessKey flags every API command shares (`ConnArgs`, `RemoteArgs`), each with an
+/// environment twin. No heading of its own: the flags show under the heading of the struct that flattens them.
 #[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Endpoint and credentials")]
-pub struct ConnArgs {
-    /// The FC endpoint, e.g. http://127.0.0.1:9900 (no scheme: http for loopback names, https otherwise).
-    #[arg(long, global = true, env = "OPENFC_ENDPOINT")]
-    pub endpoint: Option<String>,
+pub struct KeyArgs {
     /// AccessKey id (with --access-key-secret).
     #[arg(long, global = true, env = "OPENFC_ACCESS_KEY_ID")]
     pub access_key_id: Option<String>,
@@ -67,6 +63,18 @@ pub struct ConnArgs {
     /// Account id, sent as x-fc-account-id (openfc takes the account from the key; FC from the host name).
     #[arg(long, global = true, env = "OPENFC_ACCOUNT_ID")]
     pub account_id: Option<String>,
+}
+
+/// Where the API is and who signs: flags, each with an environment twin, over the data directory's
+/// `credentials.json`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Endpoint and credentials")]
+pub struct ConnArgs {
+    /// The FC endpoint, e.g. http://127.0.0.1:9900 (no scheme: http for loopback names, https otherwise).
+    #[arg(long, global = true, env = "OPENFC_ENDPOINT")]
+    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Data directory holding the credentials.json `openfc serve` wrote [default: openfc-data].
     #[arg(long, global = true, env = "OPENFC_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -267,18 +275,8 @@ pub struct RemoteArgs {
     /// Use this FC endpoint's API instead of reading the data directory, e.g. http://127.0.0.1:9900.
     #[arg(long, global = true, env = "OPENFC_ENDPOINT")]
     pub endpoint: Option<String>,
-    /// AccessKey id (with --access-key-secret) [default: as for `openfc services`, see below].
-    #[arg(long, global = true, env = "OPENFC_ACCESS_KEY_ID")]
-    pub access_key_id: Option<String>,
-    /// AccessKey secret; prefer the environment variable.
-    #[arg(long, global = true, env = "OPENFC_ACCESS_KEY_SECRET", hide_env_values = true)]
-    pub access_key_secret: Option<String>,
-    /// STS security token, for temporary AccessKeys.
-    #[arg(long, global = true, env = "OPENFC_SECURITY_TOKEN", hide_env_values = true)]
-    pub security_token: Option<String>,
-    /// Account id, sent as x-fc-account-id.
-    #[arg(long, global = true, env = "OPENFC_ACCOUNT_ID")]
-    pub account_id: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// `table` or `json` (over HTTP; reading the data directory prints as it always has).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -288,14 +286,7 @@ impl RemoteArgs {
     /// The connection to use when an endpoint is given (HTTP mode); `None` keeps the direct mode.
     pub fn http(&self, data_dir: Option<&std::path::Path>) -> Option<ConnArgs> {
         let endpoint = self.endpoint.clone().filter(|e| !e.trim().is_empty())?;
-        Some(ConnArgs {
-            endpoint: Some(endpoint),
-            access_key_id: self.access_key_id.clone(),
-            access_key_secret: self.access_key_secret.clone(),
-            security_token: self.security_token.clone(),
-            account_id: self.account_id.clone(),
-            data_dir: data_dir.map(PathBuf::from),
-        })
+        Some(ConnArgs { endpoint: Some(endpoint), keys: self.keys.clone(), data_dir: data_dir.map(PathBuf::from) })
     }
 }
 
