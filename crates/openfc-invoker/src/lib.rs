@@ -325,7 +325,7 @@ impl Invoker {
                     _ => None,
                 };
                 match waiting {
-                    Some(waiting) => InstanceRoot::Prestarted { waiting, code, layers },
+                    Some(waiting) => InstanceRoot::Prestarted { waiting: Box::new(waiting), code, layers },
                     None => InstanceRoot::Code { code, layers },
                 }
             }
