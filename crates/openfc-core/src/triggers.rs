@@ -126,6 +126,18 @@ const CRON: &str = "TriggerConfig.CronExpression";
 
 /// FC cron: `@every <duration>` or six fields (seconds first), optionally after `CRON_TZ=<zone> `.
 pub fn validate_cron(expr: &str) -> CoreResult<()> {
+    validate_cron_syntax(expr)?;
+    // Accepted means it fires: a day that never comes (`0 0 0 30 2 *`) would otherwise be stored, searched for
+    // at every scheduler pass (milliseconds each, then a warning) and never run.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let fires = crate::timers::parse_schedule(expr, std::time::Duration::ZERO).ok().and_then(|s| s.next_after(now)).is_some();
+    if !fires {
+        return Err(CoreError::invalid(format!("{CRON} is set to an invalid value (actual: '{}'): the schedule never fires", expr.trim())));
+    }
+    Ok(())
+}
+
+fn validate_cron_syntax(expr: &str) -> CoreResult<()> {
     let mut expr = expr.trim();
     if let Some(rest) = expr.strip_prefix("CRON_TZ=") {
         let (zone, cron) = rest

@@ -24,9 +24,17 @@ fn cron_expressions() {
         ("CRON_TZ=America/New_York 0 0 8 * * *", false),
         ("CRON_TZ=Etc/GMT-8 0 0 8 * * *", true),
         ("nonsense", false),
+        // Accepted only if it will fire: days that never come (a search to croner's limit at every pass before).
+        ("0 0 0 30 2 *", false),
+        ("59 59 23 31 4 ?", false),
+        ("0 0 0 29 2 *", true),
+        ("0 0 0 ? 2 5#5", true),
+        ("@every 14111111111111h", false),
     ] {
         assert_eq!(validate_cron(expr).is_ok(), ok, "{expr}: {:?}", validate_cron(expr));
     }
+    let never = validate_cron("0 0 0 30 2 *").unwrap_err().to_string();
+    assert!(never.contains("never fires") && never.contains("0 0 0 30 2 *"), "{never}");
 }
 
 fn check(kind: &str, cfg: &str, arn: Option<&str>, ok: bool) {

@@ -52,6 +52,15 @@ impl Mirrors {
                         "registry mirror '{item}': '{host}' is not a host[:port]"
                     ));
                 }
+                // A reference names a registry only this way (Docker's rule); `mirror/ns/app` would be a Docker
+                // Hub repository, so such a mirror could never match, and as a target its images' names would
+                // read back as Hub's (found by the image-reference fuzz target).
+                if !(host.contains('.') || host.contains(':') || host.eq_ignore_ascii_case("localhost")) {
+                    return Err(format!(
+                        "registry mirror '{item}': '{host}' is no registry host name (a name without a dot or a \
+                         port reads as part of a repository): write {host}:PORT or its full domain name"
+                    ));
+                }
             }
             pairs.push((from.to_ascii_lowercase(), to.to_ascii_lowercase()));
         }
@@ -363,6 +372,11 @@ mod tests {
         assert!(Mirrors::parse(&["a.io=http://b"]).is_err());
         assert!(Mirrors::parse(&["a.io=b:port"]).is_err());
         assert!(Mirrors::parse(&["=b"]).is_err());
+        // A name Docker reads as a repository part, not a host: refused, with the way out.
+        let e = Mirrors::parse(&["registry.example.com=000"]).unwrap_err();
+        assert!(e.contains("000:PORT"), "{e}");
+        assert!(Mirrors::parse(&["mirror=a.io"]).is_err());
+        assert!(Mirrors::parse(&["docker.io=mirror:5000", "a.io=localhost"]).is_ok());
         assert_eq!(
             Mirrors::parse(&["", " A.io = b:1 "]).unwrap().0,
             vec![("a.io".to_string(), "b:1".to_string())]
