@@ -113,7 +113,13 @@ impl<'a> MakeWriter<'a> for Buffered {
 pub fn flush_on_panic() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        flush();
+        // Never wait here: the panicking thread may be the one holding a lock of the sink.
+        let sink = sink();
+        if let (Ok(mut out), Ok(mut buf)) = (sink.out.try_lock(), sink.buf.try_lock()) {
+            let _ = std::io::stderr().lock().write_all(&out).and_then(|_| std::io::stderr().lock().write_all(&buf));
+            out.clear();
+            buf.clear();
+        }
         previous(info);
     }));
 }
